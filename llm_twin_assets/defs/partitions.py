@@ -1,0 +1,5 @@
+"""One dynamic partition per author; the key is the slug of ``authors/<slug>.yaml``."""
+
+import dagster as dg
+
+authors_partitions = dg.DynamicPartitionsDefinition(name="authors")

@@ -1,0 +1,98 @@
+"""Loading causal LMs and generating from chat messages (transformers, lazily imported)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from llm_twin_assets.errors import ModelError
+from llm_twin_assets.models.registry import ModelRef
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+Message = dict[str, str]
+
+
+@dataclass
+class LoadedLM:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    device: str
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """Pin torch's CPU threads (on 2 cores, two processes each using all cores halve each other)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def load_causal_lm(ref: ModelRef, device: str = "cpu", dtype: str = "float32") -> LoadedLM:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref.name_or_path, local_files_only=ref.is_local)
+        model = AutoModelForCausalLM.from_pretrained(
+            ref.name_or_path, dtype=getattr(torch, dtype), local_files_only=ref.is_local
+        )
+    except OSError as exc:
+        raise ModelError(
+            f"LLM_TWIN_BASE_MODEL: cannot load {ref.name_or_path} ({exc}). Fix: use a local model "
+            "folder, 'bundled', or a hub id already in the local hub cache (no downloads here)"
+        ) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(device)
+    model.eval()
+    return LoadedLM(model=model, tokenizer=tokenizer, device=device)
+
+
+def chat_prompt_ids(lm: LoadedLM, messages: list[Message]) -> list[int]:
+    """Token ids of the chat template with the assistant turn opened.
+
+    SmolLM2's tokenizer adds no BOS by itself and the template already holds every special token, so
+    the rendered text is tokenized without adding special tokens.
+    """
+    text = lm.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def generate(
+    lm: LoadedLM,
+    conversations: list[list[Message]],
+    *,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    seed: int = 0,
+    **kwargs: Any,
+) -> list[str]:
+    """One reply per conversation, batched with left padding; greedy when temperature is 0."""
+    import torch
+
+    if not conversations:
+        return []
+    prompts = [chat_prompt_ids(lm, c) for c in conversations]
+    pad = lm.tokenizer.pad_token_id
+    width = max(len(p) for p in prompts)
+    input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=lm.device)
+    attention = torch.tensor(
+        [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=lm.device
+    )
+    sampling: dict[str, Any] = {"do_sample": False}
+    if temperature > 0:
+        torch.manual_seed(seed)
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95}
+    with torch.inference_mode():
+        output = lm.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=pad,
+            **sampling,
+            **kwargs,
+        )
+    replies = output[:, width:]
+    return [lm.tokenizer.decode(r, skip_special_tokens=True).strip() for r in replies]

@@ -1,0 +1,1 @@
+"""Model registry: resolves the embedding model and the base LLM, offline by default."""

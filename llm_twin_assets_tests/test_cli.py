@@ -1,0 +1,61 @@
+"""The front door, run as a person runs it: the installed ``llm-twin`` script in a subprocess."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+
+LLM_TWIN = shutil.which("llm-twin") or str(Path(__file__).resolve().parents[1] / ".venv/bin/llm-twin")
+
+
+def run(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "LLM_TWIN_HOME": str(home), **env}
+    environ.pop("LLM_TWIN_DATABASE_URL", None) if "LLM_TWIN_DATABASE_URL" not in env else None
+    return subprocess.run([LLM_TWIN, *args], capture_output=True, text=True, env=environ, timeout=300)
+
+
+def test_db_lifecycle_from_the_command_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    down = run("db", "status", home=home)
+    assert down.returncode == 1 and "not running" in down.stdout
+    assert run("db", "url", home=home).returncode == 1
+
+    started = run("db", "start", home=home)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith("ready: postgresql://")
+    try:
+        status = run("db", "status", home=home)
+        assert status.returncode == 0, status.stderr
+        assert "postgresql:   18." in status.stdout
+        assert "pgvector:     0.8." in status.stdout
+        assert "migrations:   001_core.sql" in status.stdout
+        assert "chunks=0" in status.stdout
+
+        url = run("db", "url", home=home).stdout.strip()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+        assert run("db", "start", home=home).returncode == 0  # a second start reuses the server
+    finally:
+        stopped = run("db", "stop", home=home)
+    assert stopped.returncode == 0 and stopped.stdout.startswith("stopped:")
+    assert run("db", "stop", home=home).stdout.startswith("not running:")
+
+
+def test_bad_settings_give_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    result = run("db", "start", home=tmp_path, LLM_TWIN_DATABASE_URL="postgresql://u:hunter2@127.0.0.1:1/db")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: LLM_TWIN_DATABASE_URL: cannot connect")
+    assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
+
+    result = run("models", "prepare", home=tmp_path, LLM_TWIN_EMBEDDING_MODEL=str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert "LLM_TWIN_EMBEDDING_MODEL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_models_prepare_reports_both_models(tmp_path: Path) -> None:
+    result = run("models", "prepare", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "base LLM:" in result.stdout and "smollm2-135m-instruct" in result.stdout
+    assert "embedding:" in result.stdout and "(384-d)" in result.stdout
