@@ -12,6 +12,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: install chromium models demo test test-fast lint dagster db-start db-stop db-status bench-vector clean
 
 install: $(STAMP) chromium
+	@mkdir -p $(DAGSTER_HOME)
 
 # torch first, pinned: its CPU wheel lies on disk; unpinned, a dependency would pull GBs of CUDA.
 $(STAMP): pyproject.toml setup.cfg
