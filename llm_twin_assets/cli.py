@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -12,12 +14,19 @@ import typer
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.settings import get_settings
 
-app = typer.Typer(help="Build an LLM twin of an author, from their writing to a served model.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Build an LLM twin of an author, from their writing to a served model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="The PostgreSQL + pgvector store (embedded by default).", no_args_is_help=True)
 models_app = typer.Typer(help="The bundled models (offline).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
+author_app = typer.Typer(help="Authors and their links files.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo author's local site and repository.", no_args_is_help=True)
+app.add_typer(author_app, name="author")
+app.add_typer(demo_app, name="demo")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -119,8 +128,146 @@ def models_prepare(
     if tiny:
         typer.echo(f"tiny LLM:  {registry.tiny_llama(settings)}")
     embedder = load_embedder(settings)
-    typer.echo(f"embedding: {registry.embedding_model(settings).name_or_path} "
-               f"({embedder.get_embedding_dimension()}-d)")
+    typer.echo(
+        f"embedding: {registry.embedding_model(settings).name_or_path} "
+        f"({embedder.get_embedding_dimension()}-d)"
+    )
+
+
+def _instance():  # type: ignore[no-untyped-def]
+    """The Dagster instance under DAGSTER_HOME (default: <data home>/dagster), shared with the UI."""
+    import os
+
+    import dagster as dg
+
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(get_settings().home / "dagster")
+    home = Path(os.environ["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return dg.DagsterInstance.get()
+
+
+@author_app.command("add")
+@friendly_errors
+def author_add(links_file: Annotated[Path, typer.Argument(help="An <slug>.yaml links file.")]) -> None:
+    """Validate a links file, copy it into the authors folder and register the author's partition."""
+    from llm_twin_assets.authors import add_author
+    from llm_twin_assets.defs.partitions import authors_partitions
+
+    settings = get_settings()
+    links = add_author(settings, links_file)
+    instance = _instance()
+    if not instance.has_dynamic_partition(authors_partitions.name, links.slug):
+        instance.add_dynamic_partitions(authors_partitions.name, [links.slug])
+    typer.echo(f"added {links.slug} ({links.author.name}): {len(links.author.links)} links -> {links.path}")
+
+
+@author_app.command("list")
+@friendly_errors
+def author_list() -> None:
+    """The authors in the authors folder, with their link counts (invalid files say why)."""
+    from llm_twin_assets.crawling.links import LinksFileError, discover, load
+
+    for slug, path in discover(get_settings().authors_dir).items():
+        try:
+            links = load(path)
+            typer.echo(f"{slug}\t{links.author.name}\t{len(links.author.links)} links")
+        except LinksFileError as exc:
+            typer.echo(f"{slug}\tINVALID\t{exc}")
+
+
+@app.command("materialize")
+@friendly_errors
+def materialize(
+    author: Annotated[str, typer.Option(help="The author's slug (partition key).")],
+    select: Annotated[str, typer.Option(help="Dagster asset selection, e.g. 'raw_documents' or '*'.")] = "*",
+) -> None:
+    """Run the selected assets for one author, in-process, one asset at a time, with their checks."""
+    import time
+
+    import dagster as dg
+
+    from llm_twin_assets.authors import load_author
+    from llm_twin_assets.definitions import defs
+    from llm_twin_assets.defs.partitions import authors_partitions
+
+    load_author(get_settings(), author)  # a clear error before anything runs
+    instance = _instance()
+    if not instance.has_dynamic_partition(authors_partitions.name, author):
+        instance.add_dynamic_partitions(authors_partitions.name, [author])
+    graph = defs.resolve_asset_graph()
+    keys = dg.AssetSelection.from_string(select).resolve(graph)
+    if not keys:
+        raise TwinError(f"--select {select!r} matches no asset")
+    assets = list(defs.assets or [])
+    order = [key for key in graph.toposorted_asset_keys if key in keys]
+    for key in order:
+        name = key.to_user_string()
+        typer.echo(f"-> {name} [{author}] ...")
+        start = time.perf_counter()
+        result = dg.materialize(
+            assets,
+            selection=[key],
+            partition_key=author,
+            instance=instance,
+            resources=defs.resources,
+            raise_on_error=False,
+            run_config=_QUIET,
+        )
+        seconds = time.perf_counter() - start
+        if not result.success:
+            failure = next((e for e in result.all_events if e.is_step_failure), None)
+            reason = (
+                failure.step_failure_data.error.message.strip()
+                if failure and failure.step_failure_data and failure.step_failure_data.error
+                else "see the run's logs"
+            )
+            typer.secho(f"   FAILED {name} after {seconds:.1f} s: {reason}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        metadata = next((m.metadata for m in result.asset_materializations_for_node(key.path[-1])), {})
+        shown = ", ".join(
+            f"{k}={v.value}"
+            for k, v in metadata.items()
+            if isinstance(v.value, (int, float)) and not isinstance(v.value, bool)
+        )
+        checks = result.get_asset_check_evaluations()
+        verdicts = ", ".join(f"{c.check_name}={'ok' if c.passed else 'FAILED'}" for c in checks)
+        typer.echo(
+            f"   done {name} in {seconds:.1f} s: {shown}" + (f" | checks: {verdicts}" if verdicts else "")
+        )
+        if any(not c.passed and c.severity == dg.AssetCheckSeverity.ERROR for c in checks):
+            raise typer.Exit(1)
+
+
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@demo_app.command("build-repo")
+@friendly_errors
+def demo_build_repo() -> None:
+    """Build samples/maya/tinyvec.git (a bare git repository) from samples/maya/tinyvec."""
+    from llm_twin_assets.demo import SAMPLES, build_git_repo
+
+    typer.echo(f"built {build_git_repo(SAMPLES / 'maya' / 'tinyvec', SAMPLES / 'maya' / 'tinyvec.git')}")
+
+
+@demo_app.command("serve")
+@friendly_errors
+def demo_serve(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765) -> None:
+    """Serve samples/site on http://127.0.0.1:PORT until interrupted."""
+    import signal
+    import threading
+
+    from llm_twin_assets.demo import SAMPLES, serve_directory
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with serve_directory(SAMPLES / "site", port=port) as url:
+        typer.echo(f"serving {SAMPLES / 'site'} on {url}", err=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,15 +1,20 @@
-"""The code location: assembles assets, checks, sensors and resources. No logic lives here."""
+"""The code location: assembles each stage's definitions and the shared resources. No logic here."""
 
 import dagster as dg
 
+from llm_twin_assets.defs.ingest import definitions as ingest
 from llm_twin_assets.defs.partitions import authors_partitions
-from llm_twin_assets.defs.resources import ModelsResource, StoreResource
+from llm_twin_assets.defs.resources import AuthorsResource, ModelsResource, StoreResource
 
 __all__ = ["authors_partitions", "defs"]
 
-defs = dg.Definitions(
-    resources={
-        "store": StoreResource(),
-        "models": ModelsResource(),
-    },
+defs = dg.Definitions.merge(
+    ingest.defs,
+    dg.Definitions(
+        resources={
+            "store": StoreResource(),
+            "models": ModelsResource(),
+            "authors": AuthorsResource(),
+        },
+    ),
 )

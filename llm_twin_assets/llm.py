@@ -78,9 +78,7 @@ def generate(
     pad = lm.tokenizer.pad_token_id
     width = max(len(p) for p in prompts)
     input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=lm.device)
-    attention = torch.tensor(
-        [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=lm.device
-    )
+    attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=lm.device)
     sampling: dict[str, Any] = {"do_sample": False}
     if temperature > 0:
         torch.manual_seed(seed)

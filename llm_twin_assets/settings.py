@@ -50,7 +50,9 @@ class TwinSettings(BaseSettings):
     torch_threads: int | None = Field(
         default=None, description="Threads torch may use on the CPU; unset = all cores."
     )
-    authors_dir: Path = Field(default=Path("authors"), description="Folder of authors/<slug>.yaml links files.")
+    authors_dir: Path = Field(
+        default=Path("authors"), description="Folder of authors/<slug>.yaml links files."
+    )
     allow_private_networks: bool = Field(
         default=False,
         description="Let crawlers reach loopback/private addresses (tests and local demos only).",

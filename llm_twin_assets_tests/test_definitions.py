@@ -24,8 +24,14 @@ def test_code_location_loads_without_importing_torch() -> None:
 def test_dagster_validates_the_workspace(tmp_path: Path) -> None:
     dagster = Path(sys.executable).with_name("dagster")
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "All code locations passed validation" in result.stderr + result.stdout
 

@@ -17,7 +17,9 @@ def test_defaults_are_the_embedded_and_bundled_ones(monkeypatch: pytest.MonkeyPa
     assert settings.pgdata == settings.home / "pgdata"
 
 
-def test_environment_is_read_when_asked_not_at_import(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_environment_is_read_when_asked_not_at_import(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("LLM_TWIN_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LLM_TWIN_DATABASE_URL", "postgresql://u:p@db.example/x")
     monkeypatch.setenv("LLM_TWIN_DEVICE", "cpu")

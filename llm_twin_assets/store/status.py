@@ -32,8 +32,9 @@ def report(database: Database) -> StoreReport:
     with database.connect() as conn:
         server_version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
-        migrations = [r[0] for r in conn.execute(
-            "SELECT name FROM schema_migrations ORDER BY version").fetchall()]
+        migrations = [
+            r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY version").fetchall()
+        ]
         rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}  # type: ignore[index]
     return StoreReport(
         url=database.url,

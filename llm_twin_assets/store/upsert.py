@@ -78,9 +78,7 @@ def _bulk_upsert(
         return UpsertResult()
 
     if compare is not None:
-        changed = sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(
-            t=target, c=sql.Identifier(compare)
-        )
+        changed = sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(t=target, c=sql.Identifier(compare))
     else:
         changed = sql.SQL(" OR ").join(
             sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(t=target, c=sql.Identifier(c))

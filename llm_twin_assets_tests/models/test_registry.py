@@ -32,8 +32,10 @@ def test_bundled_embedding_model_resolves_inside_its_wheel() -> None:
     assert (Path(ref.name_or_path) / "config.json").is_file()
 
 
-@pytest.mark.parametrize(("setting", "field"), [("LLM_TWIN_EMBEDDING_MODEL", "embedding_model"),
-                                                 ("LLM_TWIN_BASE_MODEL", "base_model")])
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [("LLM_TWIN_EMBEDDING_MODEL", "embedding_model"), ("LLM_TWIN_BASE_MODEL", "base_model")],
+)
 def test_a_model_path_that_does_not_exist_names_the_setting(setting: str, field: str, tmp_path: Path) -> None:
     settings = get_settings(**{field: str(tmp_path / "missing-model")})
     resolver = registry.embedding_model if field == "embedding_model" else registry.base_model
@@ -44,7 +46,8 @@ def test_a_model_path_that_does_not_exist_names_the_setting(setting: str, field:
 
 def test_a_hub_id_is_passed_through_and_a_folder_is_used_as_is(tmp_path: Path) -> None:
     assert registry.resolve("HuggingFaceTB/SmolLM2-135M-Instruct", "X") == ModelRef(
-        "HuggingFaceTB/SmolLM2-135M-Instruct", False, "hub")
+        "HuggingFaceTB/SmolLM2-135M-Instruct", False, "hub"
+    )
     assert registry.resolve(str(tmp_path), "X") == ModelRef(str(tmp_path), True, "path")
 
 
@@ -59,8 +62,10 @@ def test_the_bundled_base_llm_generates_text_from_a_chat_prompt(settings: TwinSe
     lm = load_causal_lm(registry.base_model(settings))
     replies = generate(
         lm,
-        [[{"role": "user", "content": "What is the capital of France? Answer in one word."}],
-         [{"role": "user", "content": "Write one short sentence about rain."}]],
+        [
+            [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+            [{"role": "user", "content": "Write one short sentence about rain."}],
+        ],
         max_new_tokens=24,
     )
     assert len(replies) == 2
@@ -78,7 +83,9 @@ def test_the_conversion_is_a_plain_trainable_safetensors_model(settings: TwinSet
     assert all(p.requires_grad for p in lm.model.parameters())
 
 
-def test_the_tiny_llama_shares_the_tokenizer_and_is_small(tiny_model_path: Path, settings: TwinSettings) -> None:
+def test_the_tiny_llama_shares_the_tokenizer_and_is_small(
+    tiny_model_path: Path, settings: TwinSettings
+) -> None:
     tiny = load_causal_lm(ModelRef(str(tiny_model_path), True, "path"))
     base_tok_dir = registry.converted_smollm2_dir(settings.model_cache)
     from transformers import AutoTokenizer
@@ -95,7 +102,9 @@ def _fake_cache(cache: Path, *, corrupt: bool) -> Path:
     folder.mkdir(parents=True)
     (folder / "model.safetensors").write_bytes(b"x" * (10 if corrupt else 100))
     key = registry._smollm2_key(registry.smollm2_gguf())
-    (folder / "llm_twin_conversion.json").write_text(json.dumps({"key": key, "files": {"model.safetensors": 100}}))
+    (folder / "llm_twin_conversion.json").write_text(
+        json.dumps({"key": key, "files": {"model.safetensors": 100}})
+    )
     return folder
 
 
@@ -124,8 +133,15 @@ def test_two_processes_preparing_at_once_convert_once(tmp_path: Path) -> None:
         "import sys, time; from pathlib import Path; from llm_twin_assets.models import registry;"
         "print(registry.prepare_smollm2(Path(sys.argv[1])))"
     )
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=600)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert outputs[0] == outputs[1] == str(registry.converted_smollm2_dir(tmp_path))

@@ -12,7 +12,9 @@ RAW_COLUMNS = ("id", "author", "url", "kind", "title", "content", "content_hash"
 
 
 def add_author(conn: psycopg.Connection, slug: str) -> None:
-    conn.execute("INSERT INTO authors (slug, name) VALUES (%s, %s) ON CONFLICT DO NOTHING", (slug, slug.title()))
+    conn.execute(
+        "INSERT INTO authors (slug, name) VALUES (%s, %s) ON CONFLICT DO NOTHING", (slug, slug.title())
+    )
 
 
 def raw_row(author: str, url: str, content: str, kind: str = "article") -> tuple[object, ...]:
@@ -23,7 +25,9 @@ def upsert_raw(conn: psycopg.Connection, rows: list[tuple[object, ...]]) -> Upse
     return bulk_upsert(conn, "raw_documents", RAW_COLUMNS, rows)
 
 
-def seed_chunks(conn: psycopg.Connection, vectors: np.ndarray, authors: list[str], kind: str = "article") -> list[str]:
+def seed_chunks(
+    conn: psycopg.Connection, vectors: np.ndarray, authors: list[str], kind: str = "article"
+) -> list[str]:
     """One document per author holding that author's vectors as chunks; returns chunk ids in order."""
     ids: list[str] = []
     docs: dict[str, str] = {}
@@ -49,12 +53,24 @@ def seed_chunks(conn: psycopg.Connection, vectors: np.ndarray, authors: list[str
         text = f"{slug} chunk {n}"
         cid = chunk_id(docs[slug], n, content_hash(text))
         ids.append(cid)
-        rows.append((cid, docs[slug], slug, kind, n, text, content_hash(text), 3, vector.astype(np.float32), "test"))
+        rows.append(
+            (cid, docs[slug], slug, kind, n, text, content_hash(text), 3, vector.astype(np.float32), "test")
+        )
     bulk_upsert(
         conn,
         "chunks",
-        ("id", "document_id", "author", "kind", "ordinal", "content", "content_hash", "n_tokens", "embedding",
-         "embedding_model"),
+        (
+            "id",
+            "document_id",
+            "author",
+            "kind",
+            "ordinal",
+            "content",
+            "content_hash",
+            "n_tokens",
+            "embedding",
+            "embedding_model",
+        ),
         rows,
     )
     return ids

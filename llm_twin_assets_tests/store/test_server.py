@@ -113,11 +113,15 @@ def test_a_database_where_pgvector_cannot_be_installed_is_refused_clearly(fresh_
             conn.execute("DROP ROLE app_user")
 
 
-def test_an_external_url_is_used_as_is_with_no_code_change(database: Database, fresh_database_url: str) -> None:
+def test_an_external_url_is_used_as_is_with_no_code_change(
+    database: Database, fresh_database_url: str
+) -> None:
     external = open_database(get_settings(database_url=fresh_database_url))
     assert external.embedded is False
     with external.connect() as conn:
-        assert conn.execute("SELECT current_database()").fetchone() == (conninfo_to_dict(fresh_database_url)["dbname"],)
+        assert conn.execute("SELECT current_database()").fetchone() == (
+            conninfo_to_dict(fresh_database_url)["dbname"],
+        )
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
 
 

@@ -25,7 +25,9 @@ def test_upsert_inserts_then_is_a_no_op_then_updates_only_what_changed(db: Datab
 
     with db.connect() as conn:
         again = upsert_raw(conn, rows)
-        fetched_before = conn.execute("SELECT id, fetched_at, xmin::text FROM raw_documents ORDER BY id").fetchall()
+        fetched_before = conn.execute(
+            "SELECT id, fetched_at, xmin::text FROM raw_documents ORDER BY id"
+        ).fetchall()
     assert again.written == 0 and again.unchanged == 5
 
     changed = list(rows)
@@ -54,7 +56,10 @@ def test_a_failing_batch_writes_nothing_and_keeps_what_was_stored(db: Database) 
     with db.connect() as conn:
         add_author(conn, "jane")
         upsert_raw(conn, [raw_row("jane", "https://a.org/keep", "kept")])
-    bad = [raw_row("jane", "https://a.org/new", "new"), raw_row("jane", "https://a.org/keep", "overwritten", kind="tweet")]
+    bad = [
+        raw_row("jane", "https://a.org/new", "new"),
+        raw_row("jane", "https://a.org/keep", "overwritten", kind="tweet"),
+    ]
     with pytest.raises(psycopg.errors.CheckViolation), db.connect() as conn:
         upsert_raw(conn, bad)
     with db.connect() as conn:

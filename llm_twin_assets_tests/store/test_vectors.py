@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.store import vectors as vector_store
 from llm_twin_assets.store.database import Database
 from llm_twin_assets.store.vectors import nearest
 
@@ -65,22 +66,30 @@ def test_unfiltered_search_uses_the_hnsw_index(seeded) -> None:  # type: ignore[
 
 
 @pytest.mark.parametrize("force_hnsw", [False, True], ids=["planner-choice", "hnsw-iterative-scan"])
-def test_filtered_search_returns_k_rows_for_a_rare_author(seeded, force_hnsw: bool) -> None:  # type: ignore[no-untyped-def]
+def test_filtered_search_returns_k_rows_for_a_rare_author(seeded, force_hnsw: bool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     db, vectors, authors, ids = seeded
     mask = np.array([a == "rare" for a in authors])
     assert mask.sum() == 10
     query = unit_vectors(1, seed=3)[0]
     with db.connect() as conn:
         if force_hnsw:
-            # Without the B-tree the planner must filter an HNSW scan: only iterative scans give k rows.
+            # Without the B-tree, and with the exact path for small filters turned off, the search must
+            # filter an HNSW scan: only iterative scans give k rows then.
+            monkeypatch.setattr(vector_store, "EXACT_BELOW_ROWS", 0)
             conn.execute("DROP INDEX chunks_author_kind")
             conn.execute("SET LOCAL enable_seqscan = off")
-            plan = "\n".join(r[0] for r in conn.execute(
-                "EXPLAIN SELECT id FROM chunks WHERE author = 'rare' ORDER BY embedding <=> %s LIMIT 5",
-                (query,),
-            ).fetchall())
+            plan = "\n".join(
+                r[0]
+                for r in conn.execute(
+                    "EXPLAIN SELECT id FROM chunks WHERE author = 'rare' ORDER BY embedding <=> %s LIMIT 5",
+                    (query,),
+                ).fetchall()
+            )
             assert "chunks_embedding_hnsw" in plan
         hits = nearest(conn, query, k=5, author="rare")
+        if force_hnsw:
+            statements, _ = vector_store.nearest_sql(conn, query, k=5, author="rare")
+            assert "iterative_scan" in statements[1].as_string(conn)
         conn.rollback()  # puts the dropped index back
     assert len(hits) == 5
     assert {h.author for h in hits} == {"rare"}

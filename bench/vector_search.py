@@ -1,0 +1,391 @@
+"""Vector search on PostgreSQL 18 + pgvector 0.8: 100,000 chunks of 384-d embeddings, 20 authors.
+
+Data (documented synthetic distribution built on real MiniLM embeddings): 4,000 generated sentences on
+per-author topics are embedded with the bundled all-MiniLM-L6-v2. Each of the 100,000 rows is
+``normalize(0.8*a + 0.5*b + 0.35*n)`` where ``a`` and ``b`` are embeddings of two of its author's
+sentences and ``n`` is isotropic Gaussian noise scaled to unit norm: rows keep MiniLM's anisotropy and
+topical clusters, and near-duplicates are as common as in real chunked prose. Authors are skewed:
+``a00`` holds 30% of rows, ``a19`` 0.5%, the other 18 share the rest. Queries (200) are the same mix
+drawn from held-out sentences, each asked by one author.
+
+For each index variant: build time, recall@10 against exact search, p50/p95 latency and queries/s of
+one client, and the speed-up over exact search, unfiltered and filtered by a frequent (30%), a middle
+(~4%) and a rare (0.5%) author.
+
+Run: ``make bench-vector`` (about 10–15 minutes on 2 cores). ``--rows`` and ``--queries`` shrink it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import Latency, Report, measure, timer
+from llm_twin_assets.settings import get_settings
+from llm_twin_assets.store import embedded
+
+DIM = 384
+N_AUTHORS = 20
+TOPICS = [
+    "databases indexing queries postgres transactions latency storage replication",
+    "gardening tomatoes soil compost seeds watering harvest greenhouse",
+    "machine learning gradients training models datasets overfitting evaluation",
+    "running marathon training shoes pace endurance injuries recovery",
+    "cooking bread sourdough flour oven fermentation crust recipes",
+    "startups fundraising investors product market fit hiring growth",
+    "photography lenses light exposure composition portraits editing",
+    "rust programming ownership borrow checker lifetimes compiler safety",
+    "climate policy emissions carbon energy transition renewables grid",
+    "chess openings endgames tactics tournaments rating strategy",
+    "music guitar chords practice improvisation jazz theory recording",
+    "personal finance budgeting index funds savings retirement taxes",
+    "distributed systems consensus raft partitions clocks failures",
+    "parenting toddlers sleep routines patience school reading",
+    "travel trains europe hostels maps languages food markets",
+    "kubernetes containers deployments clusters autoscaling helm",
+    "writing essays drafts editing clarity voice readers feedback",
+    "history empires trade wars archives maps revolutions",
+    "frontend react components state rendering css accessibility",
+    "cycling bikes gears climbs routes weather tours",
+    "statistics bayesian priors sampling inference uncertainty",
+    "coffee espresso grinders roasting beans brewing",
+]
+FRAMES = [
+    "I keep coming back to {a} and {b} when I think about {c}.",
+    "Here is what I learned about {a}: {b} matters more than {c}.",
+    "Most people get {a} wrong because they ignore {b} and {c}.",
+    "A short note on {a}, {b}, and why {c} is overrated.",
+    "My rule of thumb for {a} is simple: start with {b}, then {c}.",
+    "After a year of {a}, the surprise was how much {b} shaped {c}.",
+]
+
+
+def author_shares(n_rows: int) -> list[int]:
+    """a00: 30%, a19: 0.5%, the other 18 authors share the remaining rows evenly."""
+    frequent, rare = int(0.30 * n_rows), max(1, int(0.005 * n_rows))
+    middle = n_rows - frequent - rare
+    counts = [frequent] + [middle // 18] * 18 + [rare]
+    counts[1] += n_rows - sum(counts)
+    return counts
+
+
+def base_sentences(rng: np.random.Generator, per_author: int) -> tuple[list[str], list[int]]:
+    texts, owners = [], []
+    for author in range(N_AUTHORS):
+        topics = [TOPICS[(author * 3 + j) % len(TOPICS)].split() for j in range(2)]
+        for _ in range(per_author):
+            words = topics[rng.integers(2)]
+            a, b, c = rng.choice(words, 3, replace=False)
+            texts.append(FRAMES[rng.integers(len(FRAMES))].format(a=a, b=b, c=c))
+            owners.append(author)
+    return texts, owners
+
+
+def mix(rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
+    a = pool[rng.integers(len(pool), size=n)]
+    b = pool[rng.integers(len(pool), size=n)]
+    noise = rng.standard_normal((n, DIM)).astype(np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    v = 0.8 * a + 0.5 * b + 0.35 * noise
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def make_data(
+    n_rows: int, n_queries: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from llm_twin_assets.embeddings import load_embedder
+
+    rng = np.random.default_rng(seed)
+    texts, owners = base_sentences(rng, per_author=200)
+    with timer() as elapsed:
+        base = load_embedder(get_settings(device="cpu")).encode(
+            texts, batch_size=64, normalize_embeddings=True
+        )
+    print(f"# embedded {len(texts)} base sentences with MiniLM in {elapsed():.1f} s", flush=True)
+    owners_arr = np.array(owners)
+    train_mask = rng.random(len(texts)) < 0.8
+    rows, authors = [], []
+    for author, count in enumerate(author_shares(n_rows)):
+        pool = base[(owners_arr == author) & train_mask]
+        rows.append(mix(rng, pool, count))
+        authors += [author] * count
+    # Queries per author from held-out sentences of that author's topics: a twin asks about its
+    # author's subjects. Row N_AUTHORS holds queries of random authors (for unfiltered search).
+    queries = np.zeros((N_AUTHORS + 1, n_queries, DIM), dtype=np.float32)
+    for author in range(N_AUTHORS):
+        queries[author] = mix(rng, base[(owners_arr == author) & ~train_mask], n_queries)
+    pick = rng.integers(N_AUTHORS, size=n_queries)
+    queries[N_AUTHORS] = queries[pick, np.arange(n_queries)]
+    order = rng.permutation(n_rows)  # interleave authors on disk, as real ingestion would
+    return np.vstack(rows)[order], np.array(authors)[order], queries, pick
+
+
+def load(conn: psycopg.Connection, vectors: np.ndarray, authors: np.ndarray) -> None:
+    conn.execute("DROP TABLE IF EXISTS bench_chunks")
+    conn.execute(
+        "CREATE TABLE bench_chunks (id integer PRIMARY KEY, author text NOT NULL, embedding vector(384))"
+    )
+    with conn.cursor().copy(
+        "COPY bench_chunks (id, author, embedding) FROM STDIN WITH (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["int4", "text", "vector"])
+        for i, (vector, author) in enumerate(zip(vectors, authors, strict=True)):
+            copy.write_row((i, f"a{author:02d}", vector))
+    conn.execute("CREATE INDEX bench_chunks_author ON bench_chunks (author)")
+    conn.execute("VACUUM ANALYZE bench_chunks")
+
+
+def build(conn: psycopg.Connection, name: str, ddl: str) -> float:
+    with timer() as elapsed:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+        conn.execute(ddl)
+    conn.execute("ANALYZE bench_chunks")
+    return elapsed()
+
+
+def drop_indexes(conn: psycopg.Connection, keep: set[str]) -> None:
+    names = [r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'bench_chunks'")]
+    for name in names:
+        if name not in keep and not name.endswith("_pkey"):
+            conn.execute(f"DROP INDEX {name}")
+
+
+Query = Callable[[tuple[np.ndarray, str | None]], list[int]]
+
+
+def query_fn(conn: psycopg.Connection, sql: str, settings: dict[str, str]) -> Query:
+    for key, value in settings.items():
+        conn.execute(f"SET {key} = {value}")
+
+    def run(item: tuple[np.ndarray, str | None]) -> list[int]:
+        vector, author = item
+        where = "WHERE author = %(author)s" if author else ""
+        return [
+            r[0] for r in conn.execute(sql.format(where=where), {"q": vector, "author": author}, prepare=True)
+        ]
+
+    return run
+
+
+def reset(conn: psycopg.Connection) -> None:
+    conn.execute("RESET ALL")
+
+
+EXACT = "SELECT id FROM bench_chunks {where} ORDER BY embedding <=> %(q)s LIMIT 10"
+HNSW = EXACT
+HALFVEC = (
+    "SELECT id FROM bench_chunks {where} ORDER BY embedding::halfvec(384) <=> %(q)s::halfvec(384) LIMIT 10"
+)
+BINARY = (
+    "SELECT id FROM (SELECT id, embedding FROM bench_chunks {where} "
+    "ORDER BY binary_quantize(embedding)::bit(384) <~> binary_quantize(%(q)s) LIMIT {candidates}) c "
+    "ORDER BY embedding <=> %(q)s LIMIT 10"
+)
+
+
+def recall(results: list[list[int]], truth: list[list[int]]) -> float:
+    return float(np.mean([len(set(r) & set(t)) / len(t) for r, t in zip(results, truth, strict=True) if t]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--home", type=Path, default=None, help="data home for the bench server (default: a temp dir)"
+    )
+    args = parser.parse_args()
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="llm-twin-bench-"))
+    pgdata = home / "pgdata"
+    url = embedded.ensure_running(pgdata)
+    report = Report("vector_search")
+    report.note("rows", args.rows)
+    report.note("queries", args.queries)
+    report.note("threads", os.cpu_count())
+
+    vectors, authors, queries, _ = make_data(args.rows, args.queries)
+    shares = {f"a{a:02d}": float((authors == a).mean()) for a in (0, 1, 19)}
+    report.note("author shares (frequent, middle, rare)", shares)
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(conn)
+        report.note("postgres", conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+        report.note(
+            "pgvector",
+            conn.execute("SELECT extversion FROM pg_extension WHERE extname='vector'").fetchone()[0],
+        )  # type: ignore[index]
+        report.note("shared_buffers", conn.execute("SHOW shared_buffers").fetchone()[0])  # type: ignore[index]
+        with timer() as elapsed:
+            load(conn, vectors, authors)
+        report.note("load (COPY binary + btree + analyze) s", elapsed())
+        conn.execute("SET maintenance_work_mem = '1GB'")
+
+        filters: dict[str, list[tuple[np.ndarray, str | None]]] = {
+            "unfiltered": [(q, None) for q in queries[N_AUTHORS]],
+            "frequent a00 (30%)": [(q, "a00") for q in queries[0]],
+            "middle a01 (~3.8%)": [(q, "a01") for q in queries[1]],
+            "rare a19 (0.5%)": [(q, "a19") for q in queries[19]],
+            # Worst case: asking one author about another author's subjects.
+            "a00, off-topic queries": [(q, "a00") for q in queries[5]],
+        }
+        truth: dict[str, list[list[int]]] = {}
+        exact_p50: dict[str, float] = {}
+        drop_indexes(conn, keep={"bench_chunks_author"})
+        for label, items in filters.items():
+            run = query_fn(conn, EXACT, {"enable_indexscan": "off"} if label == "unfiltered" else {})
+            latency, results = measure(run, items)
+            reset(conn)
+            truth[label] = results  # type: ignore[assignment]
+            exact_p50[label] = latency.p50_ms
+            report.add(
+                variant="exact (seq scan / btree)",
+                filter=label,
+                build_s="",
+                recall=1.0,
+                p50_ms=latency.p50_ms,
+                p95_ms=latency.p95_ms,
+                qps=latency.qps,
+                speedup=1.0,
+            )
+
+        def evaluate(
+            variant: str,
+            build_s: float | str,
+            sql: str,
+            settings: dict[str, str],
+            labels: list[str] | None = None,
+        ) -> None:
+            for label in labels or list(filters):
+                run = query_fn(conn, sql, settings)
+                latency: Latency
+                latency, results = measure(run, filters[label])
+                reset(conn)
+                report.add(
+                    variant=variant,
+                    filter=label,
+                    build_s=build_s,
+                    recall=recall(results, truth[label]),  # type: ignore[arg-type]
+                    p50_ms=latency.p50_ms,
+                    p95_ms=latency.p95_ms,
+                    qps=latency.qps,
+                    speedup=exact_p50[label] / latency.p50_ms,
+                )
+
+        def evaluate_nearest(variant: str, ef: int) -> None:
+            from llm_twin_assets.store.vectors import nearest_sql
+
+            for label, items in filters.items():
+
+                def run(item: tuple[np.ndarray, str | None]) -> list[int]:
+                    query, params = nearest_sql(
+                        conn, item[0], k=10, author=item[1], table="bench_chunks", columns="id", ef_search=ef
+                    )
+                    with conn.transaction():
+                        for statement in query[:-1]:
+                            conn.execute(statement)
+                        return [r[0] for r in conn.execute(query[-1], params)]
+
+                latency, results = measure(run, items)
+                report.add(
+                    variant=variant,
+                    filter=label,
+                    build_s="",
+                    recall=recall(results, truth[label]),
+                    p50_ms=latency.p50_ms,
+                    p95_ms=latency.p95_ms,
+                    qps=latency.qps,
+                    speedup=exact_p50[label] / latency.p50_ms,
+                )
+
+        iterative = {"hnsw.iterative_scan": "relaxed_order"}
+
+        # 1. the index sql/001_core.sql creates: vector, m=16, ef_construction=128
+        built = build(
+            conn,
+            "hnsw_16_128",
+            "CREATE INDEX hnsw_16_128 ON bench_chunks USING hnsw "
+            "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 128)",
+        )
+        for ef in (40, 64, 100, 200):
+            evaluate(
+                f"vector m16 efc128 ef{ef}",
+                built if ef == 40 else "",
+                HNSW,
+                {"hnsw.ef_search": str(ef), **iterative},
+                None if ef == 64 else ["unfiltered"],
+            )
+        # 1b. what llm_twin_assets.store.vectors.nearest does (exact below a row estimate, else HNSW)
+        evaluate_nearest("nearest() adaptive, ef64", 64)
+        drop_indexes(conn, keep={"bench_chunks_author"})
+
+        # 2. halfvec: half the bytes per vector, the index fits the cache better
+        built = build(
+            conn,
+            "hnsw_half",
+            "CREATE INDEX hnsw_half ON bench_chunks USING hnsw "
+            "((embedding::halfvec(384)) halfvec_cosine_ops) WITH (m = 16, ef_construction = 128)",
+        )
+        for ef in (40, 64, 100):
+            evaluate(
+                f"halfvec m16 efc128 ef{ef}",
+                built if ef == 40 else "",
+                HALFVEC,
+                {"hnsw.ef_search": str(ef), **iterative},
+                ["unfiltered"],
+            )
+        drop_indexes(conn, keep={"bench_chunks_author"})
+
+        # 3. binary quantization (48 bytes a vector) + exact re-ranking of the candidates
+        built = build(
+            conn,
+            "hnsw_bit",
+            "CREATE INDEX hnsw_bit ON bench_chunks USING hnsw "
+            "((binary_quantize(embedding)::bit(384)) bit_hamming_ops) WITH (m = 16, ef_construction = 128)",
+        )
+        for candidates in (40, 100, 200):
+            evaluate(
+                f"binary+rerank {candidates}",
+                built if candidates == 40 else "",
+                BINARY.replace("{candidates}", str(candidates)),
+                {"hnsw.ef_search": str(max(candidates, 40)), **iterative},
+                ["unfiltered"],
+            )
+        drop_indexes(conn, keep={"bench_chunks_author"})
+
+        # 4. per-author partial indexes (what LIST partitions by author would give each author)
+        for author, label in (("a00", "frequent a00 (30%)"), ("a01", "middle a01 (~3.8%)")):
+            built = build(
+                conn,
+                f"hnsw_{author}",
+                f"CREATE INDEX hnsw_{author} ON bench_chunks USING hnsw "
+                f"(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 128) "
+                f"WHERE author = '{author}'",
+            )
+            evaluate(f"partial index {author}, ef40", built, HNSW, {"hnsw.ef_search": "40"}, [label])
+        sizes = conn.execute(
+            "SELECT indexname, pg_size_pretty(pg_relation_size(indexname::regclass)) FROM pg_indexes "
+            "WHERE tablename = 'bench_chunks'"
+        ).fetchall()
+        report.note("index sizes", dict(sizes))
+        report.note(
+            "table size", conn.execute("SELECT pg_size_pretty(pg_table_size('bench_chunks'))").fetchone()[0]
+        )  # type: ignore[index]
+    report.save()
+    if args.home is None:
+        embedded.stop(pgdata)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Authors: finding and validating their links files, and registering them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from llm_twin_assets.crawling.links import LinksFile, LinksFileError, discover, load
+from llm_twin_assets.settings import TwinSettings
+
+
+def links_file_path(settings: TwinSettings, slug: str) -> Path:
+    found = discover(settings.authors_dir).get(slug)
+    if found is None:
+        raise LinksFileError(
+            f"no links file for author {slug!r} in {settings.authors_dir} "
+            f"(expected {settings.authors_dir / (slug + '.yaml')}; set LLM_TWIN_AUTHORS_DIR or run "
+            "`llm-twin author add <links.yaml>`)"
+        )
+    return found
+
+
+def load_author(settings: TwinSettings, slug: str) -> LinksFile:
+    return load(links_file_path(settings, slug))
+
+
+def add_author(settings: TwinSettings, source: Path) -> LinksFile:
+    """Validate a links file and copy it into the authors folder.
+
+    The file is copied as written (comments kept) when every link is absolute; otherwise it is
+    rewritten with local paths resolved against its original folder, so they still point there.
+    """
+    links = load(source)
+    target = settings.authors_dir / f"{links.slug}.yaml"
+    if source.resolve() == target.resolve():
+        return links
+    settings.authors_dir.mkdir(parents=True, exist_ok=True)
+    if all(links.resolve(link) == link.url for link in links.author.links):
+        shutil.copyfile(source, target)
+    else:
+        target.write_text(_absolute_links(links), encoding="utf-8")
+    return load(target)
+
+
+def _absolute_links(links: LinksFile) -> str:
+    """The links file with relative local paths resolved against its original folder."""
+    import yaml
+
+    entries = []
+    for link in links.author.links:
+        url = links.resolve(link)
+        entries.append({"url": url, "kind": link.kind} if link.kind else url)
+    return yaml.safe_dump({"name": links.author.name, "links": entries}, sort_keys=False, allow_unicode=True)

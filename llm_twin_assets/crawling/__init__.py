@@ -1,0 +1,1 @@
+"""Crawlers: from an author's links to raw documents. Plain Python, no Dagster import."""

@@ -1,0 +1,1 @@
+"""Ingestion: an author's links crawled into raw_documents."""

@@ -1,0 +1,97 @@
+"""``raw_documents``: crawl an author's links and upsert one row per source URL."""
+
+from typing import TYPE_CHECKING, Literal
+
+import dagster as dg
+
+from llm_twin_assets.authors import load_author
+from llm_twin_assets.defs.partitions import authors_partitions
+from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
+from llm_twin_assets.store.raw_documents import store_crawl
+
+if TYPE_CHECKING:
+    from llm_twin_assets.crawling.dispatcher import CrawlOptions
+
+
+class CrawlConfig(dg.Config):
+    """How to crawl this run. The defaults are polite; loosen them only for sites you own."""
+
+    min_delay_s: float = 1.0
+    """Minimum seconds between two requests to one host (robots.txt Crawl-delay can raise it)."""
+    per_host_concurrency: int = 1
+    """Requests in flight to one host at a time; hosts are crawled in parallel."""
+    max_page_bytes: int = 5_000_000
+    """Pages larger than this are refused."""
+    render: Literal["auto", "always", "never"] = "auto"
+    """Render pages in Chromium: only when the static HTML has too little text (auto), always, or never."""
+    obey_robots: bool = True
+    """Obey robots.txt. Turn off only for your own sites."""
+
+
+def crawl_options(config: CrawlConfig, allow_private_networks: bool) -> "CrawlOptions":
+    # Imported here: crawlers pull in trafilatura and Playwright, which the code location need not load.
+    from llm_twin_assets.crawling.articles import ArticleOptions
+    from llm_twin_assets.crawling.dispatcher import CrawlOptions
+    from llm_twin_assets.crawling.http import CrawlPolicy
+
+    return CrawlOptions(
+        policy=CrawlPolicy(
+            min_delay_s=config.min_delay_s,
+            per_host_concurrency=config.per_host_concurrency,
+            max_page_bytes=config.max_page_bytes,
+            obey_robots=config.obey_robots,
+            allow_private_networks=allow_private_networks,
+        ),
+        article=ArticleOptions(render=config.render),
+    )
+
+
+@dg.asset(
+    partitions_def=authors_partitions,
+    group_name="ingest",
+    kinds={"python", "postgres"},
+    description="What the author wrote, as crawled: one row per source URL (articles, posts, repositories).",
+)
+def raw_documents(
+    context: dg.AssetExecutionContext, config: CrawlConfig, store: StoreResource, authors: AuthorsResource
+) -> dg.MaterializeResult:
+    from llm_twin_assets.crawling.dispatcher import crawl
+
+    settings = authors.settings()
+    links = load_author(settings, context.partition_key)
+    outcome = crawl(links, crawl_options(config, settings.allow_private_networks))
+    for failure in outcome.failures:
+        context.log.warning(f"link failed: {failure.error}")
+    if not outcome.documents:
+        raise dg.Failure(
+            description=f"nothing could be fetched for author {links.slug!r} from {links.path}: "
+            + "; ".join(f.error for f in outcome.failures),
+            metadata={"failed": len(outcome.failures)},
+        )
+    urls = [links.resolve(link) for link in links.author.links]
+    with store.database().connect() as conn:
+        summary = store_crawl(conn, links.slug, links.author.name, links.sha256, urls, outcome)
+    preview = "\n".join(
+        ["| kind | title | url | chars |", "|---|---|---|---|"]
+        + [
+            f"| {d.kind} | {(d.title or '').replace('|', '/')[:60]} | {d.url} | {len(d.content):,} |"
+            for d in outcome.documents[:20]
+        ]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "documents": len(outcome.documents),
+            "new": sum(summary.new.values()),
+            "changed": sum(summary.changed.values()),
+            "unchanged": sum(summary.unchanged.values()),
+            "removed": sum(summary.removed.values()),
+            "failed": len(outcome.failures),
+            "by_kind": dg.MetadataValue.json(summary.by_kind()),
+            "failures": dg.MetadataValue.json([{"link": f.link, "error": f.error} for f in outcome.failures]),
+            "requests": outcome.stats.get("requests", 0),
+            "rendered_pages": outcome.stats.get("rendered", 0),
+            "crawl_seconds": outcome.stats.get("seconds", 0.0),
+            "links_file": dg.MetadataValue.path(str(links.path)),
+            "preview": dg.MetadataValue.md(preview),
+        }
+    )

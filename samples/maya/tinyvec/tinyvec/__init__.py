@@ -1,0 +1,5 @@
+"""tinyvec: exact nearest-neighbour search for small collections."""
+
+from tinyvec.index import Index
+
+__all__ = ["Index"]
