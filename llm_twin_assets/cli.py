@@ -198,10 +198,13 @@ def materialize(
     if not instance.has_dynamic_partition(authors_partitions.name, author):
         instance.add_dynamic_partitions(authors_partitions.name, [author])
     graph = defs.resolve_asset_graph()
-    keys = dg.AssetSelection.from_string(select).resolve(graph)
+    try:
+        keys = dg.AssetSelection.from_string(select).resolve(graph)
+    except Exception as exc:  # Dagster raises several types for a bad selection string
+        raise TwinError(f"--select {select!r}: {str(exc).splitlines()[0]}") from None
     if not keys:
         raise TwinError(f"--select {select!r} matches no asset")
-    assets = list(defs.assets or [])
+    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
     order = [key for key in graph.toposorted_asset_keys if key in keys]
     for key in order:
         name = key.to_user_string()
@@ -209,7 +212,7 @@ def materialize(
         start = time.perf_counter()
         result = dg.materialize(
             assets,
-            selection=[key],
+            selection=dg.AssetSelection.assets(key),
             partition_key=author,
             instance=instance,
             resources=defs.resources,

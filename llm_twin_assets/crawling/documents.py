@@ -57,7 +57,19 @@ def canonical_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), netloc, path, query, ""))
 
 
+def _host_port(url: str) -> tuple[str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.hostname or "").lower(), parts.port or default
+
+
 def same_site(a: str, b: str) -> bool:
-    """True when the hosts are equal or one is a subdomain of the other."""
-    ha, hb = (urlsplit(a).hostname or "").lower(), (urlsplit(b).hostname or "").lower()
-    return bool(ha) and (ha == hb or ha.endswith("." + hb) or hb.endswith("." + ha))
+    """True when the hosts are equal or one is a subdomain of the other, on the same port.
+
+    http and https count as one site (a canonical URL often upgrades the scheme)."""
+    (ha, pa), (hb, pb) = _host_port(a), _host_port(b)
+    if not ha or not hb:
+        return False
+    if pa != pb and {pa, pb} != {80, 443}:
+        return False
+    return ha == hb or ha.endswith("." + hb) or hb.endswith("." + ha)

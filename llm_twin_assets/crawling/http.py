@@ -164,6 +164,7 @@ class PoliteClient:
         self._gates: dict[str, _HostGate] = {}
         self._robots: dict[str, urllib.robotparser.RobotFileParser | None] = {}
         self._robots_locks: dict[str, asyncio.Lock] = {}
+        self._robots_unreachable: dict[str, str] = {}
         self._total = asyncio.Semaphore(policy.total_concurrency)
         self._client: httpx.AsyncClient | None = None
         self.requests = 0
@@ -218,6 +219,7 @@ class PoliteClient:
             if exc.status is not None and 400 <= exc.status < 500:
                 return None
             parser.parse(["User-agent: *", "Disallow: /"])
+            self._robots_unreachable[origin] = exc.reason
             return parser
         parser.parse(page.text[:500_000].splitlines())
         delay = parser.crawl_delay(self.policy.user_agent)
@@ -241,6 +243,13 @@ class PoliteClient:
         while True:
             check_web_url(url)
             if robots and not await self.allowed_by_robots(url):
+                unreachable = self._robots_unreachable.get(_origin(url))
+                if unreachable:
+                    raise FetchError(
+                        url,
+                        f"robots.txt could not be fetched ({unreachable}), which RFC 9309 "
+                        "says to treat as disallowing everything",
+                    )
                 raise FetchError(url, "disallowed by robots.txt")
             page = await self._fetch_one(url, polite=polite, max_retries=max_retries)
             if page.status not in REDIRECT_STATUSES:

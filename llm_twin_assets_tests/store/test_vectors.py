@@ -1,4 +1,5 @@
 import numpy as np
+from psycopg import sql as psycopg_sql
 import pytest
 
 from llm_twin_assets.errors import TwinError
@@ -53,19 +54,24 @@ def test_hnsw_search_recalls_the_true_neighbours(seeded) -> None:  # type: ignor
     assert np.mean(recalls) >= 0.95
 
 
+def _plan(conn, query: np.ndarray, **filters: object) -> str:  # type: ignore[no-untyped-def]
+    statements, params = vector_store.nearest_sql(conn, query, k=10, **filters)  # type: ignore[arg-type]
+    for statement in statements[:-1]:
+        conn.execute(statement)
+    explain = psycopg_sql.SQL("EXPLAIN ") + statements[-1]
+    return "\n".join(r[0] for r in conn.execute(explain, params).fetchall())
+
+
 def test_unfiltered_search_uses_the_hnsw_index(seeded) -> None:  # type: ignore[no-untyped-def]
     db, *_ = seeded
     with db.connect() as conn:
         # 2,000 rows are few enough that a seq scan is cheaper; the benchmark shows the planner's own
-        # choice at 100k rows. Here: the index is valid and usable for this query shape.
+        # choice at 100k rows. Here: the index is valid and usable for the query nearest() sends.
         conn.execute("SET LOCAL enable_seqscan = off")
-        plan = conn.execute(
-            "EXPLAIN SELECT id FROM chunks ORDER BY embedding <=> %s LIMIT 10", (unit_vectors(1)[0],)
-        ).fetchall()
-    assert "chunks_embedding_hnsw" in "\n".join(r[0] for r in plan)
+        assert "chunks_embedding_hnsw" in _plan(conn, unit_vectors(1)[0])
 
 
-@pytest.mark.parametrize("force_hnsw", [False, True], ids=["planner-choice", "hnsw-iterative-scan"])
+@pytest.mark.parametrize("force_hnsw", [False, True], ids=["exact-for-few-rows", "hnsw-iterative-scan"])
 def test_filtered_search_returns_k_rows_for_a_rare_author(seeded, force_hnsw: bool, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     db, vectors, authors, ids = seeded
     mask = np.array([a == "rare" for a in authors])
@@ -78,18 +84,11 @@ def test_filtered_search_returns_k_rows_for_a_rare_author(seeded, force_hnsw: bo
             monkeypatch.setattr(vector_store, "EXACT_BELOW_ROWS", 0)
             conn.execute("DROP INDEX chunks_author_kind")
             conn.execute("SET LOCAL enable_seqscan = off")
-            plan = "\n".join(
-                r[0]
-                for r in conn.execute(
-                    "EXPLAIN SELECT id FROM chunks WHERE author = 'rare' ORDER BY embedding <=> %s LIMIT 5",
-                    (query,),
-                ).fetchall()
-            )
+            plan = _plan(conn, query, author="rare")
             assert "chunks_embedding_hnsw" in plan
+        else:
+            assert "chunks_embedding_hnsw" not in _plan(conn, query, author="rare")  # exact: 10 rows
         hits = nearest(conn, query, k=5, author="rare")
-        if force_hnsw:
-            statements, _ = vector_store.nearest_sql(conn, query, k=5, author="rare")
-            assert "iterative_scan" in statements[1].as_string(conn)
         conn.rollback()  # puts the dropped index back
     assert len(hits) == 5
     assert {h.author for h in hits} == {"rare"}

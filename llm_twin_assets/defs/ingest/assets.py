@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Literal
 import dagster as dg
 
 from llm_twin_assets.authors import load_author
+from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
 from llm_twin_assets.store.raw_documents import store_crawl
@@ -57,20 +58,21 @@ def raw_documents(
 ) -> dg.MaterializeResult:
     from llm_twin_assets.crawling.dispatcher import crawl
 
-    settings = authors.settings()
-    links = load_author(settings, context.partition_key)
-    outcome = crawl(links, crawl_options(config, settings.allow_private_networks))
-    for failure in outcome.failures:
-        context.log.warning(f"link failed: {failure.error}")
-    if not outcome.documents:
-        raise dg.Failure(
-            description=f"nothing could be fetched for author {links.slug!r} from {links.path}: "
-            + "; ".join(f.error for f in outcome.failures),
-            metadata={"failed": len(outcome.failures)},
-        )
-    urls = [links.resolve(link) for link in links.author.links]
-    with store.database().connect() as conn:
-        summary = store_crawl(conn, links.slug, links.author.name, links.sha256, urls, outcome)
+    with clear_failures():
+        settings = authors.settings()
+        links = load_author(settings, context.partition_key)
+        outcome = crawl(links, crawl_options(config, settings.allow_private_networks))
+        for failure in outcome.failures:
+            context.log.warning(f"link failed: {failure.error}")
+        if not outcome.documents:
+            raise dg.Failure(
+                description=f"nothing could be fetched for author {links.slug!r} from {links.path}: "
+                + "; ".join(f.error for f in outcome.failures),
+                metadata={"failed": len(outcome.failures)},
+            )
+        urls = [links.resolve(link) for link in links.author.links]
+        with store.database().connect() as conn:
+            summary = store_crawl(conn, links.slug, links.author.name, links.sha256, urls, outcome)
     preview = "\n".join(
         ["| kind | title | url | chars |", "|---|---|---|---|"]
         + [

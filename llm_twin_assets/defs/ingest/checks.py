@@ -1,8 +1,9 @@
-"""Data checks on ``raw_documents``, per author."""
+"""Data checks on ``raw_documents``, per author. The queries are plain functions, tested directly."""
 
 import warnings
 
 import dagster as dg
+import psycopg
 
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.partitions import authors_partitions
@@ -10,6 +11,31 @@ from llm_twin_assets.defs.resources import StoreResource
 
 # Partitioned asset checks are marked preview in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
+
+
+def empty_content(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
+    rows = conn.execute(
+        "SELECT url FROM raw_documents WHERE author = %s AND btrim(content) = '' ORDER BY url", (author,)
+    ).fetchall()
+    return dg.AssetCheckResult(
+        passed=not rows, metadata={"empty": len(rows), "urls": [r[0] for r in rows[:20]]}
+    )
+
+
+def duplicate_content(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
+    rows = conn.execute(
+        "SELECT content_hash, array_agg(url ORDER BY url) FROM raw_documents WHERE author = %s "
+        "GROUP BY content_hash HAVING count(*) > 1",
+        (author,),
+    ).fetchall()
+    return dg.AssetCheckResult(
+        passed=not rows,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "duplicate_groups": len(rows),
+            "examples": dg.MetadataValue.json([r[1] for r in rows[:10]]),
+        },
+    )
 
 
 @dg.asset_check(
@@ -22,13 +48,7 @@ def raw_documents_have_content(
     context: dg.AssetCheckExecutionContext, store: StoreResource
 ) -> dg.AssetCheckResult:
     with store.database().connect() as conn:
-        rows = conn.execute(
-            "SELECT url FROM raw_documents WHERE author = %s AND btrim(content) = '' ORDER BY url",
-            (context.partition_key,),
-        ).fetchall()
-    return dg.AssetCheckResult(
-        passed=not rows, metadata={"empty": len(rows), "urls": [r[0] for r in rows[:20]]}
-    )
+        return empty_content(conn, context.partition_key)
 
 
 @dg.asset_check(
@@ -40,16 +60,4 @@ def raw_documents_unique_content(
     context: dg.AssetCheckExecutionContext, store: StoreResource
 ) -> dg.AssetCheckResult:
     with store.database().connect() as conn:
-        rows = conn.execute(
-            "SELECT content_hash, array_agg(url ORDER BY url) FROM raw_documents WHERE author = %s "
-            "GROUP BY content_hash HAVING count(*) > 1",
-            (context.partition_key,),
-        ).fetchall()
-    return dg.AssetCheckResult(
-        passed=not rows,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "duplicate_groups": len(rows),
-            "examples": dg.MetadataValue.json([r[1] for r in rows[:10]]),
-        },
-    )
+        return duplicate_content(conn, context.partition_key)
