@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test test-fast lint dagster db-start db-stop db-status bench-vector clean
+.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl clean
 
 install: $(STAMP) chromium
 	@mkdir -p $(DAGSTER_HOME)
@@ -31,9 +31,17 @@ chromium:
 models: install
 	$(BIN)/llm-twin models prepare --tiny
 
+# The demo author (samples/maya.yaml): her site served on 127.0.0.1:8765 while she is crawled.
+DEMO_PORT := 8765
 demo: install
 	$(BIN)/llm-twin models prepare
 	$(BIN)/llm-twin db start
+	$(BIN)/llm-twin demo build-repo
+	$(BIN)/llm-twin author add samples/maya.yaml
+	set -m; $(BIN)/llm-twin demo serve --port $(DEMO_PORT) & server=$$!; \
+	  trap 'kill $$server 2>/dev/null' EXIT; \
+	  for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(DEMO_PORT)) 2>/dev/null && break; sleep 0.1; done; \
+	  LLM_TWIN_ALLOW_PRIVATE_NETWORKS=1 $(BIN)/llm-twin materialize --author maya --select raw_documents
 	$(BIN)/llm-twin db status
 
 test: install models
@@ -57,6 +65,9 @@ db-status: install
 
 bench-vector: install
 	$(BIN)/python bench/vector_search.py
+
+bench-crawl: install
+	$(BIN)/python bench/crawl.py
 
 clean:
 	-$(BIN)/llm-twin db stop

@@ -275,11 +275,13 @@ class PoliteClient:
         while True:
             attempt += 1
             try:
-                async with self._total:
-                    if polite:
-                        async with self._gate(url).slot():
-                            page = await self._request(url)
-                    else:
+                if polite:
+                    # The host's delay is waited out before taking a global slot, so a host that
+                    # must wait never holds up the others.
+                    async with self._gate(url).slot(), self._total:
+                        page = await self._request(url)
+                else:
+                    async with self._total:
                         page = await self._request(url)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 if attempt > max_retries:
