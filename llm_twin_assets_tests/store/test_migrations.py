@@ -35,7 +35,7 @@ def test_chunks_table_has_the_vector_column_and_hnsw_index(database: Database) -
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw'"
         ).fetchone()
     assert col == ("vector(384)",)
-    assert index is not None and "hnsw" in index[0] and "vector_cosine_ops" in index[0]
+    assert index is not None and "hnsw" in index[0] and "halfvec_cosine_ops" in index[0]
 
 
 def test_failed_migration_leaves_schema_as_it_was(fresh_database_url: str, tmp_path: Path) -> None:
