@@ -41,8 +41,10 @@ demo: install
 	set -m; $(BIN)/llm-twin demo serve --port $(DEMO_PORT) & server=$$!; \
 	  trap 'kill $$server 2>/dev/null' EXIT; \
 	  for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(DEMO_PORT)) 2>/dev/null && break; sleep 0.1; done; \
-	  LLM_TWIN_ALLOW_PRIVATE_NETWORKS=1 $(BIN)/llm-twin materialize --author maya --select raw_documents
+	  LLM_TWIN_ALLOW_PRIVATE_NETWORKS=1 $(BIN)/llm-twin materialize --author maya \
+	    --select raw_documents,cleaned_documents,chunks,chunk_embeddings
 	$(BIN)/llm-twin db status
+	$(BIN)/llm-twin search "why should a data job be safe to run twice?" --author maya --k 3
 
 test: install models
 	$(BIN)/pytest

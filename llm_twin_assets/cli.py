@@ -199,7 +199,9 @@ def materialize(
         instance.add_dynamic_partitions(authors_partitions.name, [author])
     graph = defs.resolve_asset_graph()
     try:
-        keys = dg.AssetSelection.from_string(select).resolve(graph)
+        # Comma-separated selections are unioned, as `dagster asset materialize --select a,b` does.
+        keys = set().union(*(dg.AssetSelection.from_string(part.strip()).resolve(graph)
+                             for part in select.split(",") if part.strip()))
     except Exception as exc:  # Dagster raises several types for a bad selection string
         raise TwinError(f"--select {select!r}: {str(exc).splitlines()[0]}") from None
     if not keys:
@@ -242,6 +244,31 @@ def materialize(
         )
         if any(not c.passed and c.severity == dg.AssetCheckSeverity.ERROR for c in checks):
             raise typer.Exit(1)
+
+
+@app.command("search")
+@friendly_errors
+def search_command(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    author: Annotated[str | None, typer.Option(help="Only this author's chunks (slug).")] = None,
+    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds: article, post, repository.")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="How many results.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
+) -> None:
+    """The chunks nearest to a query, with scores and source URLs."""
+    import json
+
+    from llm_twin_assets.retrieval import search
+
+    hits = search(query, author=author, kinds=kind or None, k=k)
+    if as_json:
+        typer.echo(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
+        return
+    if not hits:
+        typer.echo("no results (has `chunk_embeddings` been materialized for this author?)")
+    for rank, hit in enumerate(hits, start=1):
+        snippet = " ".join(hit.text.split())[:160]
+        typer.echo(f"{rank:>2}. {hit.score:.3f}  [{hit.kind}] {hit.document_url}\n    {snippet}")
 
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

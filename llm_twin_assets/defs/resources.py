@@ -49,6 +49,7 @@ class ModelsResource(dg.ConfigurableResource):
     """``auto``, ``cpu`` or ``cuda``; unset = ``LLM_TWIN_DEVICE``."""
 
     _embedder: SentenceTransformer | None = PrivateAttr(default=None)
+    _encoder: object | None = PrivateAttr(default=None)
 
     def settings(self) -> TwinSettings:
         return get_settings(
@@ -61,6 +62,14 @@ class ModelsResource(dg.ConfigurableResource):
 
             self._embedder = load_embedder(self.settings())
         return self._embedder
+
+    def encoder(self):  # type: ignore[no-untyped-def]
+        """The fast chunk encoder (OpenVINO on CPU when available, else torch), built on first use."""
+        if self._encoder is None:
+            from llm_twin_assets.embeddings import load_encoder
+
+            self._encoder = load_encoder(self.settings(), self.embedder())
+        return self._encoder
 
     def base_model_ref(self) -> ModelRef:
         from llm_twin_assets.models.registry import base_model

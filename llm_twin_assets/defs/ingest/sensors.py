@@ -12,8 +12,7 @@ from llm_twin_assets.settings import get_settings
 # Ingestion and the feature assets downstream of it, for one author.
 author_pipeline_job = dg.define_asset_job(
     "author_pipeline",
-    selection=dg.AssetSelection.groups("ingest").downstream(),
-    partitions_def=authors_partitions,
+    selection=dg.AssetSelection.groups("ingest").downstream(),  # partitioned by author, like its assets
     description="Crawl an author's links and refresh everything computed from them.",
 )
 

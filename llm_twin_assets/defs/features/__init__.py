@@ -1,0 +1,1 @@
+"""Features: cleaned_documents, chunks and chunk_embeddings, per author."""

@@ -1,0 +1,175 @@
+"""cleaned_documents -> chunks -> chunk_embeddings: incremental, one transaction per write."""
+
+import time
+
+import dagster as dg
+
+from llm_twin_assets.defs.failures import clear_failures
+from llm_twin_assets.defs.ingest.assets import raw_documents
+from llm_twin_assets.defs.partitions import authors_partitions
+from llm_twin_assets.defs.resources import ModelsResource, StoreResource
+
+
+class ChunkingConfig(dg.Config):
+    """How documents are cut for the embedder."""
+
+    target_tokens: int = 200
+    """Aim for chunks of about this many word-pieces."""
+    overlap_tokens: int = 40
+    """Closing sentences repeated at the start of the next chunk of a running paragraph."""
+
+
+@dg.asset(
+    partitions_def=authors_partitions,
+    deps=[raw_documents],
+    group_name="features",
+    kinds={"polars", "postgres"},
+    description="Normalised text of each raw document (prose keeps the author's style; code stays code).",
+)
+def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+    from llm_twin_assets.features.cleaning import clean_frame
+    from llm_twin_assets.store.features import raw_needing_cleaning, write_cleaned
+
+    author = context.partition_key
+    start = time.perf_counter()
+    with clear_failures(), store.database().connect() as conn:
+        raw = raw_needing_cleaning(conn, author)
+        cleaned, rejected = clean_frame(raw)
+        result, removed = write_cleaned(conn, cleaned, rejected["id"].to_list())
+        total = conn.execute("SELECT count(*) FROM cleaned_documents WHERE author = %s", (author,)).fetchone()
+    for row in rejected.iter_rows(named=True):
+        context.log.warning(f"not kept: {row['url']}: {row['reason']}")
+    seconds = time.perf_counter() - start
+    return dg.MaterializeResult(
+        metadata={
+            "changed_raw_documents": raw.height,
+            "written": result.written,
+            "rejected": rejected.height,
+            "removed": removed,
+            "documents": int(total[0]) if total else 0,
+            "by_kind": dg.MetadataValue.json(dict(cleaned.group_by("kind").len().iter_rows())),
+            "languages": dg.MetadataValue.json(dict(cleaned.group_by("language").len().iter_rows())),
+            "truncated": int(cleaned["truncated"].sum()) if cleaned.height else 0,
+            "rejections": dg.MetadataValue.json(
+                [f"{r['url']}: {r['reason']}" for r in rejected.iter_rows(named=True)]
+            ),
+            "seconds": round(seconds, 3),
+            "documents_per_s": round(raw.height / seconds, 1) if seconds else 0.0,
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=authors_partitions,
+    deps=[cleaned_documents],
+    group_name="features",
+    kinds={"python", "postgres"},
+    description="Token-aware chunks (the embedder's own tokenizer: none is ever truncated).",
+)
+def chunks(
+    context: dg.AssetExecutionContext, config: ChunkingConfig, store: StoreResource, models: ModelsResource
+) -> dg.MaterializeResult:
+    from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
+    from llm_twin_assets.features.report import histogram_markdown
+    from llm_twin_assets.store.features import documents_needing_chunks, replace_chunks
+    from llm_twin_assets.store.ids import stable_id
+
+    author = context.partition_key
+    with clear_failures():
+        embedder = models.embedder()
+        start = time.perf_counter()  # after the model load: the figure is the chunking itself
+        options = ChunkingOptions(
+            max_tokens=int(embedder.max_seq_length),
+            target_tokens=config.target_tokens,
+            overlap_tokens=config.overlap_tokens,
+        )
+        signature = f"{options}|{embedder.tokenizer.name_or_path}|{len(embedder.tokenizer)}"
+        count = token_counter(embedder.tokenizer)
+        with store.database().connect() as conn:
+            stale = documents_needing_chunks(
+                conn, author, lambda content_hash: stable_id(content_hash, signature)
+            )
+            made = [
+                c
+                for doc_id, kind, content, _ in stale
+                for c in chunk_document(doc_id, kind, content, options, count)
+            ]
+            result, removed = replace_chunks(conn, author, [(d, k, key) for d, k, _, key in stale], made)
+            rows = conn.execute("SELECT kind, n_tokens FROM chunks WHERE author = %s", (author,)).fetchall()
+    seconds = time.perf_counter() - start
+    tokens = [n for _, n in rows]
+    by_kind: dict[str, int] = {}
+    for kind, _ in rows:
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    return dg.MaterializeResult(
+        metadata={
+            "rechunked_documents": len(stale),
+            "chunks_made": len(made),
+            "new": len(result.inserted),
+            "unchanged": result.unchanged,
+            "removed": removed,
+            "chunks": len(rows),
+            "by_kind": dg.MetadataValue.json(by_kind),
+            "max_tokens_seen": max(tokens, default=0),
+            "token_limit": options.max_tokens,
+            "tokens_per_chunk": dg.MetadataValue.md(
+                histogram_markdown(tokens, "Tokens per chunk", "word-pieces", options.max_tokens)
+                if tokens
+                else "none"
+            ),
+            "seconds": round(seconds, 3),
+            "chunks_per_s": round(len(made) / seconds, 1) if seconds else 0.0,
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=authors_partitions,
+    deps=[chunks],
+    group_name="features",
+    kinds={"pytorch", "pgvector"},
+    description="Unit-norm embeddings of every chunk in pgvector (HNSW), only for new or changed chunks.",
+)
+def chunk_embeddings(
+    context: dg.AssetExecutionContext, store: StoreResource, models: ModelsResource
+) -> dg.MaterializeResult:
+    from llm_twin_assets.embeddings import model_label
+    from llm_twin_assets.store.features import chunks_needing_embeddings, write_embeddings
+
+    author = context.partition_key
+    settings = models.settings()
+    label = model_label(settings)
+    with clear_failures():
+        encoder = models.encoder()
+        with store.database().connect() as conn:
+            todo = chunks_needing_embeddings(conn, author, label)
+        start = time.perf_counter()
+        vectors = encoder.encode([text for _, _, text in todo])
+        encode_s = time.perf_counter() - start
+        with store.database().connect() as conn:
+            written = (
+                write_embeddings(conn, [i for i, _, _ in todo], vectors, label, settings.embedding_dim)
+                if todo
+                else 0
+            )
+            total = conn.execute(
+                "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM chunks WHERE author = %s",
+                (author,),
+            ).fetchone()
+    seconds = time.perf_counter() - start
+    return dg.MaterializeResult(
+        metadata={
+            "embedded": written,
+            "embedded_total": int(total[0]) if total else 0,
+            "chunks_total": int(total[1]) if total else 0,
+            "model": label,
+            "backend": encoder.backend,
+            "fallback_reason": encoder.fallback_reason or "",
+            "device": encoder.device,
+            "threads": encoder.threads,
+            "batch_size": encoder.batch_size,
+            "encode_seconds": round(encode_s, 3),
+            "seconds": round(seconds, 3),
+            "chunks_per_s": round(len(todo) / encode_s, 1) if todo and encode_s else 0.0,
+        }
+    )

@@ -1,0 +1,1 @@
+"""Feature pipeline libraries: cleaning, chunking, encoding. No Dagster import."""

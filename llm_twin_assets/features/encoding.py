@@ -1,0 +1,196 @@
+"""Encoding chunks into unit-norm 384-d vectors, fast.
+
+Backends (``LLM_TWIN_EMBEDDING_BACKEND``):
+- ``openvino`` (CPU): the model exported once with ``torch.onnx.export`` and compiled by OpenVINO
+  (bf16 on CPUs with AMX, fp32 elsewhere); mean pooling and L2 normalisation in NumPy. The export is
+  cached in the machine-wide model cache (``LLM_TWIN_MODEL_CACHE``), keyed by the model folder.
+- ``torch``: sentence-transformers itself; on CUDA in fp16.
+- ``auto``: ``torch`` on CUDA; on CPU ``openvino`` when it is installed and the export works, else
+  ``torch``, with the reason logged (a clean fallback, never a failure).
+
+Either way texts are sorted by length and batched (length bucketing: little padding), and torch's
+thread count is set deliberately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from filelock import FileLock
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+Backend = Literal["auto", "torch", "openvino"]
+
+
+class Encoder:
+    """``encode(texts) -> (n, dim) float32`` unit vectors, in the input order."""
+
+    def __init__(
+        self,
+        model: SentenceTransformer,
+        *,
+        device: str = "cpu",
+        backend: Backend = "auto",
+        batch_size: int = 32,
+        threads: int | None = None,
+        cache_dir: Path | None = None,
+        model_path: str | None = None,
+    ) -> None:
+        import torch
+
+        self.model = model
+        self.device = device
+        self.batch_size = batch_size
+        self.dim = int(model.get_embedding_dimension() or 0)
+        self.max_tokens = int(model.max_seq_length)
+        if threads:
+            torch.set_num_threads(threads)
+        self.threads = threads or torch.get_num_threads()
+        self.backend = "torch"
+        self._compiled: Any = None
+        self.fallback_reason: str | None = None
+        if device.startswith("cuda"):
+            if backend == "openvino":
+                raise ValueError(
+                    "the openvino backend runs on the CPU; set LLM_TWIN_DEVICE=cpu or backend torch"
+                )
+            self.model.half()
+        elif backend in ("auto", "openvino"):
+            try:
+                self._compiled = _openvino_model(model, cache_dir, model_path, self.threads)
+                self.backend = "openvino"
+            except Exception as exc:  # noqa: BLE001 - any failure falls back to torch, said out loud
+                if backend == "openvino":
+                    raise
+                self.fallback_reason = f"{type(exc).__name__}: {exc}"
+                log.warning("OpenVINO unavailable (%s); encoding with torch", self.fallback_reason)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        tokenizer = self.model.tokenizer
+        lengths = [
+            len(ids)
+            for ids in tokenizer(
+                list(texts), add_special_tokens=True, truncation=True, max_length=self.max_tokens
+            )["input_ids"]
+        ]
+        order = np.argsort(lengths, kind="stable")
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            index = order[start : start + self.batch_size]
+            batch = [texts[i] for i in index]
+            out[index] = self._encode_batch(batch)
+        return out
+
+    def _encode_batch(self, batch: list[str]) -> np.ndarray:
+        if self._compiled is None:
+            vectors = self.model.encode(
+                batch,
+                batch_size=len(batch),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            return np.asarray(vectors, dtype=np.float32)
+        encoded = self.model.tokenizer(
+            batch, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np"
+        )
+        inputs = {
+            name: encoded[name].astype(np.int64)
+            for name in ("input_ids", "attention_mask", "token_type_ids")
+            if name in encoded
+        }
+        hidden = self._compiled(inputs)[0]
+        mask = encoded["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        return (pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)).astype(
+            np.float32
+        )
+
+
+def _is_mean_pooled_normalised(model: SentenceTransformer) -> bool:
+    names = [type(module).__name__ for module in model]
+    pooling = model[1] if len(model) > 1 else None
+    mode = getattr(pooling, "pooling_mode_mean_tokens", None)
+    if mode is None:
+        mode = getattr(pooling, "pooling_mode", None) == "mean"
+    return names[:1] == ["Transformer"] and bool(mode) and "Normalize" in names
+
+
+def _openvino_model(
+    model: SentenceTransformer, cache_dir: Path | None, model_path: str | None, threads: int
+) -> Any:
+    import openvino as ov
+
+    if not _is_mean_pooled_normalised(model):
+        raise ValueError("the OpenVINO path supports mean-pooled, normalised models only")
+    if cache_dir is None or model_path is None:
+        raise ValueError("no model cache or model path to keep the export in")
+    key = hashlib.sha256(
+        json.dumps({"model": str(Path(model_path).resolve()), "ov": ov.__version__, "format": 1}).encode()
+    ).hexdigest()[:16]
+    folder = cache_dir / f"openvino-{Path(model_path).name}-{key}"
+    xml = folder / "model.xml"
+    if not xml.is_file():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(cache_dir / ".openvino.lock"), timeout=600):
+            if not xml.is_file():
+                _export(model, ov, folder)
+    core = ov.Core()
+    return core.compile_model(core.read_model(xml), "CPU", {"INFERENCE_NUM_THREADS": threads})
+
+
+def _export(model: SentenceTransformer, ov: Any, folder: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    source = model[0].auto_model
+    eager = AutoModel.from_config(source.config, attn_implementation="eager")
+    eager.load_state_dict(source.state_dict())
+    eager.eval()
+    staging = Path(tempfile.mkdtemp(prefix=".ov-", dir=folder.parent))
+    try:
+        sample = model.tokenizer(["an example sentence", "another"], padding=True, return_tensors="pt")
+        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+        axes = {n: {0: "batch", 1: "sequence"} for n in names}
+        axes["last_hidden_state"] = {0: "batch", 1: "sequence"}
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = eager
+
+            def forward(self, *args: torch.Tensor) -> torch.Tensor:
+                return self.inner(**dict(zip(names, args, strict=True))).last_hidden_state
+
+        onnx_path = staging / "model.onnx"
+        with torch.no_grad():
+            torch.onnx.export(
+                Wrapped(),
+                tuple(sample[n] for n in names),
+                str(onnx_path),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
+            )
+        ov.save_model(ov.convert_model(str(onnx_path)), str(staging / "model.xml"))
+        onnx_path.unlink()
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
