@@ -1,0 +1,52 @@
+"""The chunk encoder: OpenVINO matches sentence-transformers; a missing backend falls back cleanly."""
+
+import numpy as np
+import pytest
+
+from llm_twin_assets.embeddings import load_encoder
+from llm_twin_assets.features.encoding import Encoder
+from llm_twin_assets.settings import TwinSettings
+
+TEXTS = [
+    "Idempotence is a habit, not a feature you add later.",
+    "Your data probably fits on a laptop; measure before you scale.",
+    "🙂 short",
+    "A much longer text about boring Postgres, pgvector and HNSW indexes, " * 20,
+    "Tests should fail for the same reasons production fails.",
+]
+
+
+def test_openvino_matches_sentence_transformers_in_input_order(settings: TwinSettings, embedder) -> None:  # type: ignore[no-untyped-def]
+    encoder = load_encoder(settings.model_copy(update={"embedding_backend": "openvino", "device": "cpu"}), embedder)
+    assert encoder.backend == "openvino"
+    ours = encoder.encode(TEXTS)
+    plain = embedder.encode(TEXTS, normalize_embeddings=True)
+    assert ours.shape == (5, 384) and ours.dtype == np.float32
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert (ours * plain).sum(axis=1).min() > 0.999  # same vectors, in the same order
+    assert encoder.encode([]).shape == (0, 384)
+
+
+def test_auto_falls_back_to_torch_with_the_reason(settings: TwinSettings, embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import llm_twin_assets.features.encoding as encoding
+
+    def unavailable(*args: object) -> None:
+        raise ImportError("No module named 'openvino'")
+
+    monkeypatch.setattr(encoding, "_openvino_model", unavailable)
+    encoder = Encoder(embedder, device="cpu", backend="auto")
+    assert encoder.backend == "torch" and "No module named 'openvino'" in (encoder.fallback_reason or "")
+    vectors = encoder.encode(TEXTS)
+    assert (vectors * embedder.encode(TEXTS, normalize_embeddings=True)).sum(axis=1).min() > 0.9999
+    with pytest.raises(ImportError):
+        Encoder(embedder, device="cpu", backend="openvino")  # asked for explicitly: no silent fallback
+
+
+@pytest.mark.gpu
+def test_cuda_encoding_matches_the_cpu(settings: TwinSettings, embedder) -> None:  # type: ignore[no-untyped-def]
+    from llm_twin_assets.embeddings import load_embedder
+
+    gpu = load_encoder(settings.model_copy(update={"device": "cuda"}),
+                       load_embedder(settings.model_copy(update={"device": "cuda"})))
+    assert gpu.backend == "torch" and gpu.device == "cuda"
+    assert (gpu.encode(TEXTS) * embedder.encode(TEXTS, normalize_embeddings=True)).sum(axis=1).min() > 0.999
