@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl clean
+.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features clean
 
 install: $(STAMP) chromium
 	@mkdir -p $(DAGSTER_HOME)
@@ -70,6 +70,9 @@ bench-vector: install
 
 bench-crawl: install
 	$(BIN)/python bench/crawl.py
+
+bench-features: install
+	$(BIN)/python bench/features.py
 
 clean:
 	-$(BIN)/llm-twin db stop

@@ -52,7 +52,8 @@ class Encoder:
         self.model = model
         self.device = device
         self.batch_size = batch_size
-        self.dim = int(model.get_embedding_dimension() or 0)
+        dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self.dim = int(dimension() or 0)
         self.max_tokens = int(model.max_seq_length)
         if threads:
             torch.set_num_threads(threads)
@@ -66,6 +67,9 @@ class Encoder:
                     "the openvino backend runs on the CPU; set LLM_TWIN_DEVICE=cpu or backend torch"
                 )
             self.model.half()
+            self.backend = "torch-cuda-fp16"
+            # Big sorted batches keep the GPU busy; tokenization stays on the CPU, once per chunk.
+            self.batch_size = max(batch_size, 512)
         elif backend in ("auto", "openvino"):
             try:
                 self._compiled = _openvino_model(model, cache_dir, model_path, self.threads)
@@ -79,19 +83,16 @@ class Encoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        tokenizer = self.model.tokenizer
-        lengths = [
-            len(ids)
-            for ids in tokenizer(
-                list(texts), add_special_tokens=True, truncation=True, max_length=self.max_tokens
-            )["input_ids"]
-        ]
-        order = np.argsort(lengths, kind="stable")
+        # Length bucketing by characters (a good proxy for word-pieces, and free): each batch holds
+        # texts of similar length, so little compute goes to padding; each text is tokenized once.
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        batches = [order[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            index = order[start : start + self.batch_size]
-            batch = [texts[i] for i in index]
-            out[index] = self._encode_batch(batch)
+        if self.backend == "torch-cuda-fp16":
+            self._encode_cuda_all(texts, batches, out)
+            return out
+        for index in batches:
+            out[index] = self._encode_batch([texts[i] for i in index])
         return out
 
     def _encode_batch(self, batch: list[str]) -> np.ndarray:
@@ -118,6 +119,32 @@ class Encoder:
         return (pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)).astype(
             np.float32
         )
+
+
+    def _encode_cuda_all(self, texts: Sequence[str], batches: list[np.ndarray], out: np.ndarray) -> None:
+        """fp16 on the GPU; the next batch is tokenized on a CPU thread while this one runs."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import torch
+
+        def tokenize(index: np.ndarray) -> Any:
+            return self.model.tokenizer([texts[i] for i in index], padding=True, truncation=True,
+                                        max_length=self.max_tokens, return_tensors="pt")
+
+        results = []
+        transformer = self.model[0].auto_model
+        with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
+            pending = pool.submit(tokenize, batches[0])
+            for i in range(len(batches)):
+                encoded = pending.result().to(self.device, non_blocking=True)
+                if i + 1 < len(batches):
+                    pending = pool.submit(tokenize, batches[i + 1])
+                hidden = transformer(**encoded).last_hidden_state
+                mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                results.append(torch.nn.functional.normalize(pooled.float(), dim=1))
+        vectors = torch.cat(results).cpu().numpy()  # one transfer back at the end
+        out[np.concatenate(batches)] = vectors
 
 
 def _is_mean_pooled_normalised(model: SentenceTransformer) -> bool:

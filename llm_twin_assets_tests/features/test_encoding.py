@@ -48,5 +48,5 @@ def test_cuda_encoding_matches_the_cpu(settings: TwinSettings, embedder) -> None
 
     gpu = load_encoder(settings.model_copy(update={"device": "cuda"}),
                        load_embedder(settings.model_copy(update={"device": "cuda"})))
-    assert gpu.backend == "torch" and gpu.device == "cuda"
+    assert gpu.backend == "torch-cuda-fp16" and gpu.device == "cuda"
     assert (gpu.encode(TEXTS) * embedder.encode(TEXTS, normalize_embeddings=True)).sum(axis=1).min() > 0.999
