@@ -54,14 +54,28 @@ class Chunk:
 
 
 def token_counter(tokenizer) -> Counter:  # type: ignore[no-untyped-def]
-    """Counts word-pieces of many texts at once (without special tokens)."""
+    """Counts word-pieces of many texts at once (without special tokens).
+
+    Uses a private copy of the Rust tokenizer (batch encoding on all cores, no truncation or padding)
+    when the tokenizer is a fast one; the Python-side ``tokenizer(...)`` otherwise."""
+    rust = getattr(tokenizer, "_tokenizer", None)
+    if rust is not None:
+        from tokenizers import Tokenizer
+
+        plain = Tokenizer.from_str(rust.to_str())
+        plain.no_truncation()
+        plain.no_padding()
+        encode = getattr(plain, "encode_batch_fast", plain.encode_batch)
+
+        def count_fast(texts: Sequence[str]) -> list[int]:
+            return [len(e.ids) for e in encode(list(texts), add_special_tokens=False)] if texts else []
+
+        return count_fast
 
     def count(texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)[
-            "input_ids"
-        ]
+        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         return [len(ids) for ids in encoded]
 
     return count

@@ -60,6 +60,7 @@ class Encoder:
         self.threads = threads or torch.get_num_threads()
         self.backend = "torch"
         self._compiled: Any = None
+        self._rust = _rust_tokenizer(model.tokenizer, self.max_tokens)
         self.fallback_reason: str | None = None
         if device.startswith("cuda"):
             if backend == "openvino":
@@ -95,6 +96,30 @@ class Encoder:
             out[index] = self._encode_batch([texts[i] for i in index])
         return out
 
+    @property
+    def _input_names(self) -> set[str]:
+        return {port.get_any_name() for port in self._compiled.inputs}
+
+    def _tokenize(self, batch: list[str]) -> dict[str, np.ndarray]:
+        """input_ids, attention_mask (and token_type_ids), padded to the batch's longest, int64.
+
+        The Rust tokenizer's own batch encoding runs on all cores and skips the Python-side work of
+        ``tokenizer(...)``: about twice as fast, same ids (checked in the tests).
+        """
+        if self._rust is None:
+            encoded = self.model.tokenizer(batch, padding=True, truncation=True, max_length=self.max_tokens,
+                                           return_tensors="np")
+            return {k: np.asarray(v, dtype=np.int64) for k, v in encoded.items()}
+        encode = getattr(self._rust, "encode_batch_fast", self._rust.encode_batch)
+        encodings = encode(batch, add_special_tokens=True)
+        arrays = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+        if "token_type_ids" in self.model.tokenizer.model_input_names:
+            arrays["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        return arrays
+
     def _encode_batch(self, batch: list[str]) -> np.ndarray:
         if self._compiled is None:
             vectors = self.model.encode(
@@ -127,16 +152,16 @@ class Encoder:
 
         import torch
 
-        def tokenize(index: np.ndarray) -> Any:
-            return self.model.tokenizer([texts[i] for i in index], padding=True, truncation=True,
-                                        max_length=self.max_tokens, return_tensors="pt")
+        def tokenize(index: np.ndarray) -> dict[str, Any]:
+            arrays = self._tokenize([texts[i] for i in index])
+            return {name: torch.from_numpy(array).pin_memory() for name, array in arrays.items()}
 
         results = []
         transformer = self.model[0].auto_model
         with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
             pending = pool.submit(tokenize, batches[0])
             for i in range(len(batches)):
-                encoded = pending.result().to(self.device, non_blocking=True)
+                encoded = {k: v.to(self.device, non_blocking=True) for k, v in pending.result().items()}
                 if i + 1 < len(batches):
                     pending = pool.submit(tokenize, batches[i + 1])
                 hidden = transformer(**encoded).last_hidden_state
@@ -145,6 +170,19 @@ class Encoder:
                 results.append(torch.nn.functional.normalize(pooled.float(), dim=1))
         vectors = torch.cat(results).cpu().numpy()  # one transfer back at the end
         out[np.concatenate(batches)] = vectors
+
+
+def _rust_tokenizer(tokenizer: Any, max_tokens: int) -> Any:
+    """A private copy of the fast tokenizer with truncation and padding built in (None if not fast)."""
+    rust = getattr(tokenizer, "_tokenizer", None)
+    if rust is None or tokenizer.pad_token_id is None:
+        return None
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(rust.to_str())
+    copy.enable_truncation(max_length=max_tokens)
+    copy.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token)
+    return copy
 
 
 def _is_mean_pooled_normalised(model: SentenceTransformer) -> bool:

@@ -50,3 +50,12 @@ def test_cuda_encoding_matches_the_cpu(settings: TwinSettings, embedder) -> None
                        load_embedder(settings.model_copy(update={"device": "cuda"})))
     assert gpu.backend == "torch-cuda-fp16" and gpu.device == "cuda"
     assert (gpu.encode(TEXTS) * embedder.encode(TEXTS, normalize_embeddings=True)).sum(axis=1).min() > 0.999
+
+
+def test_the_fast_tokenizer_path_gives_the_same_ids(embedder) -> None:  # type: ignore[no-untyped-def]
+    encoder = Encoder(embedder, device="cpu", backend="torch")
+    texts = [*TEXTS, "x" * 3000, "数据管道 🙂"]
+    ours = encoder._tokenize(texts)
+    reference = embedder.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="np")
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        assert (ours[name] == reference[name]).all(), name
