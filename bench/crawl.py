@@ -21,12 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import Report, timer  # noqa: E402
-from llm_twin_assets.crawling.dispatcher import CrawlOptions, crawl  # noqa: E402
-from llm_twin_assets.crawling.articles import ArticleOptions, crawl_article  # noqa: E402
-from llm_twin_assets.crawling.http import CrawlPolicy, PoliteClient  # noqa: E402
-from llm_twin_assets.crawling.render import Renderer  # noqa: E402
-from llm_twin_assets.crawling.links import parse  # noqa: E402
+from bench.harness import Report, timer
+from llm_twin_assets.crawling.articles import ArticleOptions, crawl_article
+from llm_twin_assets.crawling.dispatcher import CrawlOptions, crawl
+from llm_twin_assets.crawling.http import CrawlPolicy, PoliteClient
+from llm_twin_assets.crawling.links import parse
+from llm_twin_assets.crawling.render import Renderer
 
 SENTENCES = [
     "I keep coming back to the idea that small machines are enough for most data work.",
@@ -39,18 +39,22 @@ SENTENCES = [
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/robots.txt":
             body = b"User-agent: *\nDisallow: /private/\n"
             kind = "text/plain"
         else:
             n = abs(hash(self.path)) % 1000
-            paragraphs = "".join(f"<p>{SENTENCES[(n + i) % 4]} Paragraph {i} of page {self.path}.</p>" for i in range(8))
-            body = (f"<html><head><title>Page {self.path}</title></head><body><nav>Home</nav><article>"
-                    f"<h1>Page {self.path}</h1>{paragraphs}</article><footer>(c)</footer></body></html>").encode()
+            paragraphs = "".join(
+                f"<p>{SENTENCES[(n + i) % 4]} Paragraph {i} of page {self.path}.</p>" for i in range(8)
+            )
+            body = (
+                f"<html><head><title>Page {self.path}</title></head><body><nav>Home</nav><article>"
+                f"<h1>Page {self.path}</h1>{paragraphs}</article><footer>(c)</footer></body></html>"
+            ).encode()
             kind = "text/html; charset=utf-8"
         self.send_response(200)
         self.send_header("Content-Type", kind)
@@ -84,12 +88,18 @@ def main() -> None:
         server = http.server.ThreadingHTTPServer((f"127.0.0.{i + 1}", 0), _Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
-    urls = [f"http://127.0.0.{i % args.hosts + 1}:{servers[i % args.hosts].server_address[1]}/p/{i}.html"
-            for i in range(args.pages)]
+    urls = [
+        f"http://127.0.0.{i % args.hosts + 1}:{servers[i % args.hosts].server_address[1]}/p/{i}.html"
+        for i in range(args.pages)
+    ]
     links_text = "name: Bench Author\nlinks:\n" + "".join(f"  - {u}\n" for u in urls)
     links = parse(links_text, Path(tempfile.mkdtemp()) / "bench.yaml")
-    policy = CrawlPolicy(min_delay_s=args.delay, allow_private_networks=True, per_host_concurrency=1,
-                         total_concurrency=max(8, args.hosts))
+    policy = CrawlPolicy(
+        min_delay_s=args.delay,
+        allow_private_networks=True,
+        per_host_concurrency=1,
+        total_concurrency=max(8, args.hosts),
+    )
 
     report = Report("crawl")
     report.note("hosts", args.hosts)
@@ -98,22 +108,37 @@ def main() -> None:
     with timer() as elapsed:
         outcome = crawl(links, CrawlOptions(policy=policy))
     seconds = elapsed()
-    report.add(crawler="ours: hosts in parallel, polite per host", pages=len(outcome.documents),
-               failed=len(outcome.failures), requests=outcome.stats["requests"], seconds=seconds,
-               pages_per_s=len(outcome.documents) / seconds)
+    report.add(
+        crawler="ours: hosts in parallel, polite per host",
+        pages=len(outcome.documents),
+        failed=len(outcome.failures),
+        requests=outcome.stats["requests"],
+        seconds=seconds,
+        pages_per_s=len(outcome.documents) / seconds,
+    )
     # One by one, in two orders: a site's pages together (how links files usually list them: the
     # host delay binds on every page) and hosts interleaved (the delay rarely binds).
-    for order, ordered in (("grouped by host", sorted(urls, key=lambda u: (u.split("/")[2], u))),
-                           ("hosts interleaved", urls)):
+    for order, ordered in (
+        ("grouped by host", sorted(urls, key=lambda u: (u.split("/")[2], u))),
+        ("hosts interleaved", urls),
+    ):
         with timer() as elapsed:
             pages, requests = asyncio.run(one_by_one(ordered, policy))
         seconds = elapsed()
-        report.add(crawler=f"one by one, {order}", pages=pages, failed=args.pages - pages,
-                   requests=requests, seconds=seconds, pages_per_s=pages / seconds)
+        report.add(
+            crawler=f"one by one, {order}",
+            pages=pages,
+            failed=args.pages - pages,
+            requests=requests,
+            seconds=seconds,
+            pages_per_s=pages / seconds,
+        )
     ours, grouped, interleaved = report.rows
-    report.note("speed-up vs one by one (grouped / interleaved)",
-                f"{ours['pages_per_s'] / grouped['pages_per_s']:.1f}x / "
-                f"{ours['pages_per_s'] / interleaved['pages_per_s']:.1f}x")
+    report.note(
+        "speed-up vs one by one (grouped / interleaved)",
+        f"{ours['pages_per_s'] / grouped['pages_per_s']:.1f}x / "
+        f"{ours['pages_per_s'] / interleaved['pages_per_s']:.1f}x",
+    )
     report.save()
     for server in servers:
         server.shutdown()

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import Report, timer  # noqa: E402
+from bench.harness import Report, timer
 
 TOPICS = [
     ("databases", "postgres transactions indexes replication vacuum upserts schemas queries"),
@@ -34,18 +34,28 @@ TOPICS = [
     ("running", "marathon pacing intervals shoes recovery tempo hills endurance"),
     ("search", "embeddings vectors neighbours recall graphs quantization latency filters"),
 ]
-OPENERS = ["I keep coming back to", "Here is what I learned about", "Most people get wrong", "A short note on",
-           "After a year of", "My rule of thumb for", "The surprise with", "Nobody told me about"]
+OPENERS = [
+    "I keep coming back to",
+    "Here is what I learned about",
+    "Most people get wrong",
+    "A short note on",
+    "After a year of",
+    "My rule of thumb for",
+    "The surprise with",
+    "Nobody told me about",
+]
 
 
 def sentence(rng: random.Random, topic: str, words: list[str]) -> str:
     a, b, c = rng.sample(words, 3)
-    return rng.choice([
-        f"{rng.choice(OPENERS)} {topic}: {a} matters more than {b}, and {c} is the part people skip.",
-        f"When I measured {a} against {b}, the {c} numbers surprised me more than I expected.",
-        f"So: treat {a} as a habit, keep {b} boring, and write down what {c} costs you.",
-        f"The first time {a} broke, I blamed {b}; it was {c} all along, as it usually is.",
-    ])
+    return rng.choice(
+        [
+            f"{rng.choice(OPENERS)} {topic}: {a} matters more than {b}, and {c} is the part people skip.",
+            f"When I measured {a} against {b}, the {c} numbers surprised me more than I expected.",
+            f"So: treat {a} as a habit, keep {b} boring, and write down what {c} costs you.",
+            f"The first time {a} broke, I blamed {b}; it was {c} all along, as it usually is.",
+        ]
+    )
 
 
 def make_corpus(n: int, seed: int = 0) -> list[dict[str, str]]:
@@ -57,23 +67,39 @@ def make_corpus(n: int, seed: int = 0) -> list[dict[str, str]]:
         roll = rng.random()
         if roll < 0.70:
             kind = "article"
-            content = "\n\n".join(" ".join(sentence(rng, topic, words) for _ in range(rng.randint(3, 6)))
-                                  for _ in range(rng.randint(3, 8)))
+            content = "\n\n".join(
+                " ".join(sentence(rng, topic, words) for _ in range(rng.randint(3, 6)))
+                for _ in range(rng.randint(3, 8))
+            )
         elif roll < 0.95:
             kind = "post"
             content = " ".join(sentence(rng, topic, words) for _ in range(rng.randint(2, 5)))
         else:
             kind = "repository"
             functions = "\n\n".join(
-                f"def {w}_{j}(rows):\n    \"\"\"{sentence(rng, topic, words)}\"\"\"\n" + "    rows = sorted(rows)\n" * 6
-                + "    return rows" for j, w in enumerate(rng.sample(words, 5)))
+                f'def {w}_{j}(rows):\n    """{sentence(rng, topic, words)}"""\n'
+                + "    rows = sorted(rows)\n" * 6
+                + "    return rows"
+                for j, w in enumerate(rng.sample(words, 5))
+            )
             content = f"\u241e README.md\n# {topic}\n\n{sentence(rng, topic, words)}\n\n\u241e src/{topic}.py\n{functions}\n"
-        docs.append({"id": f"doc-{i:05d}", "author": f"author-{i % 4}", "url": f"https://bench.example/{i}",
-                     "kind": kind, "title": f"{topic} {i}", "content": content, "content_hash": str(i)})
+        docs.append(
+            {
+                "id": f"doc-{i:05d}",
+                "author": f"author-{i % 4}",
+                "url": f"https://bench.example/{i}",
+                "kind": kind,
+                "title": f"{topic} {i}",
+                "content": content,
+                "content_hash": str(i),
+            }
+        )
     return docs
 
 
-def recall_at_10(reference: np.ndarray, candidate: np.ndarray, queries: np.ndarray, query_ref: np.ndarray) -> float:
+def recall_at_10(
+    reference: np.ndarray, candidate: np.ndarray, queries: np.ndarray, query_ref: np.ndarray
+) -> float:
     truth = np.argsort(-(reference @ query_ref.T), axis=0)[:10].T
     got = np.argsort(-(candidate @ queries.T), axis=0)[:10].T
     return float(np.mean([len(set(t) & set(g)) / 10 for t, g in zip(truth, got, strict=True)]))
@@ -84,8 +110,12 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--stages", choices=["all", "encode"], default="all")
-    parser.add_argument("--model", default=None, help="sentence-transformers folder (default: the bundled MiniLM)")
-    parser.add_argument("--plain-sample", type=int, default=1500, help="chunks the plain encoder runs on (CPU)")
+    parser.add_argument(
+        "--model", default=None, help="sentence-transformers folder (default: the bundled MiniLM)"
+    )
+    parser.add_argument(
+        "--plain-sample", type=int, default=1500, help="chunks the plain encoder runs on (CPU)"
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "llm-twin-bench-cache")
     args = parser.parse_args()
@@ -118,19 +148,30 @@ def main() -> None:
         from llm_twin_assets.features.cleaning import clean_frame
 
         with timer() as elapsed:
-            cleaned, rejected = clean_frame(pl.DataFrame(docs))
+            cleaned, _rejected = clean_frame(pl.DataFrame(docs))
         stage_seconds["clean"] = elapsed()
-        report.add(stage="clean (polars)", items=len(docs), seconds=elapsed(), docs_per_s=len(docs) / elapsed())
+        report.add(
+            stage="clean (polars)", items=len(docs), seconds=elapsed(), docs_per_s=len(docs) / elapsed()
+        )
         texts = {r["id"]: (r["kind"], r["content"]) for r in cleaned.iter_rows(named=True)}
 
     model = SentenceTransformer(model_path, device=args.device)
     count = token_counter(model.tokenizer)
     options = ChunkingOptions(max_tokens=int(model.max_seq_length))
     with timer() as elapsed:
-        chunks = [c for doc_id, (kind, text) in texts.items() for c in chunk_document(doc_id, kind, text, options, count)]
+        chunks = [
+            c
+            for doc_id, (kind, text) in texts.items()
+            for c in chunk_document(doc_id, kind, text, options, count)
+        ]
     stage_seconds["chunk"] = elapsed()
-    report.add(stage="chunk (MiniLM tokenizer)", items=len(chunks), seconds=elapsed(), docs_per_s=len(texts) / elapsed(),
-               chunks_per_s=len(chunks) / elapsed())
+    report.add(
+        stage="chunk (MiniLM tokenizer)",
+        items=len(chunks),
+        seconds=elapsed(),
+        docs_per_s=len(texts) / elapsed(),
+        chunks_per_s=len(chunks) / elapsed(),
+    )
     report.note("chunks", len(chunks))
     report.note("median tokens per chunk", statistics.median(c.n_tokens for c in chunks))
     chunk_texts = [c.text for c in chunks]
@@ -143,38 +184,69 @@ def main() -> None:
     with timer() as elapsed:
         reference = plain.encode(plain_texts, normalize_embeddings=True)
     plain_rate = len(plain_texts) / elapsed()
-    report.add(stage="encode: plain SentenceTransformer.encode()", items=len(plain_texts), seconds=elapsed(),
-               chunks_per_s=plain_rate, speedup=1.0, recall_at_10=1.0)
+    report.add(
+        stage="encode: plain SentenceTransformer.encode()",
+        items=len(plain_texts),
+        seconds=elapsed(),
+        chunks_per_s=plain_rate,
+        speedup=1.0,
+        recall_at_10=1.0,
+    )
     rng = np.random.default_rng(0)
     query_index = rng.choice(len(plain_texts), size=min(200, len(plain_texts)), replace=False)
     query_texts = [" ".join(plain_texts[i].split()[:12]) for i in query_index]  # the opening words of a chunk
     query_ref = plain.encode(query_texts, normalize_embeddings=True)
 
     # CPU: the torch path and the OpenVINO path. GPU: fp16 at a few batch sizes.
-    variants = [("torch", 32), ("openvino", 32)] if args.device == "cpu" else [("torch", 512), ("torch", 1024), ("torch", 2048)]
+    variants = (
+        [("torch", 32), ("openvino", 32)]
+        if args.device == "cpu"
+        else [("torch", 512), ("torch", 1024), ("torch", 2048)]
+    )
     ours_vectors = None
     for backend, batch_size in variants:
-        encoder = Encoder(SentenceTransformer(model_path, device=args.device), device=args.device, backend=backend,  # type: ignore[arg-type]
-                          batch_size=batch_size, threads=args.threads, cache_dir=args.cache, model_path=model_path)
+        encoder = Encoder(
+            SentenceTransformer(model_path, device=args.device),
+            device=args.device,
+            backend=backend,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            threads=args.threads,
+            cache_dir=args.cache,
+            model_path=model_path,
+        )
         encoder.encode(plain_texts[:64])  # warm-up (and the one-off OpenVINO export, cached)
         with timer() as elapsed:
             vectors = encoder.encode(plain_texts)
         rate = len(plain_texts) / elapsed()
         quality = recall_at_10(reference, vectors, encoder.encode(query_texts), query_ref)
-        report.add(stage=f"encode: ours ({encoder.backend}, batch {encoder.batch_size}, length-sorted)",
-                   items=len(plain_texts), seconds=elapsed(), chunks_per_s=rate, speedup=rate / plain_rate,
-                   recall_at_10=quality)
+        report.add(
+            stage=f"encode: ours ({encoder.backend}, batch {encoder.batch_size}, length-sorted)",
+            items=len(plain_texts),
+            seconds=elapsed(),
+            chunks_per_s=rate,
+            speedup=rate / plain_rate,
+            recall_at_10=quality,
+        )
         ours_vectors, ours = vectors, encoder
 
     # End to end with our encoder on every chunk (and, on the CPU, the load into pgvector).
     with timer() as elapsed:
         all_vectors = ours.encode(chunk_texts) if len(chunk_texts) != len(plain_texts) else ours_vectors
-    stage_seconds["encode"] = elapsed() if len(chunk_texts) != len(plain_texts) else len(chunk_texts) / report.rows[-1]["chunks_per_s"]
+    stage_seconds["encode"] = (
+        elapsed()
+        if len(chunk_texts) != len(plain_texts)
+        else len(chunk_texts) / report.rows[-1]["chunks_per_s"]
+    )
     if args.stages == "all":
         stage_seconds["load"] = load_into_pgvector(docs, texts, chunks, all_vectors, report)
     total = sum(stage_seconds.values())
-    report.add(stage="end to end" + (" (clean+chunk+encode+load)" if args.stages == "all" else " (chunk+encode)"),
-               items=len(chunks), seconds=total, docs_per_s=len(texts) / total, chunks_per_s=len(chunks) / total)
+    report.add(
+        stage="end to end" + (" (clean+chunk+encode+load)" if args.stages == "all" else " (chunk+encode)"),
+        items=len(chunks),
+        seconds=total,
+        docs_per_s=len(texts) / total,
+        chunks_per_s=len(chunks) / total,
+    )
     report.save()
 
 
@@ -194,19 +266,55 @@ def load_into_pgvector(docs, texts, chunks, vectors, report) -> float:  # type: 
         with database.connect() as conn:
             for author in sorted(set(authors.values())):
                 conn.execute("INSERT INTO authors (slug, name) VALUES (%s, %s)", (author, author))
-            for table, extra in (("raw_documents", ()), ("cleaned_documents", ("raw_content_hash", "n_chars"))):
+            for table, extra in (
+                ("raw_documents", ()),
+                ("cleaned_documents", ("raw_content_hash", "n_chars")),
+            ):
                 columns = ("id", "author", "url", "kind", "content", "content_hash", *extra)
-                bulk_upsert(conn, table, columns, [
-                    (d["id"], d["author"], d["url"], d["kind"], texts.get(d["id"], ("", d["content"]))[1], d["content_hash"],
-                     *((d["content_hash"], len(d["content"])) if extra else ()))
-                    for d in docs if d["id"] in texts])
+                bulk_upsert(
+                    conn,
+                    table,
+                    columns,
+                    [
+                        (
+                            d["id"],
+                            d["author"],
+                            d["url"],
+                            d["kind"],
+                            texts.get(d["id"], ("", d["content"]))[1],
+                            d["content_hash"],
+                            *((d["content_hash"], len(d["content"])) if extra else ()),
+                        )
+                        for d in docs
+                        if d["id"] in texts
+                    ],
+                )
         with timer() as elapsed, database.connect() as conn:
-            bulk_upsert(conn, "chunks", CHUNK_COLUMNS, [
-                (c.id, c.document_id, authors[c.document_id], kinds[c.document_id], c.ordinal, c.text, c.content_hash,
-                 c.n_tokens) for c in chunks])
+            bulk_upsert(
+                conn,
+                "chunks",
+                CHUNK_COLUMNS,
+                [
+                    (
+                        c.id,
+                        c.document_id,
+                        authors[c.document_id],
+                        kinds[c.document_id],
+                        c.ordinal,
+                        c.text,
+                        c.content_hash,
+                        c.n_tokens,
+                    )
+                    for c in chunks
+                ],
+            )
             write_embeddings(conn, [c.id for c in chunks], vectors, "bench", vectors.shape[1])
-        report.add(stage="load chunks + embeddings into pgvector (HNSW maintained)", items=len(chunks),
-                   seconds=elapsed(), chunks_per_s=len(chunks) / elapsed())
+        report.add(
+            stage="load chunks + embeddings into pgvector (HNSW maintained)",
+            items=len(chunks),
+            seconds=elapsed(),
+            chunks_per_s=len(chunks) / elapsed(),
+        )
         return elapsed()
     finally:
         embedded.stop(home / "pgdata")

@@ -200,8 +200,13 @@ def materialize(
     graph = defs.resolve_asset_graph()
     try:
         # Comma-separated selections are unioned, as `dagster asset materialize --select a,b` does.
-        keys = set().union(*(dg.AssetSelection.from_string(part.strip()).resolve(graph)
-                             for part in select.split(",") if part.strip()))
+        keys = set().union(
+            *(
+                dg.AssetSelection.from_string(part.strip()).resolve(graph)
+                for part in select.split(",")
+                if part.strip()
+            )
+        )
     except Exception as exc:  # Dagster raises several types for a bad selection string
         raise TwinError(f"--select {select!r}: {str(exc).splitlines()[0]}") from None
     if not keys:
@@ -251,7 +256,9 @@ def materialize(
 def search_command(
     query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
     author: Annotated[str | None, typer.Option(help="Only this author's chunks (slug).")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="Only these kinds: article, post, repository.")] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option(help="Only these kinds: article, post, repository.")
+    ] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=1000, help="How many results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
 ) -> None:

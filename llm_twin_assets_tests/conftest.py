@@ -97,7 +97,7 @@ def embedder(settings: TwinSettings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def site() -> Iterator[tuple[str, "SiteState"]]:
+def site() -> Iterator[tuple[str, SiteState]]:
     """The fixture web site on 127.0.0.1 (a fresh server and state per test)."""
     from llm_twin_assets_tests.ingest.site import serve_site
 

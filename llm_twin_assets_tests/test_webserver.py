@@ -24,8 +24,13 @@ def test_the_ui_loads_the_asset_graph_sensor_and_schedule(tmp_path: Path) -> Non
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     webserver = Path(sys.executable).with_name("dagster-webserver")
-    proc = subprocess.Popen([str(webserver), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [str(webserver), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -36,7 +41,9 @@ def test_the_ui_loads_the_asset_graph_sensor_and_schedule(tmp_path: Path) -> Non
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "webserver did not start"
             time.sleep(0.5)
-        data = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=60).json()["data"]
+        data = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=60).json()[
+            "data"
+        ]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

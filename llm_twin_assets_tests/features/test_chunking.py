@@ -1,5 +1,7 @@
 """Chunking with the real MiniLM tokenizer: limits never exceeded, boundaries respected, ids stable."""
 
+import itertools
+
 import pytest
 
 from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
@@ -38,20 +40,24 @@ def test_no_chunk_ever_exceeds_what_the_embedder_reads(name: str, kind: str, cou
     chunks = chunk_document("doc", kind, TRICKY[name], OPTIONS, count)
     assert chunks
     for chunk in chunks:
-        real = len(tokenizer(chunk.text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"])
+        real = len(
+            tokenizer(chunk.text, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        )
         assert real <= OPTIONS.max_tokens
         assert chunk.n_tokens == real
         assert chunk.text.strip()
 
 
 def test_articles_split_on_paragraphs_and_sentences_with_overlap(count) -> None:  # type: ignore[no-untyped-def]
-    text = "\n\n".join([paragraph(6, "small machines"), paragraph(30, "boring databases"), paragraph(3, "tests")])
+    text = "\n\n".join(
+        [paragraph(6, "small machines"), paragraph(30, "boring databases"), paragraph(3, "tests")]
+    )
     chunks = chunk_document("doc", "article", text, OPTIONS, count)
     assert len(chunks) >= 3
     assert all(c.text[-1] in ".!?" for c in chunks)  # every chunk ends at a sentence boundary
     # The long middle paragraph runs over several chunks, each repeating the previous one's last sentence.
     running = [c for c in chunks if "boring databases" in c.text]
-    for before, after in zip(running, running[1:], strict=False):
+    for before, after in itertools.pairwise(running):
         last_sentence = before.text.split(". ")[-1]
         assert last_sentence in after.text
     assert chunks[-1].text.endswith(paragraph(3, "tests").split(". ")[-1])
@@ -64,8 +70,9 @@ def test_posts_stay_whole_when_they_fit(count) -> None:  # type: ignore[no-untyp
 
 
 def test_code_splits_on_files_and_top_level_definitions(count) -> None:  # type: ignore[no-untyped-def]
-    functions = "\n\n".join(f"def f{i}(x):\n    total = x\n" + "    total += {i}\n".format(i=i) * 12 + "    return total"
-                            for i in range(12))
+    functions = "\n\n".join(
+        f"def f{i}(x):\n    total = x\n" + f"    total += {i}\n" * 12 + "    return total" for i in range(12)
+    )
     repo = f"\u241e README.md\n# tinyvec\n\nA tiny index.\n\n\u241e tinyvec/index.py\nimport numpy as np\n\n{functions}\n"
     chunks = chunk_document("doc", "repository", repo, OPTIONS, count)
     assert chunks[0].text.startswith("README.md\n# tinyvec")

@@ -11,18 +11,27 @@ def clean(content: str, kind: str = "article", **options: object) -> str:
 
 
 def frame(items: list[tuple[str, str]], author: str = "maya") -> pl.DataFrame:
-    return pl.DataFrame({
-        "id": [f"d{i}" for i in range(len(items))], "author": [author] * len(items),
-        "url": [f"https://maya.example/{i}" for i in range(len(items))], "kind": [k for _, k in items],
-        "title": ["t"] * len(items), "content": [c for c, _ in items], "content_hash": ["h"] * len(items),
-    })
+    return pl.DataFrame(
+        {
+            "id": [f"d{i}" for i in range(len(items))],
+            "author": [author] * len(items),
+            "url": [f"https://maya.example/{i}" for i in range(len(items))],
+            "kind": [k for _, k in items],
+            "title": ["t"] * len(items),
+            "content": [c for c, _ in items],
+            "content_hash": ["h"] * len(items),
+        }
+    )
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
         ("I **really** love [Postgres](https://postgres.org).", "I really love Postgres."),
-        ("See https://www.github.com/maya/tinyvec/tree/main. Then https://a.org/x?y=1, ok", "See github.com. Then a.org, ok"),
+        (
+            "See https://www.github.com/maya/tinyvec/tree/main. Then https://a.org/x?y=1, ok",
+            "See github.com. Then a.org, ok",
+        ),
         ("<p>Done &amp; dusted</p><br/>", "Done & dusted"),
         ("![diagram](https://x.org/d.png) explains it", "diagram explains it"),
         ("## A heading\n\nText", "A heading\n\nText"),
@@ -39,7 +48,12 @@ def test_prose_remnants_are_stripped(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "kept",
-    ["Really… I mean it!!", "Wow 🙂🚀 — SO good", "“Curly quotes” and ‘apostrophes’", "lowercase start. ALL CAPS"],
+    [
+        "Really… I mean it!!",
+        "Wow 🙂🚀 — SO good",
+        "“Curly quotes” and ‘apostrophes’",
+        "lowercase start. ALL CAPS",
+    ],
 )
 def test_prose_keeps_the_authors_punctuation_emoji_and_casing(kept: str) -> None:
     assert kept in clean(f"{kept}\n\nAnother line so this is long enough.")
@@ -62,7 +76,9 @@ def test_fenced_code_inside_prose_is_left_alone() -> None:
 def test_repositories_keep_code_as_code() -> None:
     source = "\u241e app.py\n# Title\ndef f(a,  b):\n\treturn a**b  # see https://x.org/q   \n\n\n\nclass X: pass\n"
     text = clean(source, kind="repository")
-    assert text == "\u241e app.py\n# Title\ndef f(a,  b):\n\treturn a**b  # see https://x.org/q\n\nclass X: pass"
+    assert (
+        text == "\u241e app.py\n# Title\ndef f(a,  b):\n\treturn a**b  # see https://x.org/q\n\nclass X: pass"
+    )
 
 
 def test_rejections_are_reported_with_reasons() -> None:
@@ -89,11 +105,18 @@ def test_a_huge_document_is_cut_and_flagged_not_crashed() -> None:
 
 
 def test_language_length_and_hashes_are_recorded() -> None:
-    cleaned, _ = clean_frame(frame([
-        ("Ceci est un texte écrit en français, assez long pour être reconnu sans hésitation.", "article"),
-        ("This is an English text, long enough to be recognised without any hesitation.", "post"),
-        ("\u241e a.py\ndef f():\n    return 1\n", "repository"),
-    ]))
+    cleaned, _ = clean_frame(
+        frame(
+            [
+                (
+                    "Ceci est un texte écrit en français, assez long pour être reconnu sans hésitation.",
+                    "article",
+                ),
+                ("This is an English text, long enough to be recognised without any hesitation.", "post"),
+                ("\u241e a.py\ndef f():\n    return 1\n", "repository"),
+            ]
+        )
+    )
     assert cleaned["language"].to_list() == ["fr", "en", "code"]
     assert cleaned["n_chars"].to_list() == [len(c) for c in cleaned["content"]]
     assert cleaned["raw_content_hash"].to_list() == ["h", "h", "h"]

@@ -17,7 +17,9 @@ TEXTS = [
 
 
 def test_openvino_matches_sentence_transformers_in_input_order(settings: TwinSettings, embedder) -> None:  # type: ignore[no-untyped-def]
-    encoder = load_encoder(settings.model_copy(update={"embedding_backend": "openvino", "device": "cpu"}), embedder)
+    encoder = load_encoder(
+        settings.model_copy(update={"embedding_backend": "openvino", "device": "cpu"}), embedder
+    )
     assert encoder.backend == "openvino"
     ours = encoder.encode(TEXTS)
     plain = embedder.encode(TEXTS, normalize_embeddings=True)
@@ -46,8 +48,10 @@ def test_auto_falls_back_to_torch_with_the_reason(settings: TwinSettings, embedd
 def test_cuda_encoding_matches_the_cpu(settings: TwinSettings, embedder) -> None:  # type: ignore[no-untyped-def]
     from llm_twin_assets.embeddings import load_embedder
 
-    gpu = load_encoder(settings.model_copy(update={"device": "cuda"}),
-                       load_embedder(settings.model_copy(update={"device": "cuda"})))
+    gpu = load_encoder(
+        settings.model_copy(update={"device": "cuda"}),
+        load_embedder(settings.model_copy(update={"device": "cuda"})),
+    )
     assert gpu.backend == "torch-cuda-fp16" and gpu.device == "cuda"
     assert (gpu.encode(TEXTS) * embedder.encode(TEXTS, normalize_embeddings=True)).sum(axis=1).min() > 0.999
 

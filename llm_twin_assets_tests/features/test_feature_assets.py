@@ -17,35 +17,53 @@ from llm_twin_assets_tests.test_cli import LLM_TWIN
 
 PLANTED = {
     "sourdough": "My sourdough starter is called Gerald. I feed him rye flour every morning at seven, and the "
-                 "loaves come out with a dark, blistered crust that crackles when it cools on the rack.",
+    "loaves come out with a dark, blistered crust that crackles when it cools on the rack.",
     "hnsw": "An HNSW index is a layered graph: a search starts at the top layer, greedily walks towards the "
-            "query, and descends layer by layer until it reaches the dense bottom where neighbours live.",
+    "query, and descends layer by layer until it reaches the dense bottom where neighbours live.",
     "retries": "When the server answers 429, my client waits exactly as long as the Retry-After header says, "
-               "then tries again, and gives up after three attempts with a message naming the URL.",
+    "then tries again, and gives up after three attempts with a message naming the URL.",
     "marathon": "At kilometre thirty-two of the Berlin marathon my legs turned to concrete, and I walked for "
-                "the first time in ten years of running, which taught me more about pacing than any plan.",
+    "the first time in ten years of running, which taught me more about pacing than any plan.",
 }
 FILLER = "\n\n".join(
     f"Paragraph {i}. Data pipelines should be boring, measured and safe to run twice, and I keep writing "
-    f"about that because people keep building them the other way round." for i in range(12)
+    f"about that because people keep building them the other way round."
+    for i in range(12)
 )
-ASSETS = [cleaned_documents, chunks, chunk_embeddings, checks.chunks_not_empty, checks.chunks_within_token_limit,
-          checks.chunks_have_documents, checks.embeddings_complete_and_unit_norm, checks.embeddings_from_configured_model]
+ASSETS = [
+    cleaned_documents,
+    chunks,
+    chunk_embeddings,
+    checks.chunks_not_empty,
+    checks.chunks_within_token_limit,
+    checks.chunks_have_documents,
+    checks.embeddings_complete_and_unit_norm,
+    checks.embeddings_from_configured_model,
+]
 
 
 def seed(db: Database, author: str, docs: dict[str, str]) -> None:
     with db.connect() as conn:
         add_author(conn, author)
-        upsert_raw(conn, [raw_row(author, f"https://{author}.example/{name}", text, kind="article")
-                          for name, text in docs.items()])
+        upsert_raw(
+            conn,
+            [
+                raw_row(author, f"https://{author}.example/{name}", text, kind="article")
+                for name, text in docs.items()
+            ],
+        )
 
 
 def run(author: str) -> dg.ExecuteInProcessResult:
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("authors", [author])
-    return dg.materialize(ASSETS, partition_key=author, instance=instance,
-                          resources={"store": StoreResource(), "models": ModelsResource(device="cpu")},
-                          raise_on_error=False)
+    return dg.materialize(
+        ASSETS,
+        partition_key=author,
+        instance=instance,
+        resources={"store": StoreResource(), "models": ModelsResource(device="cpu")},
+        raise_on_error=False,
+    )
 
 
 def meta(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
@@ -55,15 +73,23 @@ def meta(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
 
 def chunk_state(db: Database, author: str) -> dict[str, tuple[str, str]]:
     with db.connect() as conn:
-        rows = conn.execute("SELECT id, document_id, xmin::text FROM chunks WHERE author = %s", (author,)).fetchall()
+        rows = conn.execute(
+            "SELECT id, document_id, xmin::text FROM chunks WHERE author = %s", (author,)
+        ).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
 @pytest.fixture
 def seeded(db: Database) -> Database:
     seed(db, "maya", {**PLANTED, "filler": FILLER})
-    seed(db, "sam", {"sam-bread": "Sam also bakes: focaccia with rosemary, dimpled with oily fingers, "
-                                  "baked hot and fast until the bottom is crisp and golden brown."})
+    seed(
+        db,
+        "sam",
+        {
+            "sam-bread": "Sam also bakes: focaccia with rosemary, dimpled with oily fingers, "
+            "baked hot and fast until the bottom is crisp and golden brown."
+        },
+    )
     return db
 
 
@@ -81,12 +107,17 @@ def test_materialize_twice_then_change_one_document(seeded: Database) -> None:
     before = chunk_state(db, "maya")
 
     second = run("maya")  # nothing changed: nothing is written
-    assert (meta(second, "cleaned_documents")["written"], meta(second, "chunks")["chunks_made"],
-            meta(second, "chunk_embeddings")["embedded"]) == (0, 0, 0)
+    assert (
+        meta(second, "cleaned_documents")["written"],
+        meta(second, "chunks")["chunks_made"],
+        meta(second, "chunk_embeddings")["embedded"],
+    ) == (0, 0, 0)
     assert chunk_state(db, "maya") == before
 
     with db.connect() as conn:  # one document changes
-        upsert_raw(conn, [raw_row("maya", "https://maya.example/retries", PLANTED["retries"] + " Then I log it.")])
+        upsert_raw(
+            conn, [raw_row("maya", "https://maya.example/retries", PLANTED["retries"] + " Then I log it.")]
+        )
     third = run("maya")
     assert meta(third, "cleaned_documents")["written"] == 1
     assert meta(third, "chunks")["rechunked_documents"] == 1
@@ -118,14 +149,18 @@ def test_search_finds_the_planted_chunk_first(seeded: Database, embedder, query:
 def test_the_author_filter_never_leaks(seeded: Database, embedder) -> None:  # type: ignore[no-untyped-def]
     assert run("maya").success and run("sam").success
     retriever = Retriever(seeded, embedder)
-    assert {h.author for h in retriever.search("baking bread with a crisp crust", author="maya", k=50)} == {"maya"}
+    assert {h.author for h in retriever.search("baking bread with a crisp crust", author="maya", k=50)} == {
+        "maya"
+    }
     sam = retriever.search("baking bread with a crisp crust", author="sam", k=50)
     assert [h.author for h in sam] == ["sam"]  # k results exist only as far as the author has chunks
     both = retriever.search("baking bread with a crisp crust", k=10)
     assert {h.author for h in both} == {"maya", "sam"}  # unfiltered: everyone's chunks
 
 
-def test_an_embedding_model_of_another_dimension_refuses_and_writes_nothing(seeded: Database, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_embedding_model_of_another_dimension_refuses_and_writes_nothing(
+    seeded: Database, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     assert run("maya").success
     before = chunk_state(seeded, "maya")
     monkeypatch.setenv("LLM_TWIN_EMBEDDING_DIM", "768")
@@ -140,12 +175,19 @@ def test_an_embedding_model_of_another_dimension_refuses_and_writes_nothing(seed
 def test_search_from_the_command_line_as_json(seeded: Database) -> None:
     assert run("maya").success
     env = {**os.environ}
-    out = subprocess.run([LLM_TWIN, "search", "bread starter fed with rye", "--author", "maya", "--k", "2", "--json"],
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        [LLM_TWIN, "search", "bread starter fed with rye", "--author", "maya", "--k", "2", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     hits = json.loads(out.stdout)
     assert len(hits) == 2
     assert {"chunk_id", "document_url", "score", "text"} <= set(hits[0])
     assert hits[0]["document_url"] == "https://maya.example/sourdough"
-    plain = subprocess.run([LLM_TWIN, "search", "bread", "--author", "nobody"], capture_output=True, text=True, env=env)
+    plain = subprocess.run(
+        [LLM_TWIN, "search", "bread", "--author", "nobody"], capture_output=True, text=True, env=env
+    )
     assert plain.returncode == 0 and "no results" in plain.stdout

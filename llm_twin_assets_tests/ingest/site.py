@@ -46,7 +46,7 @@ def _handler(state: SiteState, base: list[str]) -> type[http.server.BaseHTTPRequ
         def __init__(self, *args: object, **kwargs: object) -> None:
             super().__init__(*args, directory=str(SITE), **kwargs)  # type: ignore[arg-type]
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _send(
@@ -65,7 +65,7 @@ def _handler(state: SiteState, base: list[str]) -> type[http.server.BaseHTTPRequ
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             with state.lock:
                 state.requests.append(self.path)
             path = self.path.split("?", 1)[0]

@@ -67,4 +67,6 @@ def test_the_daily_schedule_recrawls_every_author(authors_dir: Path) -> None:
         )
         requests = daily_recrawl_schedule(context)
     assert sorted((r.partition_key, r.run_key) for r in requests) == [  # type: ignore[union-attr]
-        ("maya", "recrawl:maya:2026-11-28"), ("sam", "recrawl:sam:2026-11-28")]
+        ("maya", "recrawl:maya:2026-11-28"),
+        ("sam", "recrawl:sam:2026-11-28"),
+    ]

@@ -1,6 +1,6 @@
 import numpy as np
-from psycopg import sql as psycopg_sql
 import pytest
+from psycopg import sql as psycopg_sql
 
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.store import vectors as vector_store
