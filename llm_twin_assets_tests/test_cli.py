@@ -7,6 +7,8 @@ from pathlib import Path
 
 import psycopg
 
+from llm_twin_assets.store.migrations import default_sql_dir, discover
+
 LLM_TWIN = shutil.which("llm-twin") or str(Path(__file__).resolve().parents[1] / ".venv/bin/llm-twin")
 
 
@@ -35,7 +37,9 @@ def test_db_lifecycle_from_the_command_line(tmp_path: Path) -> None:
 
         url = run("db", "url", home=home).stdout.strip()
         with psycopg.connect(url) as conn:
-            assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (
+                len(discover(default_sql_dir())),
+            )
         assert run("db", "start", home=home).returncode == 0  # a second start reuses the server
     finally:
         stopped = run("db", "stop", home=home)

@@ -7,6 +7,7 @@ import dagster as dg
 
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
 from llm_twin_assets.settings import TwinSettings
+from llm_twin_assets.store.migrations import default_sql_dir, discover
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,4 +50,6 @@ def test_store_resource_reaches_the_store_from_settings(settings: TwinSettings, 
     resource = StoreResource()
     assert resource.settings().home == settings.home  # read from LLM_TWIN_HOME at run time
     with resource.database().connect() as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (
+            len(discover(default_sql_dir())),
+        )

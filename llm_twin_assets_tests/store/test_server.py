@@ -11,6 +11,7 @@ from llm_twin_assets.errors import ConfigError
 from llm_twin_assets.settings import get_settings
 from llm_twin_assets.store import embedded
 from llm_twin_assets.store.database import Database, open_database, redact
+from llm_twin_assets.store.migrations import default_sql_dir, discover
 
 START = "from pathlib import Path; from llm_twin_assets.store import embedded; print(embedded.ensure_running(Path({!r})))"
 
@@ -122,7 +123,9 @@ def test_an_external_url_is_used_as_is_with_no_code_change(
         assert conn.execute("SELECT current_database()").fetchone() == (
             conninfo_to_dict(fresh_database_url)["dbname"],
         )
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (
+            len(discover(default_sql_dir())),
+        )
 
 
 @pytest.mark.parametrize(
