@@ -21,14 +21,6 @@ class LoadedLM:
     device: str
 
 
-def set_torch_threads(threads: int | None) -> None:
-    """Pin torch's CPU threads (on 2 cores, two processes each using all cores halve each other)."""
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 def load_causal_lm(ref: ModelRef, device: str = "cpu", dtype: str = "float32") -> LoadedLM:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -12,7 +12,7 @@ import contextlib
 import shutil
 from typing import Any
 
-from llm_twin_assets.crawling.http import FetchError, Page, PoliteClient
+from llm_twin_assets.crawling.http import Page, PoliteClient
 from llm_twin_assets.errors import ConfigError
 
 _SKIPPED = frozenset(
@@ -108,7 +108,7 @@ class Renderer:
             return
         try:
             resource = await self.client.fetch_resource(request.url)
-        except (FetchError, Exception):
+        except Exception:
             await route.abort()
             return
         headers = {

@@ -5,7 +5,6 @@ Every write for one author is one transaction; only what changed is read and rew
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -161,6 +160,3 @@ def write_embeddings(
             (model,),
         ).rowcount
 
-
-def count_by_kind(rows: Sequence[tuple[object, ...]], kind_index: int = 1) -> dict[str, int]:
-    return dict(Counter(str(r[kind_index]) for r in rows))
