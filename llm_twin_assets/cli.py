@@ -183,6 +183,10 @@ def author_list() -> None:
 def materialize(
     author: Annotated[str, typer.Option(help="The author's slug (partition key).")],
     select: Annotated[str, typer.Option(help="Dagster asset selection, e.g. 'raw_documents' or '*'.")] = "*",
+    config: Annotated[
+        Path | None,
+        typer.Option(help="A YAML run config, e.g. `ops: {instruct_dataset: {config: {max_passages: 20}}}`."),
+    ] = None,
 ) -> None:
     """Run the selected assets for one author, in-process, one asset at a time, with their checks."""
     import time
@@ -194,10 +198,14 @@ def materialize(
     from llm_twin_assets.defs.partitions import authors_partitions
 
     load_author(get_settings(), author)  # a clear error before anything runs
+    op_config = _read_run_config(config)
     instance = _instance()
     if not instance.has_dynamic_partition(authors_partitions.name, author):
         instance.add_dynamic_partitions(authors_partitions.name, [author])
     graph = defs.resolve_asset_graph()
+    unknown = sorted(set(op_config) - {k.path[-1] for k in graph.get_all_asset_keys()})
+    if unknown:
+        raise TwinError(f"--config {config}: no asset named {', '.join(unknown)}")
     try:
         # Comma-separated selections are unioned, as `dagster asset materialize --select a,b` does.
         keys = set().union(
@@ -224,7 +232,7 @@ def materialize(
             instance=instance,
             resources=defs.resources,
             raise_on_error=False,
-            run_config=_QUIET,
+            run_config={**_QUIET, "ops": {k: v for k, v in op_config.items() if k == key.path[-1]}},
         )
         seconds = time.perf_counter() - start
         if not result.success:
@@ -276,6 +284,22 @@ def search_command(
     for rank, hit in enumerate(hits, start=1):
         snippet = " ".join(hit.text.split())[:160]
         typer.echo(f"{rank:>2}. {hit.score:.3f}  [{hit.kind}] {hit.document_url}\n    {snippet}")
+
+
+def _read_run_config(path: Path | None) -> dict[str, Any]:
+    """The ``ops`` section of a YAML run config (one entry per asset), checked for shape."""
+    import yaml
+
+    if path is None:
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TwinError(f"--config {path}: {exc}") from None
+    ops = loaded.get("ops", {}) if isinstance(loaded, dict) else None
+    if not isinstance(ops, dict) or set(loaded) - {"ops"}:
+        raise TwinError(f"--config {path}: expected a mapping with only an 'ops' section")
+    return ops
 
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

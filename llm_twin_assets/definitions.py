@@ -2,21 +2,31 @@
 
 import dagster as dg
 
+from llm_twin_assets.defs.datasets import definitions as datasets
 from llm_twin_assets.defs.features import definitions as features
 from llm_twin_assets.defs.ingest import definitions as ingest
 from llm_twin_assets.defs.partitions import authors_partitions
-from llm_twin_assets.defs.resources import AuthorsResource, ModelsResource, StoreResource
+from llm_twin_assets.defs.resources import (
+    ArtifactsResource,
+    AuthorsResource,
+    ModelsResource,
+    StoreResource,
+    TeacherResource,
+)
 
 __all__ = ["authors_partitions", "defs"]
 
 defs = dg.Definitions.merge(
     ingest.defs,
     features.defs,
+    datasets.defs,
     dg.Definitions(
         resources={
             "store": StoreResource(),
             "models": ModelsResource(),
             "authors": AuthorsResource(),
+            "teacher": TeacherResource(),
+            "artifacts": ArtifactsResource(),
         },
     ),
 )

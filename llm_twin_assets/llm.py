@@ -52,7 +52,14 @@ def chat_prompt_ids(lm: LoadedLM, messages: list[Message]) -> list[int]:
     return list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def generate(
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    finished: bool
+    """False when generation stopped at ``max_new_tokens`` rather than at an end-of-turn token."""
+
+
+def generate_replies(
     lm: LoadedLM,
     conversations: list[list[Message]],
     *,
@@ -60,7 +67,7 @@ def generate(
     temperature: float = 0.0,
     seed: int = 0,
     **kwargs: Any,
-) -> list[str]:
+) -> list[Reply]:
     """One reply per conversation, batched with left padding; greedy when temperature is 0."""
     import torch
 
@@ -84,5 +91,33 @@ def generate(
             **sampling,
             **kwargs,
         )
-    replies = output[:, width:]
-    return [lm.tokenizer.decode(r, skip_special_tokens=True).strip() for r in replies]
+    stops = _stop_ids(lm)
+    replies = []
+    for row in output[:, width:].tolist():
+        finished = any(t in stops for t in row)
+        replies.append(Reply(lm.tokenizer.decode(row, skip_special_tokens=True).strip(), finished))
+    return replies
+
+
+def _stop_ids(lm: LoadedLM) -> set[int]:
+    configured = lm.model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if lm.tokenizer.eos_token_id is not None:
+        ids.add(lm.tokenizer.eos_token_id)
+    return ids
+
+
+def generate(
+    lm: LoadedLM,
+    conversations: list[list[Message]],
+    *,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    seed: int = 0,
+    **kwargs: Any,
+) -> list[str]:
+    """The text of :func:`generate_replies`."""
+    replies = generate_replies(
+        lm, conversations, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, **kwargs
+    )
+    return [r.text for r in replies]

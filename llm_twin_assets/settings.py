@@ -63,12 +63,37 @@ class TwinSettings(BaseSettings):
         description="Let crawlers reach loopback/private addresses (tests and local demos only).",
     )
 
+    teacher_backend: Literal["local", "openai"] = Field(
+        default="local",
+        description="Who writes instructions: a local transformers model, or an OpenAI-compatible endpoint.",
+    )
+    teacher_model: str = Field(
+        default="bundled",
+        description="local: 'bundled' (SmolLM2), a path or a hub id; openai: the model name the endpoint serves.",
+    )
+    teacher_base_url: str | None = Field(
+        default=None,
+        description="openai: the endpoint's base URL, up to and including /v1 (e.g. http://127.0.0.1:8000/v1).",
+    )
+    teacher_api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        description="openai: the name of the environment variable that holds the API key (may be unset).",
+    )
+    teacher_concurrency: int = Field(default=4, ge=1, description="openai: requests in flight at once.")
+    teacher_timeout_s: float = Field(default=120.0, gt=0, description="openai: seconds per request.")
+    teacher_retries: int = Field(default=3, ge=0, description="openai: retries after a failed request.")
+    teacher_batch_size: int = Field(default=8, ge=1, description="local: prompts generated together.")
+    artifacts_url: str | None = Field(
+        default=None,
+        description="Where datasets and adapters go: unset = <home>/artifacts, or s3://bucket/prefix.",
+    )
+
     @field_validator("home", "model_cache", "authors_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
 
-    @field_validator("database_url", mode="before")
+    @field_validator("database_url", "teacher_base_url", "artifacts_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

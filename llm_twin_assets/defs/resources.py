@@ -87,3 +87,54 @@ class AuthorsResource(dg.ConfigurableResource):
 
     def settings(self) -> TwinSettings:
         return get_settings(authors_dir=self.authors_dir, allow_private_networks=self.allow_private_networks)
+
+
+class TeacherResource(dg.ConfigurableResource):
+    """Who writes instructions for the datasets: a local model or an OpenAI-compatible endpoint."""
+
+    backend: str | None = None
+    """``local`` or ``openai``; unset = ``LLM_TWIN_TEACHER_BACKEND`` (default ``local``)."""
+    model: str | None = None
+    """local: 'bundled', a path or a hub id; openai: the served model's name."""
+    base_url: str | None = None
+    """openai: the endpoint, up to and including ``/v1``."""
+    api_key_env: str | None = None
+    """openai: the name of the environment variable holding the key (the key itself never goes in config)."""
+    device: str | None = None
+
+    def settings(self) -> TwinSettings:
+        return get_settings(
+            teacher_backend=self.backend,
+            teacher_model=self.model,
+            teacher_base_url=self.base_url,
+            teacher_api_key_env=self.api_key_env,
+            device=self.device,
+        )
+
+    def teacher(self):  # type: ignore[no-untyped-def]
+        from llm_twin_assets.datasets.teachers import teacher_from_settings
+
+        return teacher_from_settings(self.settings())
+
+
+class ArtifactsResource(dg.ConfigurableResource):
+    """Where datasets and adapters are stored: the data home, another folder, or S3 (through dagster-aws)."""
+
+    url: str | None = None
+    """Unset = ``LLM_TWIN_ARTIFACTS_URL`` or ``<home>/artifacts``; a folder; or ``s3://bucket/prefix``."""
+    s3_endpoint_url: str | None = None
+    """An S3-compatible endpoint (MinIO, LocalStack); unset = AWS."""
+    s3_region: str | None = None
+
+    def store(self):  # type: ignore[no-untyped-def]
+        from llm_twin_assets.artifacts import S3ArtifactStore, local_store, parse_s3_url
+
+        settings = get_settings(artifacts_url=self.url)
+        url = settings.artifacts_url
+        if url and url.startswith("s3://"):
+            from dagster_aws.s3 import S3Resource
+
+            bucket, prefix = parse_s3_url(url)
+            client = S3Resource(endpoint_url=self.s3_endpoint_url, region_name=self.s3_region).get_client()
+            return S3ArtifactStore(client, bucket, prefix)
+        return local_store(settings.artifacts_dir, url)

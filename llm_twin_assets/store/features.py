@@ -159,4 +159,3 @@ def write_embeddings(
             " WHERE c.id = s.id",
             (model,),
         ).rowcount
-

@@ -1,0 +1,121 @@
+"""The artifact store: datasets and adapters as files under the data home, or in S3.
+
+Keys are ``/``-separated paths relative to the store's root. Writes are atomic per object (a local
+file is renamed into place), and publishers write a version's data before the pointer that names it,
+so a reader never sees half a version.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from llm_twin_assets.errors import ConfigError, TwinError
+
+
+class ArtifactError(TwinError):
+    pass
+
+
+class ArtifactStore(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def uri(self, key: str) -> str: ...
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ArtifactError(f"artifact key {key!r} is not a plain relative path")
+    return key
+
+
+class LocalArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise ArtifactError(f"cannot write artifact {path}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ArtifactError(f"artifact {path} does not exist") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))
+
+
+class S3ArtifactStore:
+    """A bucket and prefix, through a boto3 S3 client (dagster-aws's ``S3Resource.get_client()``)."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def _key(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+        except Exception as exc:  # botocore raises ClientError, EndpointConnectionError, ...
+            raise ArtifactError(f"cannot write artifact {self.uri(key)}: {exc}") from exc
+
+    def get(self, key: str) -> bytes:
+        try:
+            return bytes(self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read())
+        except Exception as exc:
+            raise ArtifactError(f"cannot read artifact {self.uri(key)}: {exc}") from exc
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise ArtifactError(f"cannot reach artifact {self.uri(key)}: {exc}") from exc
+        return True
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix)."""
+    rest = url.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    if not url.startswith("s3://") or not bucket:
+        raise ConfigError(
+            "LLM_TWIN_ARTIFACTS_URL",
+            f"{url!r} is not s3://bucket[/prefix]",
+            "use s3://bucket/prefix or unset it",
+        )
+    return bucket, prefix
+
+
+def local_store(home_artifacts: Path, url: str | None) -> LocalArtifactStore:
+    if url and not url.startswith("s3://"):
+        return LocalArtifactStore(Path(url.removeprefix("file://")).expanduser().absolute())
+    return LocalArtifactStore(home_artifacts)

@@ -1,0 +1,225 @@
+"""Teachers: whoever writes text for the datasets. A local transformers model, or any
+OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, Ollama, OpenAI, our own service).
+
+A teacher answers a list of conversations with one :class:`Reply` each, in order. A reply that came
+back but is unusable (empty, cut off) is returned as such for the caller to drop and count; an
+endpoint that cannot be reached or keeps failing raises :class:`TeacherError` after its retries.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from llm_twin_assets.errors import TwinError
+from llm_twin_assets.llm import Message, Reply
+
+if TYPE_CHECKING:
+    import httpx
+
+    from llm_twin_assets.llm import LoadedLM
+    from llm_twin_assets.settings import TwinSettings
+
+Progress = Callable[[int, int], None]
+
+
+class TeacherError(TwinError):
+    pass
+
+
+class Teacher(Protocol):
+    label: str
+
+    def complete(
+        self, conversations: list[list[Message]], *, max_new_tokens: int, progress: Progress | None = None
+    ) -> list[Reply]: ...
+
+
+class LocalTeacher:
+    """A causal LM run in this process: prompts sorted by length and generated in batches (greedy)."""
+
+    def __init__(self, lm: LoadedLM, label: str, batch_size: int = 8) -> None:
+        self.lm = lm
+        self.label = label
+        self.batch_size = batch_size
+
+    def complete(
+        self, conversations: list[list[Message]], *, max_new_tokens: int, progress: Progress | None = None
+    ) -> list[Reply]:
+        from llm_twin_assets.llm import chat_prompt_ids, generate_replies
+
+        # Similar lengths together: less padding, and the same batches for the same inputs.
+        lengths = [len(chat_prompt_ids(self.lm, c)) for c in conversations]
+        order = sorted(range(len(conversations)), key=lambda i: (lengths[i], i))
+        replies: list[Reply | None] = [None] * len(conversations)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            out = generate_replies(self.lm, [conversations[i] for i in batch], max_new_tokens=max_new_tokens)
+            for i, reply in zip(batch, out, strict=True):
+                replies[i] = reply
+            if progress:
+                progress(min(start + self.batch_size, len(order)), len(order))
+        return [r for r in replies if r is not None]
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    base_url: str
+    model: str
+    api_key: str | None = None
+    concurrency: int = 4
+    timeout_s: float = 120.0
+    retries: int = 3
+    backoff_s: float = 0.5
+    temperature: float = 0.0
+
+
+_RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAITeacher:
+    """An OpenAI-compatible chat endpoint, with timeouts, retries with backoff and bounded concurrency."""
+
+    def __init__(self, options: EndpointOptions, client: httpx.Client | None = None) -> None:
+        import httpx
+
+        self.options = options
+        self.url = options.base_url.rstrip("/") + "/chat/completions"
+        self.label = f"openai:{options.model}@{options.base_url}"
+        headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
+        self.client = client or httpx.Client(
+            timeout=httpx.Timeout(options.timeout_s, connect=min(10.0, options.timeout_s)),
+            headers=headers,
+            limits=httpx.Limits(max_connections=options.concurrency),
+        )
+        self._failed = threading.Event()
+
+    def complete(
+        self, conversations: list[list[Message]], *, max_new_tokens: int, progress: Progress | None = None
+    ) -> list[Reply]:
+        self._failed.clear()
+        done = 0
+        lock = threading.Lock()
+
+        def one(messages: list[Message]) -> Reply:
+            nonlocal done
+            reply = self._request(messages, max_new_tokens)
+            with lock:
+                done += 1
+                if progress:
+                    progress(done, len(conversations))
+            return reply
+
+        with ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="teacher") as pool:
+            futures = [pool.submit(one, c) for c in conversations]
+            try:
+                return [f.result() for f in futures]
+            except BaseException:
+                self._failed.set()  # the others stop at their next attempt instead of retrying on
+                for f in futures:
+                    f.cancel()
+                raise
+
+    def _request(self, messages: list[Message], max_new_tokens: int) -> Reply:
+        import httpx
+
+        body = {
+            "model": self.options.model,
+            "messages": messages,
+            "max_tokens": max_new_tokens,
+            "temperature": self.options.temperature,
+        }
+        problem, retry_after = "", None
+        for attempt in range(self.options.retries + 1):
+            if self._failed.is_set():
+                raise TeacherError(f"teacher endpoint {self.url}: stopped after another request failed")
+            if attempt:
+                time.sleep(self._delay(attempt, retry_after))
+            try:
+                response = self.client.post(self.url, json=body)
+            except httpx.HTTPError as exc:
+                problem, retry_after = f"{type(exc).__name__}: {exc}", None
+                continue
+            if response.status_code in _RETRYABLE:
+                problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                retry_after = response.headers.get("retry-after") if response.status_code == 429 else None
+                continue
+            if response.status_code != 200:
+                raise TeacherError(
+                    f"teacher endpoint {self.url} refused the request: HTTP {response.status_code}: "
+                    f"{response.text[:300]}"
+                )
+            return self._parse(response)
+        raise TeacherError(
+            f"teacher endpoint {self.url} failed after {self.options.retries + 1} attempts: {problem}"
+        )
+
+    def _delay(self, attempt: int, retry_after: str | None) -> float:
+        if retry_after:
+            try:
+                return min(60.0, float(retry_after))
+            except ValueError:
+                pass
+        return self.options.backoff_s * 2 ** (attempt - 1) * (1 + random.random() / 4)
+
+    def _parse(self, response: httpx.Response) -> Reply:
+        try:
+            payload: Any = response.json()
+            choice = payload["choices"][0]
+            content = choice["message"].get("content") or ""
+            finish = choice.get("finish_reason")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise TeacherError(
+                f"teacher endpoint {self.url} answered without an OpenAI chat completion "
+                f"({type(exc).__name__}: {exc}): {response.text[:300]}"
+            ) from None
+        return Reply(str(content).strip(), finish != "length")
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def local_teacher(settings: TwinSettings, model: str, *, batch_size: int | None = None) -> LocalTeacher:
+    """A local teacher for ``model`` ('bundled', a path or a hub id) on the configured device."""
+    from llm_twin_assets.llm import load_causal_lm
+    from llm_twin_assets.models.registry import BUNDLED, prepare_smollm2, resolve
+
+    ref = resolve(model, "LLM_TWIN_TEACHER_MODEL")
+    if ref is None:
+        from llm_twin_assets.models.registry import ModelRef
+
+        ref = ModelRef(str(prepare_smollm2(settings.model_cache)), True, BUNDLED)
+    device = settings.resolved_device()
+    lm = load_causal_lm(ref, device=device, dtype="bfloat16" if device == "cuda" else "float32")
+    label = f"local:{'SmolLM2-135M-Instruct' if ref.source == BUNDLED else ref.name_or_path}"
+    return LocalTeacher(lm, label, batch_size or settings.teacher_batch_size)
+
+
+def teacher_from_settings(settings: TwinSettings) -> Teacher:
+    """The configured teacher; ``openai`` needs a base URL, and reads its key from the named variable."""
+    if settings.teacher_backend == "local":
+        return local_teacher(settings, settings.teacher_model)
+    if not settings.teacher_base_url:
+        from llm_twin_assets.errors import ConfigError
+
+        raise ConfigError(
+            "LLM_TWIN_TEACHER_BASE_URL",
+            "is unset but the teacher backend is 'openai'",
+            "set it to the endpoint's base URL, e.g. http://127.0.0.1:8000/v1",
+        )
+    return OpenAITeacher(
+        EndpointOptions(
+            base_url=settings.teacher_base_url,
+            model=settings.teacher_model,
+            api_key=os.environ.get(settings.teacher_api_key_env) or None,
+            concurrency=settings.teacher_concurrency,
+            timeout_s=settings.teacher_timeout_s,
+            retries=settings.teacher_retries,
+        )
+    )

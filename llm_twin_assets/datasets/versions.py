@@ -1,0 +1,106 @@
+"""Dataset versions in the artifact store: Parquet per split, a manifest, and a ``latest`` pointer.
+
+    datasets/<author>/<name>/<version>/<split>.parquet
+    datasets/<author>/<name>/<version>/manifest.json
+    datasets/<author>/<name>/latest.json            {"version": ...}, written last
+
+The version id is derived from the rows alone, so identical inputs give the identical version, and a
+version that already exists is not rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from llm_twin_assets.artifacts import ArtifactError, ArtifactStore
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    author: str
+    name: str
+    version: str
+    manifest: dict[str, Any]
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {split: info["rows"] for split, info in self.manifest["splits"].items()}
+
+
+def _prefix(author: str, name: str) -> str:
+    return f"datasets/{author}/{name}"
+
+
+def version_id(name: str, splits: dict[str, pl.DataFrame]) -> str:
+    digest = hashlib.sha256(name.encode())
+    for split in sorted(splits):
+        digest.update(f"\x1e{split}\x1e".encode())
+        for row in splits[split].sort("id").iter_rows(named=True):
+            digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+            digest.update(b"\n")
+    return digest.hexdigest()[:16]
+
+
+def publish(
+    store: ArtifactStore,
+    author: str,
+    name: str,
+    splits: dict[str, pl.DataFrame],
+    details: dict[str, Any],
+) -> tuple[DatasetVersion, bool]:
+    """Write the version (unless it exists) and point ``latest`` at it; returns it and whether it is new."""
+    version = version_id(name, splits)
+    base = f"{_prefix(author, name)}/{version}"
+    new = not store.exists(f"{base}/manifest.json")
+    if new:
+        manifest: dict[str, Any] = {
+            "author": author,
+            "name": name,
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "schema": {c: str(t) for c, t in next(iter(splits.values())).schema.items()},
+            "splits": {},
+            **details,
+        }
+        for split, frame in splits.items():
+            buffer = io.BytesIO()
+            frame.sort("id").write_parquet(buffer, compression="zstd")
+            store.put(f"{base}/{split}.parquet", buffer.getvalue())
+            manifest["splits"][split] = {"key": f"{base}/{split}.parquet", "rows": frame.height}
+        store.put(f"{base}/manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+    else:
+        manifest = json.loads(store.get(f"{base}/manifest.json"))
+    store.put(f"{_prefix(author, name)}/latest.json", json.dumps({"version": version}).encode())
+    return DatasetVersion(author, name, version, manifest), new
+
+
+def latest(store: ArtifactStore, author: str, name: str) -> DatasetVersion:
+    pointer = f"{_prefix(author, name)}/latest.json"
+    if not store.exists(pointer):
+        raise ArtifactError(
+            f"no {name} dataset for author {author!r} yet ({store.uri(pointer)}): materialize it first"
+        )
+    return get_version(store, author, name, json.loads(store.get(pointer))["version"])
+
+
+def get_version(store: ArtifactStore, author: str, name: str, version: str) -> DatasetVersion:
+    key = f"{_prefix(author, name)}/{version}/manifest.json"
+    if not store.exists(key):
+        raise ArtifactError(
+            f"{name} dataset version {version} of author {author!r} does not exist ({store.uri(key)})"
+        )
+    return DatasetVersion(author, name, version, json.loads(store.get(key)))
+
+
+def read_splits(store: ArtifactStore, version: DatasetVersion) -> dict[str, pl.DataFrame]:
+    return {
+        split: pl.read_parquet(io.BytesIO(store.get(info["key"])))
+        for split, info in version.manifest["splits"].items()
+    }

@@ -1,0 +1,226 @@
+"""instruct_dataset and preference_dataset: versioned Parquet in the artifact store, per author."""
+
+import time
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from llm_twin_assets.defs.failures import clear_failures
+from llm_twin_assets.defs.features.assets import cleaned_documents
+from llm_twin_assets.defs.partitions import authors_partitions
+from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TeacherResource
+
+
+class InstructDatasetConfig(dg.Config):
+    """How passages are cut and instructions written. Defaults suit a CPU and the bundled teacher."""
+
+    window_words: int = 160
+    """Prose passages pack whole paragraphs up to about this many words."""
+    min_answer_words: int = 12
+    """Passages shorter than this are not used as answers."""
+    max_passages: int | None = None
+    """Use at most this many passages, spread over the documents (unset = all)."""
+    style: str = "auto"
+    """'instruction' (the teacher writes it), 'topic' (it names the topic; the instruction is framed from
+    it) or 'auto': topic for the bundled 135M teacher, which cannot write instructions, else instruction."""
+    max_new_tokens: int = 48
+    min_examples: int = 10
+    """Fail (naming how much more text is needed) below this many examples."""
+    test_ratio: float = 0.1
+    """Share of the author's documents held out for evaluation."""
+    seed: int = 42
+    general_mix_path: str | None = None
+    """A Parquet/JSONL file of general instructions (instruction+answer) mixed into training."""
+    general_mix_rows: int = 0
+    """How many general rows to mix in (0 = none)."""
+
+
+class PreferenceDatasetConfig(dg.Config):
+    """How the base model's rejected answers are written and filtered."""
+
+    max_new_tokens: int = 160
+    max_similarity: float = 0.5
+    """Drop a pair whose rejected answer shares this much (word-trigram Jaccard) with the chosen one."""
+    min_examples: int = 8
+
+
+def preview(frame: pl.DataFrame, columns: list[str], rows: int = 5, width: int = 140) -> str:
+    def cell(value: object) -> str:
+        text = " ".join(str(value).split()).replace("|", "\\|")
+        return text if len(text) <= width else text[: width - 1] + "…"
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += [
+        "| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in frame.head(rows).iter_rows(named=True)
+    ]
+    return "\n".join(lines)
+
+
+def _result(
+    version: Any, new: bool, store: Any, built: Any, seconds: float, extra: dict[str, Any]
+) -> dg.MaterializeResult:
+    rows = version.rows
+    return dg.MaterializeResult(
+        metadata={
+            "version": version.version,
+            "new_version": new,
+            "uri": store.uri(f"datasets/{version.author}/{version.name}/{version.version}/manifest.json"),
+            "rows_train": rows.get("train", 0),
+            "rows_test": rows.get("test", 0),
+            "considered": built.considered,
+            "dropped": dg.MetadataValue.json(built.dropped),
+            "seconds": round(seconds, 2),
+            "examples_per_s": round(built.considered / seconds, 2) if seconds else 0.0,
+            **extra,
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=authors_partitions,
+    deps=[cleaned_documents],
+    group_name="datasets",
+    kinds={"polars", "parquet"},
+    description="Instruction -> the author's passage, verbatim (instruction back-generation), split by document.",
+)
+def instruct_dataset(
+    context: dg.AssetExecutionContext,
+    config: InstructDatasetConfig,
+    store: StoreResource,
+    teacher: TeacherResource,
+    artifacts: ArtifactsResource,
+) -> dg.MaterializeResult:
+    from llm_twin_assets.datasets.building import InstructOptions, build_instruct, read_general_mix
+    from llm_twin_assets.datasets.filters import InstructionRules
+    from llm_twin_assets.datasets.passages import PassageOptions, passages_of_all
+    from llm_twin_assets.datasets.versions import publish
+    from llm_twin_assets.store.documents import author_name, cleaned_documents_of
+
+    author = context.partition_key
+    start = time.perf_counter()
+    with clear_failures():
+        settings = teacher.settings()
+        style = config.style
+        if style == "auto":
+            bundled = settings.teacher_backend == "local" and settings.teacher_model == "bundled"
+            style = "topic" if bundled else "instruction"
+        options = InstructOptions(
+            passages=PassageOptions(window_words=config.window_words, min_words=config.min_answer_words),
+            rules=InstructionRules(),
+            style=style,
+            max_new_tokens=config.max_new_tokens,
+            max_passages=config.max_passages,
+            min_examples=config.min_examples,
+            test_ratio=config.test_ratio,
+            seed=config.seed,
+        )
+        with store.database().connect() as conn:
+            documents = cleaned_documents_of(conn, author)
+            name = author_name(conn, author)
+        passages, short = passages_of_all(documents, options.passages)
+        general = (
+            read_general_mix(config.general_mix_path, config.general_mix_rows, config.seed)
+            if config.general_mix_path and config.general_mix_rows > 0
+            else None
+        )
+        writer = teacher.teacher()
+        context.log.info(
+            f"{len(passages)} passages from {len(documents)} documents; teacher {writer.label}, style {style}"
+        )
+        built = build_instruct(
+            author,
+            name,
+            passages,
+            writer,
+            options,
+            general=general,
+            progress=lambda done, total: context.log.debug(f"instructions {done}/{total}"),
+        )
+        target = artifacts.store()
+        details = {
+            "teacher": writer.label,
+            "style": style,
+            "min_examples": config.min_examples,
+            "dropped": built.dropped,
+            "config": config.model_dump(),
+        }
+        version, new = publish(target, author, "instruct", built.splits, details)
+    return _result(
+        version,
+        new,
+        target,
+        built,
+        time.perf_counter() - start,
+        {
+            "teacher": writer.label,
+            "style": style,
+            "passages": len(passages),
+            "passages_too_short": short,
+            "general_rows": general.height if general is not None else 0,
+            "preview": dg.MetadataValue.md(preview(built.splits["train"], ["kind", "instruction", "answer"])),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=authors_partitions,
+    deps=[instruct_dataset],
+    group_name="datasets",
+    kinds={"polars", "parquet"},
+    description="Prompt, chosen = the author's passage, rejected = the base model's own answer; splits kept.",
+)
+def preference_dataset(
+    context: dg.AssetExecutionContext,
+    config: PreferenceDatasetConfig,
+    models: ModelsResource,
+    artifacts: ArtifactsResource,
+    teacher: TeacherResource,
+) -> dg.MaterializeResult:
+    from llm_twin_assets.datasets.building import PreferenceOptions, build_preference
+    from llm_twin_assets.datasets.teachers import LocalTeacher
+    from llm_twin_assets.datasets.versions import latest, publish, read_splits
+    from llm_twin_assets.llm import load_causal_lm
+
+    author = context.partition_key
+    start = time.perf_counter()
+    with clear_failures():
+        target = artifacts.store()
+        instruct = latest(target, author, "instruct")
+        settings = models.settings()
+        device = settings.resolved_device()
+        ref = models.base_model_ref()
+        lm = load_causal_lm(ref, device=device, dtype="bfloat16" if device == "cuda" else "float32")
+        base = LocalTeacher(
+            lm, f"base:{ref.source}:{ref.name_or_path}", teacher.settings().teacher_batch_size
+        )
+        built = build_preference(
+            read_splits(target, instruct),
+            base,
+            PreferenceOptions(
+                max_new_tokens=config.max_new_tokens,
+                max_similarity=config.max_similarity,
+                min_examples=config.min_examples,
+            ),
+            progress=lambda done, total: context.log.debug(f"rejected answers {done}/{total}"),
+        )
+        details = {
+            "rejected_by": base.label,
+            "instruct_version": instruct.version,
+            "min_examples": config.min_examples,
+            "dropped": built.dropped,
+            "config": config.model_dump(),
+        }
+        version, new = publish(target, author, "preference", built.splits, details)
+    return _result(
+        version,
+        new,
+        target,
+        built,
+        time.perf_counter() - start,
+        {
+            "rejected_by": base.label,
+            "instruct_version": instruct.version,
+            "preview": dg.MetadataValue.md(preview(built.splits["train"], ["prompt", "chosen", "rejected"])),
+        },
+    )

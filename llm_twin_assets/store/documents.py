@@ -1,0 +1,20 @@
+"""Reads of an author's cleaned documents and name, for the dataset builders."""
+
+from __future__ import annotations
+
+import psycopg
+
+from llm_twin_assets.datasets.passages import Document
+
+
+def author_name(conn: psycopg.Connection, author: str) -> str:
+    row = conn.execute("SELECT name FROM authors WHERE slug = %s", (author,)).fetchone()
+    return str(row[0]) if row else author
+
+
+def cleaned_documents_of(conn: psycopg.Connection, author: str) -> list[Document]:
+    rows = conn.execute(
+        "SELECT id, url, kind, coalesce(title, ''), content FROM cleaned_documents WHERE author = %s ORDER BY id",
+        (author,),
+    ).fetchall()
+    return [Document(*row) for row in rows]
