@@ -106,10 +106,17 @@ class OpenAITeacher:
         self._failed.clear()
         done = 0
         lock = threading.Lock()
+        first_error: list[BaseException] = []
 
         def one(messages: list[Message]) -> Reply:
             nonlocal done
-            reply = self._request(messages, max_new_tokens)
+            try:
+                reply = self._request(messages, max_new_tokens)
+            except BaseException as exc:
+                with lock:
+                    first_error.append(exc)
+                self._failed.set()  # requests not yet sent are not sent
+                raise
             with lock:
                 done += 1
                 if progress:
@@ -120,11 +127,10 @@ class OpenAITeacher:
             futures = [pool.submit(one, c) for c in conversations]
             try:
                 return [f.result() for f in futures]
-            except BaseException:
-                self._failed.set()  # the others stop at their next attempt instead of retrying on
+            except BaseException as exc:
                 for f in futures:
                     f.cancel()
-                raise
+                raise (first_error[0] if first_error else exc) from None
 
     def _request(self, messages: list[Message], max_new_tokens: int) -> Reply:
         import httpx

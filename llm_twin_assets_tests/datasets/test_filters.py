@@ -1,0 +1,138 @@
+"""Filters on teacher replies and generated answers: each drop has a reason."""
+
+import pytest
+
+from llm_twin_assets.datasets.filters import (
+    InstructionRules,
+    NearDuplicates,
+    clean_answer,
+    clean_instruction,
+    clean_topic,
+    instruction_problem,
+    rejected_problem,
+    topic_problem,
+)
+from llm_twin_assets.datasets.validation import looks_cut
+
+PASSAGE = (
+    "Every year somebody asks me which database they should use for their new project, and every year "
+    "I give the same boring answer: start with Postgres and measure before you reach for anything else."
+)
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ('Instruction: "Explain why Postgres is a good default."', "Explain why Postgres is a good default."),
+        ("**Question:** How do retries work?", "How do retries work?"),
+        ("Here's the instruction: Write a post about bread.", "Write a post about bread."),
+        ("Write about databases.\n\nThis instruction asks for...", "Write about databases."),
+        ("  Describe   your\nweekend.  ", "Describe your weekend."),
+        ("", ""),
+    ],
+)
+def test_clean_instruction(reply: str, expected: str) -> None:
+    assert clean_instruction(reply) == expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            "The main topic of this text is the importance of measuring first.",
+            "the importance of measuring first",
+        ),
+        ("This text explores retries and backoff. It also covers more.", "retries and backoff"),
+        ("The topic is about baking sourdough bread", "baking sourdough bread"),
+        ("Postgres as a default database", "postgres as a default database"),
+        ("HNSW graphs", "HNSW graphs"),
+    ],
+)
+def test_clean_topic(reply: str, expected: str) -> None:
+    assert clean_topic(reply) == expected
+
+
+@pytest.mark.parametrize(
+    ("topic", "finished", "reason"),
+    [
+        ("", True, "empty"),
+        ("the importance of measuring first", False, "too_long"),
+        ("postgres", True, "too_short"),
+        (" ".join(["word"] * 25), True, "too_long"),
+        ("1234 5678 ;;;; ####", True, "not_text"),
+        ("the topic of this text", True, "describes_passage"),
+        ("the cost of retries", True, None),
+    ],
+)
+def test_topic_problem(topic: str, finished: bool, reason: str | None) -> None:
+    assert topic_problem(topic, finished) == reason
+
+
+@pytest.mark.parametrize(
+    ("instruction", "finished", "reason"),
+    [
+        ("", True, "empty"),
+        ("Explain why Postgres is a good default database.", False, "too_long"),
+        ("Explain it.", True, "too_short"),
+        (" ".join(["explain"] * 61), True, "too_long"),
+        ("{} [] ### 1234 5678 9999 ;;;;", True, "not_text"),
+        ("The passage is a great example of writing.", True, "describes_passage"),
+        (
+            "Every year somebody asks me which database they should use for their new project",
+            True,
+            "copies_passage",
+        ),
+        ("Explain why Postgres is a good default database for a new project.", True, None),
+    ],
+)
+def test_instruction_problem(instruction: str, finished: bool, reason: str | None) -> None:
+    assert instruction_problem(instruction, PASSAGE, finished, InstructionRules()) == reason
+
+
+def test_near_duplicates_are_caught_and_distinct_texts_kept() -> None:
+    seen = NearDuplicates(0.7)
+    assert not seen.seen("Write a short post about the importance of patience in baking bread.")
+    assert seen.seen("Write a short post about the importance of patience in baking bread!")
+    assert not seen.seen("Explain how an HNSW index finds neighbours in a layered graph.")
+    assert not seen.seen("Hi")  # too short for trigrams: compared whole
+    assert seen.seen("hi")
+
+
+@pytest.mark.parametrize(
+    ("reply", "finished", "expected"),
+    [
+        ("A whole answer. It ends well.", True, "A whole answer. It ends well."),
+        ("A cut answer. It stops in the mid", False, "A cut answer."),
+        ("no sentence end at all", False, "no sentence end at all"),
+    ],
+)
+def test_clean_answer(reply: str, finished: bool, expected: str) -> None:
+    assert clean_answer(reply, finished) == expected
+
+
+@pytest.mark.parametrize(
+    ("rejected", "reason"),
+    [
+        ("", "empty"),
+        ("Yes, sure.", "too_short"),
+        (PASSAGE, "too_similar"),
+        ("Databases are a broad topic and many people like different ones for their own reasons.", None),
+    ],
+)
+def test_rejected_problem(rejected: str, reason: str | None) -> None:
+    assert rejected_problem(rejected, PASSAGE, min_words=5, max_similarity=0.5) == reason
+
+
+@pytest.mark.parametrize(
+    ("text", "cut"),
+    [
+        ("It ends here.", False),
+        ("A post without a full stop 🎉", False),
+        ("It stops on a comma,", True),
+        ("It stops on the", True),
+        ("It stops on a dash —", True),
+        ("", True),
+    ],
+)
+def test_looks_cut(text: str, cut: bool) -> None:
+    assert looks_cut(text) is cut

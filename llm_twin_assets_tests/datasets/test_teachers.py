@@ -1,0 +1,111 @@
+"""Teachers: the local model, and the OpenAI-compatible client over real HTTP against a local server
+that answers with a real small model (or misbehaves on purpose)."""
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from llm_twin_assets.datasets.teachers import (
+    EndpointOptions,
+    LocalTeacher,
+    OpenAITeacher,
+    TeacherError,
+    teacher_from_settings,
+)
+from llm_twin_assets.errors import ConfigError
+from llm_twin_assets.llm import LoadedLM, generate_replies, load_causal_lm
+from llm_twin_assets.models.registry import ModelRef
+from llm_twin_assets.settings import get_settings
+from llm_twin_assets_tests.datasets.openai_server import Behaviour, openai_server
+
+CONVERSATIONS = [[{"role": "user", "content": f"Name a topic number {i}."}] for i in range(6)]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_model_path: Path) -> LoadedLM:
+    return load_causal_lm(ModelRef(str(tiny_model_path), True, "path"))
+
+
+def endpoint(url: str, **overrides: object) -> OpenAITeacher:
+    options = {
+        "base_url": url,
+        "model": "tiny",
+        "concurrency": 3,
+        "timeout_s": 10.0,
+        "retries": 2,
+        "backoff_s": 0.01,
+    }
+    return OpenAITeacher(EndpointOptions(**{**options, **overrides}))  # type: ignore[arg-type]
+
+
+def test_local_teacher_batches_in_order_and_matches_one_by_one(tiny_lm: LoadedLM) -> None:
+    teacher = LocalTeacher(tiny_lm, "local:tiny", batch_size=4)
+    progress: list[tuple[int, int]] = []
+    batched = teacher.complete(CONVERSATIONS, max_new_tokens=8, progress=lambda d, t: progress.append((d, t)))
+    single = [generate_replies(tiny_lm, [c], max_new_tokens=8)[0] for c in CONVERSATIONS]
+    assert [r.text for r in batched] == [r.text for r in single]  # left padding changes nothing
+    assert progress == [(4, 6), (6, 6)]
+    assert all(not r.finished for r in batched if len(r.text.split()) >= 8)
+
+
+def test_openai_teacher_gets_the_models_answers_over_http(
+    tiny_lm: LoadedLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with openai_server(tiny_lm, Behaviour(delay_s=0.05)) as (url, seen):
+        monkeypatch.setenv("TWIN_TEST_KEY", "sk-local-123")
+        settings = get_settings(
+            teacher_backend="openai",
+            teacher_base_url=url,
+            teacher_model="tiny",
+            teacher_api_key_env="TWIN_TEST_KEY",
+            teacher_concurrency=2,
+        )
+        teacher = teacher_from_settings(settings)
+        replies = teacher.complete(CONVERSATIONS, max_new_tokens=8)
+    local = [generate_replies(tiny_lm, [c], max_new_tokens=8)[0] for c in CONVERSATIONS]
+    assert [r.text for r in replies] == [r.text for r in local]  # in order, the model's own words
+    assert [r.finished for r in replies] == [r.finished for r in local]  # finish_reason 'length' read
+    assert seen.requests == 6 and 1 <= seen.peak_in_flight <= 2  # bounded concurrency
+    assert set(seen.authorization) == {"Bearer sk-local-123"}
+    assert seen.bodies[0]["max_tokens"] == 8 and seen.bodies[0]["model"] == "tiny"
+
+
+def test_retries_with_backoff_after_server_errors(tiny_lm: LoadedLM) -> None:
+    with openai_server(tiny_lm, Behaviour(fail_first=2, fail_status=503)) as (url, seen):
+        replies = endpoint(url, concurrency=1).complete(CONVERSATIONS[:1], max_new_tokens=4)
+    assert seen.requests == 3 and len(replies) == 1
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [
+        (Behaviour(always_status=503), r"failed after 3 attempts: HTTP 503"),
+        (Behaviour(always_status=401), r"refused the request: HTTP 401"),
+        (Behaviour(garbage=True), r"answered without an OpenAI chat completion"),
+    ],
+)
+def test_a_failing_endpoint_fails_with_its_url(tiny_lm: LoadedLM, behaviour: Behaviour, message: str) -> None:
+    with openai_server(tiny_lm, behaviour) as (url, seen):
+        with pytest.raises(TeacherError, match=message) as error:
+            endpoint(url).complete(CONVERSATIONS, max_new_tokens=4)
+    assert f"{url}/chat/completions" in str(error.value)
+    if behaviour.always_status == 401:
+        assert seen.requests <= 3  # no retries of a refusal (the others in flight may have started)
+
+
+def test_an_unreachable_endpoint_fails_after_retries_with_its_url() -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/v1"
+    start = time.perf_counter()
+    with pytest.raises(TeacherError, match=rf"{url}/chat/completions failed after 3 attempts: ConnectError"):
+        endpoint(url, concurrency=1).complete(CONVERSATIONS[:1], max_new_tokens=4)
+    assert time.perf_counter() - start < 5
+
+
+def test_the_openai_backend_needs_a_base_url() -> None:
+    with pytest.raises(ConfigError, match="LLM_TWIN_TEACHER_BASE_URL"):
+        teacher_from_settings(get_settings(teacher_backend="openai", teacher_base_url=""))
