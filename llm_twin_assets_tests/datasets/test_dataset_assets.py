@@ -4,7 +4,6 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.datasets.loading import load_dataset

@@ -87,9 +87,11 @@ def test_retries_with_backoff_after_server_errors(tiny_lm: LoadedLM) -> None:
     ],
 )
 def test_a_failing_endpoint_fails_with_its_url(tiny_lm: LoadedLM, behaviour: Behaviour, message: str) -> None:
-    with openai_server(tiny_lm, behaviour) as (url, seen):
-        with pytest.raises(TeacherError, match=message) as error:
-            endpoint(url).complete(CONVERSATIONS, max_new_tokens=4)
+    with (
+        openai_server(tiny_lm, behaviour) as (url, seen),
+        pytest.raises(TeacherError, match=message) as error,
+    ):
+        endpoint(url).complete(CONVERSATIONS, max_new_tokens=4)
     assert f"{url}/chat/completions" in str(error.value)
     if behaviour.always_status == 401:
         assert seen.requests <= 3  # no retries of a refusal (the others in flight may have started)
