@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features clean
+.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets clean
 
 install: $(STAMP) chromium
 	@mkdir -p $(DAGSTER_HOME)
@@ -43,6 +43,8 @@ demo: install
 	  for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(DEMO_PORT)) 2>/dev/null && break; sleep 0.1; done; \
 	  LLM_TWIN_ALLOW_PRIVATE_NETWORKS=1 $(BIN)/llm-twin materialize --author maya \
 	    --select raw_documents,cleaned_documents,chunks,chunk_embeddings
+	$(BIN)/llm-twin materialize --author maya --select instruct_dataset,preference_dataset \
+	  --config samples/demo_datasets.yaml
 	$(BIN)/llm-twin db status
 	$(BIN)/llm-twin search "why should a data job be safe to run twice?" --author maya --k 3
 
@@ -73,6 +75,9 @@ bench-crawl: install
 
 bench-features: install
 	$(BIN)/python bench/features.py
+
+bench-datasets: install
+	$(BIN)/python bench/datasets.py
 
 clean:
 	-$(BIN)/llm-twin db stop

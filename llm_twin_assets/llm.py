@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llm_twin_assets.errors import ModelError
-from llm_twin_assets.models.registry import ModelRef
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from llm_twin_assets.models.registry import ModelRef
 
 Message = dict[str, str]
 

@@ -23,7 +23,7 @@ from llm_twin_assets.datasets.filters import (
     tally,
     topic_problem,
 )
-from llm_twin_assets.datasets.passages import Passage, PassageOptions
+from llm_twin_assets.datasets.passages import Passage, PassageOptions, spread
 from llm_twin_assets.datasets.prompts import (
     TOPIC,
     Message,
@@ -98,23 +98,6 @@ def require_enough(author: str, passages: list[Passage], needed: int, options: P
         f"{len({p.document_id for p in passages})} documents); at least {needed} are needed: about "
         f"{more:,} more words of their writing (add links to their links file), or lower min_examples"
     )
-
-
-def spread(passages: list[Passage], limit: int | None) -> list[Passage]:
-    """At most ``limit`` passages, taken round-robin over documents so every document is represented."""
-    if limit is None or len(passages) <= limit:
-        return passages
-    by_document: dict[str, list[Passage]] = {}
-    for p in passages:
-        by_document.setdefault(p.document_id, []).append(p)
-    picked: list[Passage] = []
-    depth = 0
-    while len(picked) < limit:
-        for group in by_document.values():
-            if depth < len(group) and len(picked) < limit:
-                picked.append(group[depth])
-        depth += 1
-    return picked
 
 
 def build_instruct(

@@ -119,3 +119,20 @@ def passages_of_all(documents: Iterable[Document], options: PassageOptions) -> t
         passages += kept
         dropped += lost
     return passages, dropped
+
+
+def spread(passages: list[Passage], limit: int | None) -> list[Passage]:
+    """At most ``limit`` passages, taken round-robin over documents so every document is represented."""
+    if limit is None or len(passages) <= limit:
+        return passages
+    by_document: dict[str, list[Passage]] = {}
+    for p in passages:
+        by_document.setdefault(p.document_id, []).append(p)
+    picked: list[Passage] = []
+    depth = 0
+    while len(picked) < limit:
+        for group in by_document.values():
+            if depth < len(group) and len(picked) < limit:
+                picked.append(group[depth])
+        depth += 1
+    return picked

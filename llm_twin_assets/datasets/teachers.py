@@ -44,10 +44,11 @@ class Teacher(Protocol):
 class LocalTeacher:
     """A causal LM run in this process: prompts sorted by length and generated in batches (greedy)."""
 
-    def __init__(self, lm: LoadedLM, label: str, batch_size: int = 8) -> None:
+    def __init__(self, lm: LoadedLM, label: str, batch_size: int = 8, **generate_kwargs: Any) -> None:
         self.lm = lm
         self.label = label
         self.batch_size = batch_size
+        self.generate_kwargs = generate_kwargs
 
     def complete(
         self, conversations: list[list[Message]], *, max_new_tokens: int, progress: Progress | None = None
@@ -60,7 +61,12 @@ class LocalTeacher:
         replies: list[Reply | None] = [None] * len(conversations)
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            out = generate_replies(self.lm, [conversations[i] for i in batch], max_new_tokens=max_new_tokens)
+            out = generate_replies(
+                self.lm,
+                [conversations[i] for i in batch],
+                max_new_tokens=max_new_tokens,
+                **self.generate_kwargs,
+            )
             for i, reply in zip(batch, out, strict=True):
                 replies[i] = reply
             if progress:

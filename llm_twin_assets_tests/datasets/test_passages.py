@@ -2,8 +2,7 @@
 
 import pytest
 
-from llm_twin_assets.datasets.building import spread
-from llm_twin_assets.datasets.passages import Document, PassageOptions, passages_of, trim_prose
+from llm_twin_assets.datasets.passages import Document, PassageOptions, passages_of, spread, trim_prose
 from llm_twin_assets.datasets.splits import split_documents
 
 PARAGRAPH = "Retries are a promise you make to a flaky network. Keep the promise small and bounded. "

@@ -84,3 +84,27 @@ def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
         env=env,
     )
     assert result.returncode == 2 and "no_such_asset" in result.stderr and "Traceback" not in result.stderr
+
+    for text, complaint in [
+        ("ops: {instruct_datset: {config: {}}}\n", "no asset named instruct_datset"),
+        ("resources: {}\n", "expected a mapping with only an 'ops' section"),
+        ("ops: [1, 2\n", "--config"),
+    ]:
+        config = tmp_path / "run.yaml"
+        config.write_text(text)
+        result = subprocess.run(
+            [
+                LLM_TWIN,
+                "materialize",
+                "--author",
+                "jane",
+                "--select",
+                "instruct_dataset",
+                "--config",
+                str(config),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert result.returncode == 2 and complaint in result.stderr and "Traceback" not in result.stderr
