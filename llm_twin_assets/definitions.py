@@ -12,7 +12,9 @@ from llm_twin_assets.defs.resources import (
     ModelsResource,
     StoreResource,
     TeacherResource,
+    TrainerResource,
 )
+from llm_twin_assets.defs.training import definitions as training
 
 __all__ = ["authors_partitions", "defs"]
 
@@ -20,6 +22,7 @@ defs = dg.Definitions.merge(
     ingest.defs,
     features.defs,
     datasets.defs,
+    training.defs,
     dg.Definitions(
         resources={
             "store": StoreResource(),
@@ -27,6 +30,7 @@ defs = dg.Definitions.merge(
             "authors": AuthorsResource(),
             "teacher": TeacherResource(),
             "artifacts": ArtifactsResource(),
+            "trainer": TrainerResource(),
         },
     ),
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +38,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("llm_twin_home")
+def data_home() -> Iterator[Path]:
+    """Outside pytest's own temporary root on purpose: every pytest session resets that root to 0700,
+    which would lock the embedded server (its own system user) out of a concurrent session's data."""
+    home = Path(tempfile.mkdtemp(prefix="llm-twin-test-home-"))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

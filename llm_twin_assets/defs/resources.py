@@ -6,11 +6,15 @@ definitions run on the embedded defaults and against external services with no c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from llm_twin_assets.errors import ConfigError
 from llm_twin_assets.settings import TwinSettings, get_settings
 from llm_twin_assets.store.database import Database, open_database
 
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from llm_twin_assets.models.registry import ModelRef
+    from llm_twin_assets.training.config import TrainJob
 
 
 class StoreResource(dg.ConfigurableResource):
@@ -138,3 +143,104 @@ class ArtifactsResource(dg.ConfigurableResource):
             client = S3Resource(endpoint_url=self.s3_endpoint_url, region_name=self.s3_region).get_client()
             return S3ArtifactStore(client, bucket, prefix)
         return local_store(settings.artifacts_dir, url)
+
+    def trainer_url(self) -> str:
+        """The store as a trainer process names it: ``s3://...`` or an absolute folder."""
+        from llm_twin_assets.artifacts import local_store
+
+        settings = get_settings(artifacts_url=self.url)
+        if settings.artifacts_url and settings.artifacts_url.startswith("s3://"):
+            return settings.artifacts_url
+        return str(local_store(settings.artifacts_dir, settings.artifacts_url).root)
+
+
+class TrainerResource(dg.ConfigurableResource):
+    """How training runs: a local subprocess (default), or an ECS task on AWS, both through Dagster Pipes."""
+
+    launcher: str = "subprocess"
+    """``subprocess`` (this machine's GPU or CPU) or ``ecs`` (a GPU task; artifacts must be in S3)."""
+    python: str | None = None
+    """subprocess: the interpreter to run the trainer with; unset = this one."""
+    ecs_cluster: str | None = None
+    ecs_task_definition: str | None = None
+    """ecs: a task definition whose container has this package installed and a GPU."""
+    ecs_container: str = "trainer"
+    ecs_subnets: list[str] | None = None
+    """ecs (awsvpc networking): the subnets, and the security groups below."""
+    ecs_security_groups: list[str] | None = None
+    ecs_launch_type: str = "EC2"
+
+    def base_model(self, profile: str, models: ModelsResource) -> tuple[Path, str]:
+        """The base model folder and how it is named in manifests: the tiny random Llama for ``tiny``."""
+        from llm_twin_assets.models.registry import tiny_llama
+
+        settings = models.settings()
+        if profile == "tiny":
+            return tiny_llama(settings), "tiny-llama"
+        ref = models.base_model_ref()
+        if ref.is_local:
+            return Path(ref.name_or_path), f"{ref.source}:{Path(ref.name_or_path).name}"
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(ref.name_or_path, local_files_only=True)), f"hub:{ref.name_or_path}"
+
+    def launch(self, context: dg.AssetExecutionContext, job: TrainJob) -> dict[str, Any]:
+        """Run the trainer for ``job`` and return what it reported (losses, tokens/s, peak memory...)."""
+        module = f"llm_twin_assets.training.{job.stage}"
+        work = Path(job.output_dir)
+        try:
+            if self.launcher == "ecs":
+                invocation = self._ecs(context, job, module)
+            elif self.launcher == "subprocess":
+                work.mkdir(parents=True, exist_ok=True)
+                job_file = work / "job.yaml"
+                job.to_file(job_file)
+                invocation = dg.PipesSubprocessClient(forward_stdio=True).run(
+                    context=context,
+                    command=[self.python or sys.executable, "-m", module, "--config", str(job_file)],
+                    extras={"job_file": str(job_file), "adapter_version": job.adapter_version},
+                )
+            else:
+                raise ConfigError(
+                    "TrainerResource.launcher", f"{self.launcher!r} is unknown", "use subprocess or ecs"
+                )
+        except dg.DagsterPipesExecutionError as exc:
+            log = work / "train.log"
+            tail = "\n".join(log.read_text().splitlines()[-25:]) if log.exists() else "(no train.log)"
+            raise dg.Failure(
+                description=f"the {job.stage} trainer failed: {exc}\nlast lines of {log}:\n{tail}"
+            ) from exc
+        materialization = invocation.get_materialize_result()
+        return {k: v.value for k, v in (materialization.metadata or {}).items()}
+
+    def _ecs(self, context: dg.AssetExecutionContext, job: TrainJob, module: str):  # type: ignore[no-untyped-def]
+        from dagster_aws.pipes import PipesECSClient
+
+        if not job.artifacts_url.startswith("s3://"):
+            raise ConfigError(
+                "LLM_TWIN_ARTIFACTS_URL",
+                "must be s3://... when training runs on ECS",
+                "set it to a bucket the task can read and write",
+            )
+        if not (self.ecs_cluster and self.ecs_task_definition):
+            raise ConfigError(
+                "TrainerResource.ecs_cluster/ecs_task_definition", "are unset", "set both to train on ECS"
+            )
+        params: dict[str, Any] = {
+            "cluster": self.ecs_cluster,
+            "taskDefinition": self.ecs_task_definition,
+            "launchType": self.ecs_launch_type,
+            "count": 1,
+            "overrides": {
+                "containerOverrides": [{"name": self.ecs_container, "command": ["python", "-m", module]}]
+            },
+        }
+        if self.ecs_subnets:
+            params["networkConfiguration"] = {
+                "awsvpcConfiguration": {
+                    "subnets": self.ecs_subnets,
+                    "securityGroups": self.ecs_security_groups,
+                }
+            }
+        remote = replace(job, output_dir=f"/tmp/llm-twin-training/{job.stage}/{job.adapter_version}")
+        return PipesECSClient().run(context=context, run_task_params=params, extras={"job": remote.to_dict()})

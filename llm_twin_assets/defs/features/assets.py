@@ -69,8 +69,8 @@ def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -
 def chunks(
     context: dg.AssetExecutionContext, config: ChunkingConfig, store: StoreResource, models: ModelsResource
 ) -> dg.MaterializeResult:
+    from llm_twin_assets.charts import histogram_markdown
     from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
-    from llm_twin_assets.features.report import histogram_markdown
     from llm_twin_assets.store.features import documents_needing_chunks, replace_chunks
     from llm_twin_assets.store.ids import stable_id
 

@@ -1,4 +1,4 @@
-"""Small pictures for the Dagster UI: a histogram as a Markdown image (PNG, inline)."""
+"""Small pictures for the Dagster UI: histograms and line charts as Markdown images (PNG, inline)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,26 @@ def histogram_markdown(values: Sequence[int], title: str, xlabel: str, limit: in
     axes.set_title(title)
     axes.set_xlabel(xlabel)
     axes.set_ylabel("chunks")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return f"![{title}](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+
+
+def line_chart_markdown(
+    xs: Sequence[float], ys: Sequence[float], title: str, xlabel: str, ylabel: str
+) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 2.6), dpi=90)
+    axes.plot(xs, ys, color="#4c72b0", marker="." if len(xs) < 60 else None)
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")

@@ -1,0 +1,166 @@
+"""sft_adapter -> dpo_adapter: LoRA fine-tuning launched out of process through Dagster Pipes.
+
+The code location never imports torch: each asset writes a job file and runs the trainer entry point
+as a subprocess (``PipesSubprocessClient``; on AWS an ECS task, see README). Only paths and keys travel
+as extras. Both use the ``gpu`` pool, so one machine never trains twice at once. A retry of a killed or
+failed run resumes from the trainer's last checkpoint: the work folder is named by the adapter version.
+"""
+
+import time
+from dataclasses import replace
+from typing import Any
+
+import dagster as dg
+
+from llm_twin_assets.defs.datasets.assets import instruct_dataset, preference_dataset
+from llm_twin_assets.defs.failures import clear_failures
+from llm_twin_assets.defs.partitions import authors_partitions
+from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, TrainerResource
+
+
+class TrainingConfig(dg.Config):
+    """A profile (tiny, demo or full) and optional overrides of its settings."""
+
+    profile: str = "demo"
+    """tiny: the tiny random Llama (tests); demo: the bundled SmolLM2 on a CPU; full: a GPU in bf16."""
+    max_steps: int | None = None
+    epochs: float | None = None
+    learning_rate: float | None = None
+    lora_r: int | None = None
+    lora_alpha: int | None = None
+    target_modules: list[str] | None = None
+    batch_size: int | None = None
+    max_length: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if k != "profile" and v is not None}
+
+
+def _train(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    stage: str,
+    models: ModelsResource,
+    artifacts: ArtifactsResource,
+    trainer: TrainerResource,
+) -> dg.MaterializeResult:
+    from llm_twin_assets.charts import line_chart_markdown
+    from llm_twin_assets.datasets.versions import latest
+    from llm_twin_assets.training import adapters
+    from llm_twin_assets.training.config import TrainJob, hyper_for
+
+    author = context.partition_key
+    start = time.perf_counter()
+    with clear_failures():
+        settings = models.settings()
+        store = artifacts.store()
+        dataset = latest(store, author, "instruct" if stage == "sft" else "preference")
+        base_dir, base_label = trainer.base_model(config.profile, models)
+        parent = adapters.latest_adapter(store, author, "sft") if stage == "dpo" else None
+        job = TrainJob(
+            stage=stage,
+            profile=config.profile,
+            author=author,
+            base_model=str(base_dir),
+            artifacts_url=artifacts.trainer_url(),
+            dataset_version=dataset.version,
+            output_dir="",
+            sft_adapter=str(adapters.adapter_folder(store, parent, settings.home / "cache" / "adapters"))
+            if parent
+            else None,
+            device=settings.device,
+            threads=settings.torch_threads,
+            base_label=base_label,
+            parent_adapter=parent.version if parent else None,
+            hyper=hyper_for(stage, config.profile, config.overrides()),
+        )
+        version = job.version(base_label, job.parent_adapter)
+        job = replace(
+            job,
+            adapter_version=version,
+            output_dir=str(settings.home / "training" / author / stage / version),
+        )
+        reused = adapters.exists(store, author, stage, version)
+        if reused:
+            context.log.info(
+                f"{stage} adapter {version} was already trained from these inputs: not retraining"
+            )
+            published = adapters.point_latest(store, author, stage, version)
+        else:
+            trainer.launch(context, job)
+            published = adapters.get_adapter(store, author, stage, version)
+    metrics = dict(published.manifest.get("metrics", {}))
+    metadata = _metadata(published, store, metrics, reused, time.perf_counter() - start)
+    losses = metrics.get("losses") or []
+    if losses:
+        chart = line_chart_markdown(
+            [p["step"] for p in losses], [p["loss"] for p in losses], f"{stage} training loss", "step", "loss"
+        )
+        metadata["loss_curve"] = dg.MetadataValue.md(chart)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def _metadata(
+    published: Any, store: Any, metrics: dict[str, Any], reused: bool, seconds: float
+) -> dict[str, Any]:
+    manifest = published.manifest
+    shown = (
+        "steps",
+        "final_loss",
+        "tokens",
+        "tokens_per_s",
+        "peak_memory_mb",
+        "train_seconds",
+        "examples",
+        "device",
+    )
+    return {
+        "version": published.version,
+        "uri": store.uri(f"adapters/{published.author}/{published.stage}/{published.version}/manifest.json"),
+        "base_model": manifest.get("base_model"),
+        "dataset_version": manifest.get("dataset_version"),
+        "parent_adapter": manifest.get("parent_adapter") or "",
+        "profile": manifest.get("profile"),
+        "resumed_from": metrics.get("resumed_from") or "",
+        "reused": reused,
+        "wall_seconds": round(seconds, 2),
+        **{k: metrics[k] for k in shown if k in metrics},
+    }
+
+
+@dg.asset(
+    partitions_def=authors_partitions,
+    deps=[instruct_dataset],
+    group_name="training",
+    kinds={"pytorch", "peft"},
+    pool="gpu",
+    retry_policy=dg.RetryPolicy(max_retries=1),
+    description="LoRA SFT of the base model on the author's instruct dataset (TRL SFTTrainer, via Pipes).",
+)
+def sft_adapter(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    models: ModelsResource,
+    artifacts: ArtifactsResource,
+    trainer: TrainerResource,
+) -> dg.MaterializeResult:
+    return _train(context, config, "sft", models, artifacts, trainer)
+
+
+@dg.asset(
+    partitions_def=authors_partitions,
+    deps=[sft_adapter, preference_dataset],
+    group_name="training",
+    kinds={"pytorch", "peft"},
+    pool="gpu",
+    retry_policy=dg.RetryPolicy(max_retries=1),
+    description="LoRA DPO on the preference dataset, from the SFT adapter merged into the base (via Pipes).",
+)
+def dpo_adapter(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    models: ModelsResource,
+    artifacts: ArtifactsResource,
+    trainer: TrainerResource,
+) -> dg.MaterializeResult:
+    return _train(context, config, "dpo", models, artifacts, trainer)

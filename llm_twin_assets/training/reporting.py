@@ -1,0 +1,44 @@
+"""Where a trainer's progress goes: its log file, stderr, and Dagster Pipes when launched by Dagster."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("llm_twin.training")
+
+
+class Reporter(AbstractContextManager["Reporter"]):
+    def __init__(self, log_file: Path, pipes: Any = None) -> None:
+        self.pipes = pipes  # an open Dagster Pipes context, or None
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handlers: list[logging.Handler] = [logging.FileHandler(log_file), logging.StreamHandler(sys.stderr)]
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+        for handler in handlers:
+            handler.setFormatter(formatter)
+            log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        self._handlers = handlers
+
+    def __enter__(self) -> Reporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handler in self._handlers:
+            log.removeHandler(handler)
+            handler.close()
+
+    def extra(self, key: str) -> Any:
+        return self.pipes.get_extra(key) if self.pipes is not None else None
+
+    def info(self, message: str) -> None:
+        log.info(message)
+        if self.pipes is not None:
+            self.pipes.log.info(message)
+
+    def materialized(self, metadata: dict[str, Any]) -> None:
+        if self.pipes is not None:
+            self.pipes.report_asset_materialization(metadata=metadata)

@@ -1,0 +1,340 @@
+"""The shared trainer: checks before training, the model with LoRA, TRL's SFT or DPO, metrics, resume.
+
+DPO starts from the SFT adapter *merged* into the base weights: the merged model is the policy's
+starting point and, with the DPO adapter disabled, the reference, as DPO wants (the SFT policy is the
+reference), with one copy of the weights in memory. Stacking the adapters instead would make the
+reference the raw base model, which the SFT stage had already moved away from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from llm_twin_assets.training.config import TrainingConfigError, TrainJob
+from llm_twin_assets.training.reporting import Reporter
+
+
+def _artifact_store(url: str):  # type: ignore[no-untyped-def]
+    from llm_twin_assets.artifacts import LocalArtifactStore, S3ArtifactStore, parse_s3_url
+
+    if url.startswith("s3://"):
+        import boto3
+
+        bucket, prefix = parse_s3_url(url)
+        return S3ArtifactStore(
+            boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None), bucket, prefix
+        )
+    return LocalArtifactStore(Path(url))
+
+
+def load_rows(job: TrainJob) -> list[dict[str, Any]]:
+    """The training split of the exact dataset version the job names, in TRL's formats."""
+    from llm_twin_assets.datasets.versions import get_version, read_splits
+
+    store = _artifact_store(job.artifacts_url)
+    version = get_version(store, job.author, job.dataset_name, job.dataset_version)
+    train = read_splits(store, version)["train"]
+    if train.height < job.hyper.min_examples:
+        raise TrainingConfigError(
+            f"{job.dataset_name} dataset {job.dataset_version} of {job.author!r} has {train.height} training "
+            f"examples; at least {job.hyper.min_examples} are needed"
+        )
+    if job.stage == "sft":  # prompt/completion: the loss is on the author's answer only
+        return [
+            {
+                "prompt": [{"role": "user", "content": r["instruction"]}],
+                "completion": [{"role": "assistant", "content": r["answer"]}],
+            }
+            for r in train.iter_rows(named=True)
+        ]
+    return [
+        {
+            "prompt": [{"role": "user", "content": r["prompt"]}],
+            "chosen": [{"role": "assistant", "content": r["chosen"]}],
+            "rejected": [{"role": "assistant", "content": r["rejected"]}],
+        }
+        for r in train.iter_rows(named=True)
+    ]
+
+
+def _available_bytes(device: str) -> int:
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_fits(model_dir: Path, device: str, bf16: bool) -> None:
+    """Refuse a base model whose weights (plus LoRA training's overhead) cannot fit on the device."""
+    weights = sum(p.stat().st_size for p in model_dir.glob("*.safetensors")) or sum(
+        p.stat().st_size for p in model_dir.glob("*.bin")
+    )
+    config = (
+        json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").exists() else {}
+    )
+    stored = str(config.get("torch_dtype") or config.get("dtype") or "float32")
+    scale = 0.5 if bf16 and "32" in stored else 2.0 if not bf16 and "16" in stored else 1.0
+    needed = int(weights * scale * 1.3) + (1 << 28)  # activations, LoRA optimizer state, buffers
+    available = _available_bytes(device)
+    if needed > available:
+        raise TrainingConfigError(
+            f"base model {model_dir} needs about {needed / 2**30:.1f} GiB to train on {device} "
+            f"({weights / 2**30:.1f} GiB of weights on disk); only {available / 2**30:.1f} GiB are free"
+        )
+
+
+def check_targets(model: Any, targets: tuple[str, ...]) -> None:
+    import torch
+
+    linear = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear)
+    }
+    unknown = sorted(set(targets) - linear)
+    if unknown:
+        raise TrainingConfigError(
+            f"target module(s) {unknown} are not linear layers of this model; it has {sorted(linear)}"
+        )
+
+
+def _peak_memory(device: str) -> int:
+    if device == "cuda":
+        import torch
+
+        return int(torch.cuda.max_memory_allocated())
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def train(job: TrainJob, pipes: Any = None) -> dict[str, Any]:
+    """Train one stage; returns the metrics (also written to ``output_dir/metrics.json``).
+
+    ``pipes`` is an open Dagster Pipes context when Dagster launched this process."""
+    out = Path(job.output_dir)
+    with Reporter(out / "train.log", pipes) as reporter:
+        metrics = _train(job, out, reporter)
+        reporter.materialized(
+            {k: v for k, v in metrics.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+            | {"losses": metrics["losses"]}
+        )
+    return metrics
+
+
+def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
+    import torch
+
+    hyper = job.hyper
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    model_dir = Path(job.base_model)
+    if not (model_dir / "config.json").exists():
+        raise TrainingConfigError(f"base model {model_dir}: not a model folder (no config.json)")
+    if job.stage == "dpo" and not (
+        job.sft_adapter and (Path(job.sft_adapter) / "adapter_config.json").exists()
+    ):
+        raise TrainingConfigError(f"dpo needs the SFT adapter folder; {job.sft_adapter!r} holds none")
+    if hyper.bf16 and device == "cpu":
+        raise TrainingConfigError("bf16 is set but the device is the CPU: use the demo or tiny profile")
+    rows = load_rows(job)
+    check_fits(model_dir, device, hyper.bf16)
+    reporter.info(
+        f"{job.stage} on {device}: {len(rows)} examples of {job.dataset_name} {job.dataset_version}, base {model_dir}"
+    )
+
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_callback import TrainerCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = torch.bfloat16 if hyper.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    check_targets(model, hyper.target_modules)
+    if job.stage == "dpo":
+        model = PeftModel.from_pretrained(model, job.sft_adapter).merge_and_unload()
+    lora = LoraConfig(
+        r=hyper.lora_r,
+        lora_alpha=hyper.lora_alpha,
+        lora_dropout=hyper.lora_dropout,
+        target_modules=list(hyper.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    losses: list[dict[str, float]] = []
+
+    class Progress(TrainerCallback):  # type: ignore[misc]
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any
+        ) -> None:
+            if logs and "loss" in logs:
+                losses.append({"step": state.global_step, "loss": float(logs["loss"])})
+                reporter.info(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
+
+    common = {
+        "output_dir": str(out / "checkpoints"),
+        "learning_rate": hyper.learning_rate,
+        "num_train_epochs": hyper.epochs,
+        "max_steps": hyper.max_steps,
+        "per_device_train_batch_size": hyper.batch_size,
+        "gradient_accumulation_steps": hyper.gradient_accumulation,
+        "max_length": hyper.max_length,
+        "bf16": hyper.bf16,
+        "use_cpu": device == "cpu",
+        "gradient_checkpointing": hyper.gradient_checkpointing,
+        "logging_steps": hyper.logging_steps,
+        "save_steps": hyper.save_steps,
+        "save_total_limit": 2,
+        "seed": hyper.seed,
+        "report_to": "none",
+        "include_num_input_tokens_seen": "non_padding",
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+    from datasets import Dataset
+
+    dataset = Dataset.from_list(rows)
+    if job.stage == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer = SFTTrainer(
+            model=model,
+            args=SFTConfig(**common, completion_only_loss=True),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[Progress()],
+        )
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        trainer = DPOTrainer(
+            model=model,
+            ref_model=None,  # the adapter-disabled model: the merged SFT policy
+            args=DPOConfig(**common, beta=hyper.beta),
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[Progress()],
+        )
+    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+    if last:
+        reporter.info(f"resuming from {last}")
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - start
+    adapter = out / "adapter"
+    trainer.model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    job.to_file(adapter / "training_job.yaml")
+    tokens = int(trainer.state.num_input_tokens_seen)
+    metrics: dict[str, Any] = {
+        "stage": job.stage,
+        "profile": job.profile,
+        "device": device,
+        "base_model": str(model_dir),
+        "dataset_version": job.dataset_version,
+        "examples": len(rows),
+        "steps": int(trainer.state.global_step),
+        "resumed_from": last or "",
+        "final_loss": losses[-1]["loss"] if losses else float("nan"),
+        "losses": losses,
+        "tokens": tokens,
+        "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
+        "peak_memory_mb": round(_peak_memory(device) / 2**20, 1),
+        "train_seconds": round(seconds, 2),
+        "hyper": asdict(hyper),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    (adapter / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    if job.adapter_version:
+        from llm_twin_assets.training.adapters import publish_adapter
+
+        published = publish_adapter(
+            _artifact_store(job.artifacts_url),
+            job.author,
+            job.stage,
+            job.adapter_version,
+            adapter,
+            {
+                "base_model": job.base_label or str(model_dir),
+                "dataset_version": job.dataset_version,
+                "profile": job.profile,
+                "parent_adapter": job.parent_adapter,
+                "metrics": {k: v for k, v in metrics.items() if k != "hyper"},
+                "hyper": metrics["hyper"],
+            },
+        )
+        metrics["adapter_version"] = published.version
+    reporter.info(
+        f"done: {metrics['steps']} steps, final loss {metrics['final_loss']:.4f}, {metrics['tokens_per_s']} tokens/s"
+    )
+    return metrics
+
+
+def main(stage: str, argv: list[str] | None = None) -> int:
+    """The entry point: exit 0 when trained, 2 for a problem named in one line (also in train.log)."""
+    import argparse
+    import sys
+    import traceback
+    from contextlib import ExitStack
+
+    from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, open_dagster_pipes
+
+    from llm_twin_assets.errors import TwinError
+    from llm_twin_assets.training.config import job_from_dict, load_job
+
+    parser = argparse.ArgumentParser(prog=f"python -m llm_twin_assets.training.{stage}")
+    parser.add_argument("--config", type=Path, help="a training job file (YAML); else the Pipes extra 'job'")
+    args = parser.parse_args(argv)
+    log_file: Path | None = None
+    with ExitStack() as stack:
+        # Launched by Dagster: one Pipes session for the whole run (an ECS task gets its job as an extra).
+        pipes = (
+            stack.enter_context(open_dagster_pipes())
+            if os.environ.get(DAGSTER_PIPES_CONTEXT_ENV_VAR)
+            else None
+        )
+        try:
+            if args.config:
+                job = load_job(args.config)
+            elif pipes is not None:
+                job = job_from_dict(pipes.get_extra("job"), "the Pipes extra 'job'")
+            else:
+                raise TrainingConfigError(
+                    "no --config and not launched by Dagster Pipes: pass --config job.yaml"
+                )
+            log_file = Path(job.output_dir) / "train.log"
+            if job.stage != stage:
+                raise TrainingConfigError(f"stage is {job.stage!r}; this entry point trains {stage!r}")
+            train(job, pipes)
+        except TwinError as exc:
+            _append(log_file, f"error: {exc}")
+            print(f"error: {exc}", file=sys.stderr)
+            if pipes is not None:
+                pipes.log.error(str(exc))
+            return 2
+        except BaseException:
+            _append(log_file, traceback.format_exc())
+            raise
+    return 0
+
+
+def _append(log_file: Path | None, text: str) -> None:
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a") as f:
+            f.write(text.rstrip() + "\n")
