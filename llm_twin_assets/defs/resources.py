@@ -6,6 +6,7 @@ definitions run on the embedded defaults and against external services with no c
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -204,11 +205,16 @@ class TrainerResource(dg.ConfigurableResource):
                 raise ConfigError(
                     "TrainerResource.launcher", f"{self.launcher!r} is unknown", "use subprocess or ecs"
                 )
-        except dg.DagsterPipesExecutionError as exc:
+        except dg.Failure:
+            raise
+        except Exception as exc:  # Dagster's DagsterPipesExecutionError, or the launcher's own error
             log = work / "train.log"
             tail = "\n".join(log.read_text().splitlines()[-25:]) if log.exists() else "(no train.log)"
+            # Exit code 2 is a problem named before training (retrying cannot help); a crash may resume.
+            named = re.search(r"failed with code 2\b", str(exc)) is not None
             raise dg.Failure(
-                description=f"the {job.stage} trainer failed: {exc}\nlast lines of {log}:\n{tail}"
+                description=f"the {job.stage} trainer failed: {exc}\nlast lines of {log}:\n{tail}",
+                allow_retries=not named,
             ) from exc
         materialization = invocation.get_materialize_result()
         return {k: v.value for k, v in (materialization.metadata or {}).items()}
