@@ -286,6 +286,45 @@ def search_command(
         typer.echo(f"{rank:>2}. {hit.score:.3f}  [{hit.kind}] {hit.document_url}\n    {snippet}")
 
 
+@app.command("generate")
+@friendly_errors
+def generate_command(
+    prompt: Annotated[str, typer.Argument(help="What to ask.")],
+    author: Annotated[str, typer.Option(help="The twin's author (slug).")],
+    stage: Annotated[str, typer.Option(help="dpo (the full twin) or sft.")] = "dpo",
+    max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 128,
+    compare: Annotated[bool, typer.Option(help="Also answer with the base model.")] = True,
+) -> None:
+    """Answer a prompt with the author's twin (latest adapters), and with the base model to compare."""
+    from llm_twin_assets.artifacts import S3ArtifactStore, local_store, parse_s3_url
+    from llm_twin_assets.llm import generate, load_causal_lm
+    from llm_twin_assets.models.registry import ModelRef
+    from llm_twin_assets.training.adapters import adapter_folder, latest_adapter
+    from llm_twin_assets.training.twin import load_twin, trained_base
+
+    if stage not in ("sft", "dpo"):
+        raise TwinError(f"--stage {stage!r}: use sft or dpo")
+    settings = get_settings()
+    if settings.artifacts_url and settings.artifacts_url.startswith("s3://"):
+        import boto3
+
+        bucket, prefix = parse_s3_url(settings.artifacts_url)
+        store: Any = S3ArtifactStore(boto3.client("s3"), bucket, prefix)
+    else:
+        store = local_store(settings.artifacts_dir, settings.artifacts_url)
+    cache = settings.home / "cache" / "adapters"
+    sft = adapter_folder(store, latest_adapter(store, author, "sft"), cache)
+    dpo = adapter_folder(store, latest_adapter(store, author, "dpo"), cache) if stage == "dpo" else None
+    messages = [{"role": "user", "content": prompt}]
+    if compare:
+        base = load_causal_lm(ModelRef(str(trained_base(sft)), True, "path"))
+        typer.secho("base model:", bold=True)
+        typer.echo(generate(base, [messages], max_new_tokens=max_new_tokens)[0] + "\n")
+    twin = load_twin(sft, dpo)
+    typer.secho(f"{author}'s twin ({stage}):", bold=True)
+    typer.echo(generate(twin, [messages], max_new_tokens=max_new_tokens)[0])
+
+
 def _read_run_config(path: Path | None) -> dict[str, Any]:
     """The ``ops`` section of a YAML run config (one entry per asset), checked for shape."""
     import yaml

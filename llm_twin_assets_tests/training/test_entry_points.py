@@ -94,6 +94,24 @@ def test_sft_then_dpo_train_adapters_that_load_and_change_the_model(
     assert losses[-1] < losses[0]  # chosen pulls away from rejected
     assert (tmp_path / "dpo" / "adapter" / "adapter_config.json").exists()
 
+    from llm_twin_assets.training.twin import load_twin
+
+    ids = {"input_ids": __import__("torch").tensor([[1, 2, 3, 4]])}
+    sft_only = load_twin(adapter).model(**ids).logits
+    twin = load_twin(adapter, tmp_path / "dpo" / "adapter").model(**ids).logits
+    assert (sft_only - twin).abs().max() > 1e-4  # the DPO adapter is applied on top of the merged SFT
+
+
+def test_the_demo_profile_trains_the_bundled_model(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    from llm_twin_assets.models.registry import prepare_smollm2
+
+    sft, _ = jobs(tmp_path, prepare_smollm2(settings.model_cache))
+    job = replace(sft, profile="demo", hyper=replace(hyper_for("sft", "demo"), max_steps=2, min_examples=2))
+    done = run("sft", job, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "sft" / "metrics.json").read_text())
+    assert metrics["steps"] == 2 and metrics["profile"] == "demo" and 0 < metrics["final_loss"] < 20
+
 
 @pytest.mark.parametrize(
     ("change", "message"),
