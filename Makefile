@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets clean
+.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets bench-train clean
 
 install: $(STAMP) chromium
 	@mkdir -p $(DAGSTER_HOME)
@@ -78,7 +78,10 @@ bench-features: install
 	$(BIN)/python bench/features.py
 
 bench-datasets: install
-	$(BIN)/python bench/datasets.py
+	$(BIN)/python bench/dataset_teacher.py
+
+bench-train: install
+	$(BIN)/python bench/train.py
 
 clean:
 	-$(BIN)/llm-twin db stop

@@ -68,4 +68,6 @@ def test_models_prepare_reports_both_models(tmp_path: Path) -> None:
 def test_generate_without_a_trained_twin_says_what_to_materialize(tmp_path: Path) -> None:
     result = run("generate", "Hello?", "--author", "nobody", home=tmp_path / "home")
     assert result.returncode == 2
-    assert "no sft adapter for author 'nobody' yet" in result.stderr and "materialize it first" in result.stderr
+    assert (
+        "no sft adapter for author 'nobody' yet" in result.stderr and "materialize it first" in result.stderr
+    )

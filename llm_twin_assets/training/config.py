@@ -44,6 +44,8 @@ class Hyper:
     seed: int = 42
     bf16: bool = False
     gradient_checkpointing: bool = False
+    group_by_length: bool = False
+    """SFT: batch examples of similar length together, so less compute goes to padding."""
     min_examples: int = 4
     save_steps: int = 50
     logging_steps: int = 1
@@ -83,6 +85,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "gradient_accumulation": 2,
             "max_length": 384,
             "save_steps": 20,
+            "group_by_length": True,
         },
         "dpo": {
             "lora_r": 8,
@@ -106,6 +109,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "max_length": 2048,
             "bf16": True,
             "save_steps": 200,
+            "group_by_length": True,
         },
         "dpo": {
             "lora_r": 32,

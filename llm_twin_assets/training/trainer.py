@@ -210,7 +210,11 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
 
         trainer = SFTTrainer(
             model=model,
-            args=SFTConfig(**common, completion_only_loss=True),
+            args=SFTConfig(
+                **common,
+                completion_only_loss=True,
+                train_sampling_strategy="group_by_length" if hyper.group_by_length else "random",
+            ),
             train_dataset=dataset,
             processing_class=tokenizer,
             peft_config=lora,

@@ -107,6 +107,7 @@ def test_the_demo_profile_trains_the_bundled_model(tmp_path: Path, settings) -> 
 
     sft, _ = jobs(tmp_path, prepare_smollm2(settings.model_cache))
     job = replace(sft, profile="demo", hyper=replace(hyper_for("sft", "demo"), max_steps=2, min_examples=2))
+    assert job.hyper.group_by_length
     done = run("sft", job, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "sft" / "metrics.json").read_text())

@@ -5,7 +5,7 @@ Two generation tasks, as the dataset assets run them: the topic of a passage (th
 rejected side of a preference pair). Passages come from the generated corpus of bench/features.py.
 
 CPU: ``make bench-datasets`` (the bundled SmolLM2, real stops, ~5 min on 2 cores).
-GPU, with only torch and transformers installed: ``python bench/datasets.py --device cuda --model DIR
+GPU, with only torch and transformers installed: ``python bench/dataset_teacher.py --device cuda --model DIR
 --random-init``, where DIR holds SmolLM2's config and tokenizer only: the weights are random and every
 reply runs to its full length, so the figures are tokens the same architecture can generate.
 """
@@ -69,7 +69,7 @@ def main() -> None:
         Document(d["id"], d["url"], d["kind"], d["title"], d["content"]) for d in make_corpus(400, seed=1)
     ]
     passages = spread(passages_of_all(docs, PassageOptions())[0], max(args.passages, args.single))
-    report = Report(f"datasets-{args.device}")
+    report = Report(f"dataset-teacher-{args.device}")
     report.note(
         "device", torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {args.threads} threads"
     )
