@@ -30,6 +30,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SHAPES = {
+    "tiny-shape": {
+        "hidden_size": 128,
+        "intermediate_size": 256,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 49152,
+        "tie_word_embeddings": True,
+    },
     "1b": {
         "hidden_size": 2048,
         "intermediate_size": 8192,
@@ -97,9 +106,10 @@ def child(args: argparse.Namespace) -> dict[str, object]:
             setattr(config, key, value)
         config.head_dim = config.hidden_size // config.num_attention_heads
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(
-            config, dtype=torch.bfloat16 if cuda else torch.float32, attn_implementation="sdpa"
-        )
+        with torch.device(args.device):  # initialise where it trains: an 8B model on the CPU takes minutes
+            model = AutoModelForCausalLM.from_config(
+                config, dtype=torch.bfloat16 if cuda else torch.float32, attn_implementation="sdpa"
+            )
     else:
         model = AutoModelForCausalLM.from_pretrained(
             args.tokenizer, dtype=torch.bfloat16 if cuda else torch.float32, attn_implementation="sdpa"
@@ -156,7 +166,11 @@ def child(args: argparse.Namespace) -> dict[str, object]:
     cfg = model.config
     mean_len = (
         sum(
-            len(tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=True))
+            len(
+                tokenizer(tokenizer.apply_chat_template(r["prompt"] + r["completion"], tokenize=False))[
+                    "input_ids"
+                ]
+            )
             for r in rows[:64]
         )
         / 64

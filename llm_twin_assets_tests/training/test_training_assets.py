@@ -21,8 +21,11 @@ TINY = {
 def run(  # type: ignore[no-untyped-def]
     tmp_path: Path, run_config: dict[str, object], assets=(sft_adapter, dpo_adapter), instance=None
 ) -> dg.ExecuteInProcessResult:
-    instance = instance or dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("authors", ["ada"])
+    if instance is None:  # entered, so Dagster's current state storage is this instance's own
+        with dg.DagsterInstance.ephemeral() as fresh:
+            return run(tmp_path, run_config, assets, fresh)
+    if not instance.has_dynamic_partition("authors", "ada"):
+        instance.add_dynamic_partitions("authors", ["ada"])
     return dg.materialize(
         list(assets),
         partition_key="ada",
@@ -46,8 +49,9 @@ def test_both_adapters_materialize_through_pipes_with_metadata_and_are_reused(
     tmp_path: Path, settings
 ) -> None:  # type: ignore[no-untyped-def]
     instruct, preference = publish_small(tmp_path / "artifacts")
-    instance = dg.DagsterInstance.ephemeral()
-    result = run(tmp_path, TINY, instance=instance)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = run(tmp_path, TINY, instance=instance)
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     sft, dpo = metadata(result, "sft_adapter"), metadata(result, "dpo_adapter")
     assert sft["dataset_version"] == instruct.version and dpo["dataset_version"] == preference.version
@@ -65,7 +69,6 @@ def test_both_adapters_materialize_through_pipes_with_metadata_and_are_reused(
     assert latest_adapter(store, "ada", "dpo").version == dpo["version"]
     assert (store.root / "adapters/ada/sft" / str(sft["version"]) / "adapter_model.safetensors").exists()
     # Pipes carried the trainer's logs into the run
-    messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any("step 6/6 loss" in m for m in messages) and any("step 4/4 loss" in m for m in messages)
 
     again = run(tmp_path, TINY)
