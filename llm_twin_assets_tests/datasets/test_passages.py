@@ -78,3 +78,31 @@ def test_split_changes_with_the_seed_and_rejects_bad_ratios() -> None:
     assert split_documents(ids, 0.25, seed=1) != split_documents(ids, 0.25, seed=2)
     with pytest.raises(ValueError, match="test_ratio"):
         split_documents(ids, 1.0, seed=1)
+
+
+def test_the_general_mix_reads_parquet_or_jsonl_and_names_bad_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import polars as pl
+
+    from llm_twin_assets.datasets.building import INSTRUCT_SCHEMA, read_general_mix
+    from llm_twin_assets.errors import TwinError
+
+    rows = pl.DataFrame(
+        {"prompt": [f"Q{i}?" for i in range(10)] + [""], "response": [f"A{i}." for i in range(10)] + ["x"]}
+    )
+    rows.write_ndjson(tmp_path / "mix.jsonl")
+    rows.write_parquet(tmp_path / "mix.parquet")
+    for name in ("mix.jsonl", "mix.parquet"):
+        mix = read_general_mix(tmp_path / name, rows=4, seed=1)
+        assert mix.schema == pl.Schema(INSTRUCT_SCHEMA) and mix.height == 4
+        assert set(mix["source"]) == {"general"} and mix["document_id"].str.starts_with("general:").all()
+    assert read_general_mix(tmp_path / "mix.jsonl", rows=4, seed=1).equals(
+        read_general_mix(tmp_path / "mix.jsonl", rows=4, seed=1)
+    )
+    assert (
+        read_general_mix(tmp_path / "mix.jsonl", rows=100, seed=1).height == 10
+    )  # the blank question is dropped
+    pl.DataFrame({"text": ["x"]}).write_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(TwinError, match=r"bad.parquet: needs columns instruction\+answer"):
+        read_general_mix(tmp_path / "bad.parquet", rows=4, seed=1)
+    with pytest.raises(TwinError, match="no such file"):
+        read_general_mix(tmp_path / "missing.jsonl", rows=4, seed=1)
