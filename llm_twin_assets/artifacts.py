@@ -7,6 +7,7 @@ so a reader never sees half a version.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -119,3 +120,27 @@ def local_store(home_artifacts: Path, url: str | None) -> LocalArtifactStore:
     if url and not url.startswith("s3://"):
         return LocalArtifactStore(Path(url.removeprefix("file://")).expanduser().absolute())
     return LocalArtifactStore(home_artifacts)
+
+
+def open_store(url: str | None, home_artifacts: Path, s3_client: Any = None) -> ArtifactStore:
+    """The store a URL names: ``s3://bucket/prefix`` (the given boto3 client, else a default one), a
+    folder, or ``home_artifacts`` when the URL is unset."""
+    if url and url.startswith("s3://"):
+        bucket, prefix = parse_s3_url(url)
+        if s3_client is None:
+            import boto3
+
+            s3_client = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+        return S3ArtifactStore(s3_client, bucket, prefix)
+    return local_store(home_artifacts, url)
+
+
+def write_json(store: ArtifactStore, key: str, value: Any) -> None:
+    store.put(key, json.dumps(value, indent=2, ensure_ascii=False, default=str).encode())
+
+
+def read_json(store: ArtifactStore, key: str, missing: str) -> Any:
+    """The JSON object at ``key``; ``missing`` (with the object's URI appended) when there is none."""
+    if not store.exists(key):
+        raise ArtifactError(f"{missing} ({store.uri(key)})")
+    return json.loads(store.get(key))

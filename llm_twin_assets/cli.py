@@ -296,7 +296,7 @@ def generate_command(
     compare: Annotated[bool, typer.Option(help="Also answer with the base model.")] = True,
 ) -> None:
     """Answer a prompt with the author's twin (latest adapters), and with the base model to compare."""
-    from llm_twin_assets.artifacts import S3ArtifactStore, local_store, parse_s3_url
+    from llm_twin_assets.artifacts import open_store
     from llm_twin_assets.llm import generate, load_causal_lm
     from llm_twin_assets.models.registry import ModelRef
     from llm_twin_assets.training.adapters import adapter_folder, latest_adapter
@@ -305,13 +305,7 @@ def generate_command(
     if stage not in ("sft", "dpo"):
         raise TwinError(f"--stage {stage!r}: use sft or dpo")
     settings = get_settings()
-    if settings.artifacts_url and settings.artifacts_url.startswith("s3://"):
-        import boto3
-
-        bucket, prefix = parse_s3_url(settings.artifacts_url)
-        store: Any = S3ArtifactStore(boto3.client("s3"), bucket, prefix)
-    else:
-        store = local_store(settings.artifacts_dir, settings.artifacts_url)
+    store = open_store(settings.artifacts_url, settings.artifacts_dir)
     cache = settings.home / "cache" / "adapters"
     sft = adapter_folder(store, latest_adapter(store, author, "sft"), cache)
     dpo = adapter_folder(store, latest_adapter(store, author, "dpo"), cache) if stage == "dpo" else None

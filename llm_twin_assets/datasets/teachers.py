@@ -53,10 +53,11 @@ class LocalTeacher:
     def complete(
         self, conversations: list[list[Message]], *, max_new_tokens: int, progress: Progress | None = None
     ) -> list[Reply]:
-        from llm_twin_assets.llm import chat_prompt_ids, generate_replies
+        from llm_twin_assets.llm import generate_replies
 
-        # Similar lengths together: less padding, and the same batches for the same inputs.
-        lengths = [len(chat_prompt_ids(self.lm, c)) for c in conversations]
+        # Similar lengths together (characters: free, and a good proxy): less padding, and the same
+        # batches for the same inputs. Each prompt is tokenized once, in generation.
+        lengths = [sum(len(m["content"]) for m in c) for c in conversations]
         order = sorted(range(len(conversations)), key=lambda i: (lengths[i], i))
         replies: list[Reply | None] = [None] * len(conversations)
         for start in range(0, len(order), self.batch_size):

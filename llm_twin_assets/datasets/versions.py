@@ -19,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from llm_twin_assets.artifacts import ArtifactError, ArtifactStore
+from llm_twin_assets.artifacts import ArtifactStore, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -74,29 +74,29 @@ def publish(
             frame.sort("id").write_parquet(buffer, compression="zstd")
             store.put(f"{base}/{split}.parquet", buffer.getvalue())
             manifest["splits"][split] = {"key": f"{base}/{split}.parquet", "rows": frame.height}
-        store.put(f"{base}/manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode())
+        write_json(store, f"{base}/manifest.json", manifest)
     else:
         manifest = json.loads(store.get(f"{base}/manifest.json"))
-    store.put(f"{_prefix(author, name)}/latest.json", json.dumps({"version": version}).encode())
+    write_json(store, f"{_prefix(author, name)}/latest.json", {"version": version})
     return DatasetVersion(author, name, version, manifest), new
 
 
 def latest(store: ArtifactStore, author: str, name: str) -> DatasetVersion:
-    pointer = f"{_prefix(author, name)}/latest.json"
-    if not store.exists(pointer):
-        raise ArtifactError(
-            f"no {name} dataset for author {author!r} yet ({store.uri(pointer)}): materialize it first"
-        )
-    return get_version(store, author, name, json.loads(store.get(pointer))["version"])
+    pointer = read_json(
+        store,
+        f"{_prefix(author, name)}/latest.json",
+        f"no {name} dataset for author {author!r} yet: materialize it first",
+    )
+    return get_version(store, author, name, pointer["version"])
 
 
 def get_version(store: ArtifactStore, author: str, name: str, version: str) -> DatasetVersion:
-    key = f"{_prefix(author, name)}/{version}/manifest.json"
-    if not store.exists(key):
-        raise ArtifactError(
-            f"{name} dataset version {version} of author {author!r} does not exist ({store.uri(key)})"
-        )
-    return DatasetVersion(author, name, version, json.loads(store.get(key)))
+    manifest = read_json(
+        store,
+        f"{_prefix(author, name)}/{version}/manifest.json",
+        f"{name} dataset version {version} of author {author!r} does not exist",
+    )
+    return DatasetVersion(author, name, version, manifest)
 
 
 def read_splits(store: ArtifactStore, version: DatasetVersion) -> dict[str, pl.DataFrame]:

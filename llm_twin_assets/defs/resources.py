@@ -133,17 +133,15 @@ class ArtifactsResource(dg.ConfigurableResource):
     s3_region: str | None = None
 
     def store(self):  # type: ignore[no-untyped-def]
-        from llm_twin_assets.artifacts import S3ArtifactStore, local_store, parse_s3_url
+        from llm_twin_assets.artifacts import open_store
 
         settings = get_settings(artifacts_url=self.url)
-        url = settings.artifacts_url
-        if url and url.startswith("s3://"):
+        client = None
+        if settings.artifacts_url and settings.artifacts_url.startswith("s3://"):
             from dagster_aws.s3 import S3Resource
 
-            bucket, prefix = parse_s3_url(url)
             client = S3Resource(endpoint_url=self.s3_endpoint_url, region_name=self.s3_region).get_client()
-            return S3ArtifactStore(client, bucket, prefix)
-        return local_store(settings.artifacts_dir, url)
+        return open_store(settings.artifacts_url, settings.artifacts_dir, client)
 
     def trainer_url(self) -> str:
         """The store as a trainer process names it: ``s3://...`` or an absolute folder."""

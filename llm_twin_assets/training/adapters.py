@@ -4,13 +4,12 @@ the parent adapter and the hyper-parameters, so the same inputs name the same ad
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llm_twin_assets.artifacts import ArtifactError, ArtifactStore, LocalArtifactStore
+from llm_twin_assets.artifacts import ArtifactStore, LocalArtifactStore, read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -44,32 +43,32 @@ def publish_adapter(
         "files": [p.relative_to(folder).as_posix() for p in files],
         **details,
     }
-    store.put(f"{base}/manifest.json", json.dumps(manifest, indent=2, default=str).encode())
-    store.put(f"{_prefix(author, stage)}/latest.json", json.dumps({"version": version}).encode())
+    write_json(store, f"{base}/manifest.json", manifest)
+    write_json(store, f"{_prefix(author, stage)}/latest.json", {"version": version})
     return AdapterVersion(author, stage, version, manifest)
 
 
 def point_latest(store: ArtifactStore, author: str, stage: str, version: str) -> AdapterVersion:
-    store.put(f"{_prefix(author, stage)}/latest.json", json.dumps({"version": version}).encode())
+    write_json(store, f"{_prefix(author, stage)}/latest.json", {"version": version})
     return get_adapter(store, author, stage, version)
 
 
 def get_adapter(store: ArtifactStore, author: str, stage: str, version: str) -> AdapterVersion:
-    key = f"{_prefix(author, stage)}/{version}/manifest.json"
-    if not store.exists(key):
-        raise ArtifactError(
-            f"{stage} adapter {version} of author {author!r} does not exist ({store.uri(key)})"
-        )
-    return AdapterVersion(author, stage, version, json.loads(store.get(key)))
+    manifest = read_json(
+        store,
+        f"{_prefix(author, stage)}/{version}/manifest.json",
+        f"{stage} adapter {version} of author {author!r} does not exist",
+    )
+    return AdapterVersion(author, stage, version, manifest)
 
 
 def latest_adapter(store: ArtifactStore, author: str, stage: str) -> AdapterVersion:
-    pointer = f"{_prefix(author, stage)}/latest.json"
-    if not store.exists(pointer):
-        raise ArtifactError(
-            f"no {stage} adapter for author {author!r} yet ({store.uri(pointer)}): materialize it first"
-        )
-    return get_adapter(store, author, stage, json.loads(store.get(pointer))["version"])
+    pointer = read_json(
+        store,
+        f"{_prefix(author, stage)}/latest.json",
+        f"no {stage} adapter for author {author!r} yet: materialize it first",
+    )
+    return get_adapter(store, author, stage, pointer["version"])
 
 
 def adapter_folder(store: ArtifactStore, adapter: AdapterVersion, cache: Path) -> Path:

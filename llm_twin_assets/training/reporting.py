@@ -31,9 +31,6 @@ class Reporter(AbstractContextManager["Reporter"]):
             log.removeHandler(handler)
             handler.close()
 
-    def extra(self, key: str) -> Any:
-        return self.pipes.get_extra(key) if self.pipes is not None else None
-
     def info(self, message: str) -> None:
         log.info(message)
         if self.pipes is not None:

@@ -21,16 +21,9 @@ from llm_twin_assets.training.reporting import Reporter
 
 
 def _artifact_store(url: str):  # type: ignore[no-untyped-def]
-    from llm_twin_assets.artifacts import LocalArtifactStore, S3ArtifactStore, parse_s3_url
+    from llm_twin_assets.artifacts import open_store
 
-    if url.startswith("s3://"):
-        import boto3
-
-        bucket, prefix = parse_s3_url(url)
-        return S3ArtifactStore(
-            boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None), bucket, prefix
-        )
-    return LocalArtifactStore(Path(url))
+    return open_store(url, Path(url))
 
 
 def load_rows(job: TrainJob) -> list[dict[str, Any]]:
