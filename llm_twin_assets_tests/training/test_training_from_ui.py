@@ -1,0 +1,164 @@
+"""sft_adapter and dpo_adapter launched from the Dagster UI.
+
+``dagster dev`` (webserver + daemon, the real run queue and the ``gpu`` pool) serves our code location;
+the test sends the GraphQL requests the UI sends when a person adds a partition and clicks
+"Materialize" with a launchpad config, then follows the run to its end.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from llm_twin_assets.artifacts import LocalArtifactStore
+from llm_twin_assets.training.adapters import latest_adapter
+from llm_twin_assets_tests.training.helpers import publish_small
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCATION = {"repositoryLocationName": "llm_twin_assets", "repositoryName": "__repository__"}
+ADD_PARTITION = """mutation($selector: RepositorySelector!, $name: String!, $key: String!) {
+  addDynamicPartition(repositorySelector: $selector, partitionsDefName: $name, partitionKey: $key) {
+    __typename ... on PythonError { message } } }"""
+LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename
+  ... on LaunchRunSuccess { run { runId } }
+  ... on PythonError { message }
+  ... on RunConfigValidationInvalid { errors { message } }
+  ... on InvalidSubsetError { message } } }"""
+RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status
+  assetMaterializations { assetKey { path } partition
+    metadataEntries { label ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue }
+      ... on FloatMetadataEntry { floatValue } ... on BoolMetadataEntry { boolValue } } } } } }"""
+EVENTS = """query($id: ID!) { logsForRun(runId: $id, limit: 5000) {
+  ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class UI:
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/graphql"
+
+    def __call__(self, query: str, **variables: Any) -> dict[str, Any]:
+        reply = httpx.post(self.url, json={"query": query, "variables": variables}, timeout=60).json()
+        assert "errors" not in reply, reply["errors"]
+        return dict(reply["data"])
+
+
+def _start(home: Path, port: int) -> subprocess.Popen[bytes]:
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "LLM_TWIN_HOME": str(home),
+        "LLM_TWIN_DEVICE": "cpu",
+        "LLM_TWIN_ARTIFACTS_URL": str(home / "artifacts"),
+    }
+    env.pop("LLM_TWIN_DATABASE_URL", None)
+    dagster = Path(sys.executable).with_name("dagster")
+    return subprocess.Popen(
+        [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(home / "dagster-dev.log").open("wb"),
+        start_new_session=True,  # its own process group: webserver, daemon and code servers stop together
+    )
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], ui: UI, port: int) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
+                nodes = ui("{ assetNodes { assetKey { path } } }")["assetNodes"]
+                if any(n["assetKey"]["path"] == ["sft_adapter"] for n in nodes):
+                    return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "dagster dev did not start"
+        time.sleep(1)
+
+
+def _follow(ui: UI, run_id: str, timeout_s: float = 600) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        run = ui(RUN, id=run_id)["runOrError"]
+        if run["status"] in ("SUCCESS", "FAILURE", "CANCELED"):
+            return dict(run)
+        assert time.monotonic() < deadline, f"run {run_id} still {run['status']}"
+        time.sleep(2)
+
+
+def test_both_adapters_materialize_from_the_ui(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    instruct, preference = publish_small(home / "artifacts")
+    port = _free_port()
+    ui = UI(port)
+    proc = _start(home, port)
+    try:
+        _wait_ready(proc, ui, port)
+        added = ui(ADD_PARTITION, selector=LOCATION, name="authors", key="ada")["addDynamicPartition"]
+        assert added["__typename"] == "AddDynamicPartitionSuccess", added
+        params = {
+            "selector": {
+                **LOCATION,
+                "pipelineName": "__ASSET_JOB",
+                "assetSelection": [{"path": ["sft_adapter"]}, {"path": ["dpo_adapter"]}],
+            },
+            "runConfigData": {
+                "ops": {
+                    "sft_adapter": {"config": {"profile": "tiny", "max_steps": 4}},
+                    "dpo_adapter": {"config": {"profile": "tiny", "max_steps": 3}},
+                }
+            },
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "ada"}]},
+            "mode": "default",
+        }
+        launched = ui(LAUNCH, params=params)["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        run = _follow(ui, run_id)
+        messages = [e.get("message", "") for e in ui(EVENTS, id=run_id)["logsForRun"]["events"]]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    log = (home / "dagster-dev.log").read_text(errors="replace")
+    assert run["status"] == "SUCCESS", "\n".join([*messages[-30:], log[-3000:]])
+
+    materialized = {tuple(m["assetKey"]["path"]): m for m in run["assetMaterializations"]}
+    assert set(materialized) == {("sft_adapter",), ("dpo_adapter",)}
+    values = {
+        key: {
+            e["label"]: next((e[f] for f in ("text", "intValue", "floatValue", "boolValue") if f in e), None)
+            for e in m["metadataEntries"]
+        }
+        for key, m in materialized.items()
+    }
+    sft, dpo = values[("sft_adapter",)], values[("dpo_adapter",)]
+    assert all(m["partition"] == "ada" for m in materialized.values())
+    assert sft["dataset_version"] == instruct.version and dpo["dataset_version"] == preference.version
+    assert sft["steps"] == 4 and dpo["steps"] == 3
+    assert float(sft["final_loss"]) > 0 and float(sft["tokens_per_s"]) > 0
+    assert dpo["parent_adapter"] == sft["version"]
+    # The adapters are in the artifact store the code location was configured with
+    store = LocalArtifactStore(home / "artifacts")
+    assert latest_adapter(store, "ada", "sft").version == sft["version"]
+    assert latest_adapter(store, "ada", "dpo").version == dpo["version"]
+    # The trainer's own log lines reached the run (Pipes, through the UI's run worker)
+    assert any("step 4/4 loss" in m for m in messages), messages[-30:]
