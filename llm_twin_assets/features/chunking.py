@@ -221,10 +221,15 @@ def chunk_document(
     """The document's chunks, each re-counted and guaranteed within the limit."""
     pieces = [p for p in CHUNKERS[kind](text, options, count) if p.strip()]
     final: list[str] = []
+    sizes: list[int] = []
     for piece, size in zip(pieces, count(pieces), strict=True):
-        # Joining units can add a token or two at a seam; re-split the rare chunk that crosses the line.
-        final += [piece] if size <= options.budget else _split_long(piece, options.budget, count)
-    sizes = count(final)
+        if size <= options.budget:
+            final.append(piece)
+            sizes.append(size)
+        else:  # joining units can add a token or two at a seam; re-split the rare chunk over the line
+            parts = _split_long(piece, options.budget, count)
+            final += parts
+            sizes += count(parts)
     return [
         Chunk(
             id=chunk_id(document_id, i, content_hash(t)),
