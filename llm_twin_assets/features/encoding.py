@@ -5,11 +5,14 @@ Backends (``LLM_TWIN_EMBEDDING_BACKEND``):
   (bf16 on CPUs with AMX, fp32 elsewhere); mean pooling and L2 normalisation in NumPy. The export is
   cached in the machine-wide model cache (``LLM_TWIN_MODEL_CACHE``), keyed by the model folder.
 - ``torch``: sentence-transformers itself; on CUDA in fp16.
-- ``auto``: ``torch`` on CUDA; on CPU ``openvino`` when it is installed and the export works, else
-  ``torch``, with the reason logged (a clean fallback, never a failure).
+- ``auto``: ``torch`` on CUDA; on CPU ``openvino`` when it is installed, the CPU gives it bf16 (AMX or
+  AVX512-BF16: 2.5x the plain path, measured) and the export works; else ``torch``, with the reason
+  logged (a clean fallback, never a failure). Without bf16, OpenVINO runs fp32 and was measured
+  slower than torch (0.80-0.87x of plain ``encode()`` vs 0.92-1.19x, on an AVX512-VNNI Xeon).
 
-Either way texts are sorted by length and batched (length bucketing: little padding), and torch's
-thread count is set deliberately.
+Either way texts are sorted by length and batched (length bucketing: little padding; on the CPU's
+torch path sentence-transformers does it over the whole input), and torch's thread count is set
+deliberately.
 """
 
 from __future__ import annotations
@@ -73,17 +76,24 @@ class Encoder:
             self.batch_size = max(batch_size, 512)
         elif backend in ("auto", "openvino"):
             try:
+                if backend == "auto" and not _openvino_runs_bf16():
+                    raise RuntimeError(
+                        "OpenVINO would run in fp32 on this CPU (no BF16 among its capabilities), "
+                        "where it is no faster than torch"
+                    )
                 self._compiled = _openvino_model(model, cache_dir, model_path, self.threads)
                 self.backend = "openvino"
             except Exception as exc:
                 if backend == "openvino":
                     raise
                 self.fallback_reason = f"{type(exc).__name__}: {exc}"
-                log.warning("OpenVINO unavailable (%s); encoding with torch", self.fallback_reason)
+                log.info("OpenVINO not used (%s); encoding with torch", self.fallback_reason)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self.backend == "torch":  # sentence-transformers sorts the whole input by length itself
+            return self._encode_batch(list(texts))
         # Length bucketing by characters (a good proxy for word-pieces, and free): each batch holds
         # texts of similar length, so little compute goes to padding; each text is tokenized once.
         order = np.argsort([len(t) for t in texts], kind="stable")
@@ -125,7 +135,7 @@ class Encoder:
         if self._compiled is None:
             vectors = self.model.encode(
                 batch,
-                batch_size=len(batch),
+                batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
@@ -192,6 +202,12 @@ def _is_mean_pooled_normalised(model: SentenceTransformer) -> bool:
     if mode is None:
         mode = getattr(pooling, "pooling_mode", None) == "mean"
     return names[:1] == ["Transformer"] and bool(mode) and "Normalize" in names
+
+
+def _openvino_runs_bf16() -> bool:
+    import openvino as ov
+
+    return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def _openvino_model(

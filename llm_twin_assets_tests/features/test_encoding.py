@@ -30,18 +30,32 @@ def test_openvino_matches_sentence_transformers_in_input_order(settings: TwinSet
 
 
 def test_auto_falls_back_to_torch_with_the_reason(settings: TwinSettings, embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import llm_twin_assets.features.encoding as encoding
+    import sys
 
-    def unavailable(*args: object) -> None:
-        raise ImportError("No module named 'openvino'")
-
-    monkeypatch.setattr(encoding, "_openvino_model", unavailable)
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if the package were not installed
     encoder = Encoder(embedder, device="cpu", backend="auto")
-    assert encoder.backend == "torch" and "No module named 'openvino'" in (encoder.fallback_reason or "")
+    assert encoder.backend == "torch"
+    assert "ModuleNotFoundError" in (encoder.fallback_reason or "") and "openvino" in (
+        encoder.fallback_reason or ""
+    )
     vectors = encoder.encode(TEXTS)
     assert (vectors * embedder.encode(TEXTS, normalize_embeddings=True)).sum(axis=1).min() > 0.9999
     with pytest.raises(ImportError):
         Encoder(embedder, device="cpu", backend="openvino")  # asked for explicitly: no silent fallback
+
+
+def test_auto_uses_openvino_only_where_the_cpu_gives_it_bf16(settings: TwinSettings, embedder) -> None:  # type: ignore[no-untyped-def]
+    import openvino as ov
+
+    bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    encoder = load_encoder(
+        settings.model_copy(update={"embedding_backend": "auto", "device": "cpu"}), embedder
+    )
+    if bf16:  # AMX / AVX512-BF16: OpenVINO's bf16 is the fast path
+        assert encoder.backend == "openvino" and encoder.fallback_reason is None
+    else:  # fp32 OpenVINO is no faster than torch: torch, and the reason says why
+        assert encoder.backend == "torch"
+        assert "no BF16" in (encoder.fallback_reason or "")
 
 
 @pytest.mark.gpu
