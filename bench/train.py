@@ -132,9 +132,19 @@ def child(args: argparse.Namespace) -> dict[str, object]:
         "dataloader_num_workers": 0,
     }
     if args.variant == "ours":
-        hyper = hyper_for("sft", "full" if cuda else "demo")
+        from llm_twin_assets.training.memory import available_bytes, plan
+
+        hyper = hyper_for(
+            "sft",
+            "full" if cuda else "demo",
+            {"batch_size": args.batch_size, "max_length": args.max_length, "bf16": cuda},
+        )
+        weights = sum(p.numel() * p.element_size() for p in model.parameters())
+        free = available_bytes(args.device) + weights  # the model is already loaded
+        memory = plan(model.config.to_dict(), weights, free, hyper, "sft")
+        print(memory.summary, flush=True)
         common |= {
-            "gradient_checkpointing": hyper.gradient_checkpointing,
+            "gradient_checkpointing": memory.checkpointing,
             "train_sampling_strategy": "group_by_length" if hyper.group_by_length else "random",
         }
     marks: dict[str, tuple[float, int]] = {}

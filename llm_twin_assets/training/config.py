@@ -3,8 +3,9 @@
 Profiles:
 - ``tiny``: the tiny random Llama, a few CPU seconds (tests).
 - ``demo``: the bundled SmolLM2 on a CPU, a few minutes.
-- ``full``: a GPU, bf16, the reference's LoRA (r=32, alpha=32, all projections), no gradient
-  checkpointing unless asked (it costs ~2.7x in tokens/s on an H200 and LoRA rarely needs it).
+- ``full``: a GPU, bf16, the reference's LoRA (r=32, alpha=32, all projections), batches grouped by
+  length, gradient checkpointing ``auto``: on only when the activations would not fit (it costs ~2.7x
+  in tokens/s on an H200 and LoRA rarely needs it; see ``memory.py``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Hyper:
     beta: float = 0.5  # DPO only
     seed: int = 42
     bf16: bool = False
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | str = False
+    """True, False or "auto" (on only when memory needs it; see ``training.memory``)."""
     group_by_length: bool = False
     """SFT: batch examples of similar length together, so less compute goes to padding."""
     min_examples: int = 4
@@ -110,6 +112,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "bf16": True,
             "save_steps": 200,
             "group_by_length": True,
+            "gradient_checkpointing": "auto",
         },
         "dpo": {
             "lora_r": 32,
@@ -122,6 +125,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "beta": 0.5,
             "bf16": True,
             "save_steps": 200,
+            "gradient_checkpointing": "auto",
         },
     },
 }
@@ -185,6 +189,10 @@ def hyper_for(stage: str, profile: str, overrides: dict[str, Any] | None = None)
     unknown = sorted(set(values) - known)
     if unknown:
         raise TrainingConfigError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
+    if values.get("gradient_checkpointing", False) not in (True, False, "auto"):
+        raise TrainingConfigError(
+            f"gradient_checkpointing must be true, false or auto, not {values['gradient_checkpointing']!r}"
+        )
     if "target_modules" in values:
         values["target_modules"] = tuple(values["target_modules"])
     return replace(Hyper(), **values)

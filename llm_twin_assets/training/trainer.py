@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_twin_assets.training.config import TrainingConfigError, TrainJob
+from llm_twin_assets.training.memory import plan_memory
 from llm_twin_assets.training.reporting import Reporter
 
 
@@ -54,36 +55,6 @@ def load_rows(job: TrainJob) -> list[dict[str, Any]]:
         }
         for r in train.iter_rows(named=True)
     ]
-
-
-def _available_bytes(device: str) -> int:
-    if device == "cuda":
-        import torch
-
-        return int(torch.cuda.mem_get_info()[0])
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def check_fits(model_dir: Path, device: str, bf16: bool) -> None:
-    """Refuse a base model whose weights (plus LoRA training's overhead) cannot fit on the device."""
-    weights = sum(p.stat().st_size for p in model_dir.glob("*.safetensors")) or sum(
-        p.stat().st_size for p in model_dir.glob("*.bin")
-    )
-    config = (
-        json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").exists() else {}
-    )
-    stored = str(config.get("torch_dtype") or config.get("dtype") or "float32")
-    scale = 0.5 if bf16 and "32" in stored else 2.0 if not bf16 and "16" in stored else 1.0
-    needed = int(weights * scale * 1.3) + (1 << 28)  # activations, LoRA optimizer state, buffers
-    available = _available_bytes(device)
-    if needed > available:
-        raise TrainingConfigError(
-            f"base model {model_dir} needs about {needed / 2**30:.1f} GiB to train on {device} "
-            f"({weights / 2**30:.1f} GiB of weights on disk); only {available / 2**30:.1f} GiB are free"
-        )
 
 
 def check_targets(model: Any, targets: tuple[str, ...]) -> None:
@@ -140,10 +111,11 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     if hyper.bf16 and device == "cpu":
         raise TrainingConfigError("bf16 is set but the device is the CPU: use the demo or tiny profile")
     rows = load_rows(job)
-    check_fits(model_dir, device, hyper.bf16)
+    memory = plan_memory(model_dir, device, hyper, job.stage)
     reporter.info(
         f"{job.stage} on {device}: {len(rows)} examples of {job.dataset_name} {job.dataset_version}, base {model_dir}"
     )
+    reporter.info(memory.summary)
 
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -185,7 +157,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         "max_length": hyper.max_length,
         "bf16": hyper.bf16,
         "use_cpu": device == "cpu",
-        "gradient_checkpointing": hyper.gradient_checkpointing,
+        "gradient_checkpointing": memory.checkpointing,
         "logging_steps": hyper.logging_steps,
         "save_steps": hyper.save_steps,
         "save_total_limit": 2,
@@ -252,6 +224,8 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         "tokens": tokens,
         "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
         "peak_memory_mb": round(_peak_memory(device) / 2**20, 1),
+        "gradient_checkpointing": memory.checkpointing,
+        "activation_estimate_mb": round(memory.activations / 2**20, 1),
         "train_seconds": round(seconds, 2),
         "hyper": asdict(hyper),
     }

@@ -20,7 +20,8 @@ def test_every_profile_gives_valid_hyper_parameters(profile: str, stage: str) ->
     hyper = hyper_for(stage, profile)
     assert hyper.lora_r > 0 and hyper.learning_rate > 0 and hyper.max_length >= 256
     assert set(hyper.target_modules) == set(ALL_PROJECTIONS)
-    assert hyper.bf16 is (profile == "full") and not hyper.gradient_checkpointing
+    assert hyper.bf16 is (profile == "full")
+    assert hyper.gradient_checkpointing == ("auto" if profile == "full" else False)
 
 
 def test_the_full_profile_follows_the_reference() -> None:

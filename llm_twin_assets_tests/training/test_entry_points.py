@@ -82,6 +82,7 @@ def test_sft_then_dpo_train_adapters_that_load_and_change_the_model(
     assert metrics["steps"] == 24 and len(losses) == 24
     assert losses[-1] < losses[0] - 0.3  # it memorises the small dataset
     assert metrics["tokens"] > 0 and metrics["tokens_per_s"] > 0 and metrics["peak_memory_mb"] > 0
+    assert metrics["gradient_checkpointing"] is False and metrics["activation_estimate_mb"] > 0
     adapter = tmp_path / "sft" / "adapter"
     assert (adapter / "adapter_model.safetensors").exists() and (adapter / "training_job.yaml").exists()
     base, tuned = logits(tiny_model_path, None), logits(tiny_model_path, adapter)
@@ -129,10 +130,16 @@ def test_the_demo_profile_trains_the_bundled_model(tmp_path: Path, settings) -> 
             lambda j, tmp: replace(j, hyper=replace(j.hyper, target_modules=("q_proj", "qkv"))),
             "target module(s) ['qkv'] are not linear layers of this model",
         ),
+        (
+            lambda j, tmp: replace(
+                j, hyper=replace(j.hyper, gradient_checkpointing="auto", batch_size=512, max_length=4096)
+            ),
+            "batch_size 512 x max_length 4096 needs about",
+        ),
         (lambda j, tmp: replace(j, base_model=str(tmp)), "not a model folder (no config.json)"),
         (lambda j, tmp: replace(j, stage="dpo"), "dpo needs the SFT adapter folder"),
     ],
-    ids=["no-such-version", "too-small", "unknown-target", "not-a-model", "dpo-without-sft"],
+    ids=["no-such-version", "too-small", "unknown-target", "batch-too-big", "not-a-model", "dpo-without-sft"],
 )
 def test_problems_fail_before_training_with_a_named_cause(
     tmp_path: Path, tiny_model_path: Path, change, message: str

@@ -113,6 +113,8 @@ def _metadata(
         "train_seconds",
         "examples",
         "device",
+        "gradient_checkpointing",
+        "activation_estimate_mb",
     )
     return {
         "version": published.version,
