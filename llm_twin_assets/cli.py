@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -219,7 +218,7 @@ def materialize(
         raise TwinError(f"--select {select!r}: {str(exc).splitlines()[0]}") from None
     if not keys:
         raise TwinError(f"--select {select!r} matches no asset")
-    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
+    assets: list[Any] = [*(defs.assets or []), *(defs.asset_checks or [])]
     order = [key for key in graph.toposorted_asset_keys if key in keys]
     for key in order:
         name = key.to_user_string()
@@ -369,4 +368,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 _FIXED_DATE = "2025-10-01T12:00:00+00:00"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map: ClassVar[dict[str, str]] = {
+    extensions_map = {  # noqa: RUF012 (the base class declares it on instances)
         **http.server.SimpleHTTPRequestHandler.extensions_map,
         ".xml": "application/rss+xml",
         ".json": "application/json",

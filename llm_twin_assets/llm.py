@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from llm_twin_assets.errors import ModelError
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
     from llm_twin_assets.models.registry import ModelRef
 
@@ -17,7 +17,7 @@ Message = dict[str, str]
 
 @dataclass
 class LoadedLM:
-    model: PreTrainedModel
+    model: Any  # a PreTrainedModel (its stubs make generate/to uncallable for mypy)
     tokenizer: PreTrainedTokenizerBase
     device: str
 
@@ -28,7 +28,7 @@ def load_causal_lm(ref: ModelRef, device: str = "cpu", dtype: str = "float32") -
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref.name_or_path, local_files_only=ref.is_local)
-        model = AutoModelForCausalLM.from_pretrained(
+        model: Any = AutoModelForCausalLM.from_pretrained(
             ref.name_or_path, dtype=getattr(torch, dtype), local_files_only=ref.is_local
         )
     except OSError as exc:
@@ -96,7 +96,7 @@ def generate_replies(
     replies = []
     for row in output[:, width:].tolist():
         finished = any(t in stops for t in row)
-        replies.append(Reply(lm.tokenizer.decode(row, skip_special_tokens=True).strip(), finished))
+        replies.append(Reply(str(lm.tokenizer.decode(row, skip_special_tokens=True)).strip(), finished))
     return replies
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -117,4 +117,5 @@ class TwinSettings(BaseSettings):
 
 def get_settings(**overrides: object) -> TwinSettings:
     """Read the settings now (environment first, then ``overrides`` on top)."""
-    return TwinSettings(**{k: v for k, v in overrides.items() if v is not None})
+    values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return TwinSettings(**values)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import trafilatura
 
@@ -57,7 +57,7 @@ class Extracted:
 
 
 def extract(html: str, url: str) -> Extracted | None:
-    doc = trafilatura.bare_extraction(
+    doc: Any = trafilatura.bare_extraction(
         html,
         url=url,
         with_metadata=True,

@@ -239,7 +239,8 @@ class PoliteClient:
         return await self._fetch(url, polite=False, robots=False, max_retries=1)
 
     async def _fetch(self, url: str, *, polite: bool, robots: bool, max_retries: int) -> Page:
-        requested, seen, hops = url, [url], []
+        requested, seen = url, [url]
+        hops: list[Any] = []
         while True:
             check_web_url(url)
             if robots and not await self.allowed_by_robots(url):

@@ -2,4 +2,5 @@
 
 import dagster as dg
 
-authors_partitions = dg.DynamicPartitionsDefinition(name="authors")
+AUTHORS = "authors"
+authors_partitions = dg.DynamicPartitionsDefinition(name=AUTHORS)

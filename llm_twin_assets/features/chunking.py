@@ -87,7 +87,9 @@ def _split_long(unit: str, budget: int, count: Counter) -> list[str]:
     """Pieces of ``unit`` within ``budget`` tokens, cut between words (characters for a giant word)."""
     words = unit.split(" ")
     sizes = count(words)
-    pieces, current, used = [], [], 0
+    pieces: list[str] = []
+    current: list[str] = []
+    used = 0
     for word, size in zip(words, sizes, strict=True):
         if size > budget:  # one "word" longer than the limit: a URL, a hash, minified code
             if current:
@@ -127,8 +129,8 @@ def _pack(
     chunks: list[list[tuple[str, bool, int]]] = []
     current: list[tuple[str, bool, int]] = []
     used = 0
-    for unit in expanded:
-        text, para, size = unit
+    for item in expanded:
+        _, para, size = item
         full = used + size > options.target_tokens or used + size + len(current) > options.budget
         soft_break = para and used >= 0.6 * options.target_tokens
         if current and (full or soft_break):
@@ -142,7 +144,7 @@ def _pack(
                     carried.insert(0, previous)
                     carried_tokens += previous[2]
             current, used = carried, sum(c[2] for c in carried)
-        current.append(unit)
+        current.append(item)
         used += size
     if current:
         chunks.append(current)

@@ -58,7 +58,7 @@ class Encoder:
         self.batch_size = batch_size
         dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.dim = int(dimension() or 0)
-        self.max_tokens = int(model.max_seq_length)
+        self.max_tokens = int(model.max_seq_length or 0)
         if threads:
             torch.set_num_threads(threads)
         self.threads = threads or torch.get_num_threads()
@@ -168,7 +168,7 @@ class Encoder:
             return {name: torch.from_numpy(array).pin_memory() for name, array in arrays.items()}
 
         results = []
-        transformer = self.model[0].auto_model
+        transformer: Any = self.model[0].auto_model
         with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
             pending = pool.submit(tokenize, batches[0])
             for i in range(len(batches)):
@@ -238,7 +238,7 @@ def _export(model: SentenceTransformer, ov: Any, folder: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    source = model[0].auto_model
+    source: Any = model[0].auto_model
     eager = AutoModel.from_config(source.config, attn_implementation="eager")
     eager.load_state_dict(source.state_dict())
     eager.eval()

@@ -21,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from filelock import FileLock
 
@@ -240,7 +241,7 @@ def tiny_llama(settings: TwinSettings) -> Path:
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
-            **TINY_LLAMA,
+            **cast(dict[str, Any], TINY_LLAMA),
         )
         torch.manual_seed(0)
         model = LlamaForCausalLM(config)

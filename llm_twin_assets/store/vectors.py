@@ -88,7 +88,7 @@ def nearest_sql(
     table: str = "chunks",
     columns: str = "id, document_id, author, kind, content",
     dim: int | None = None,
-) -> tuple[list[sql.Composable], list[object]]:
+) -> tuple[list[sql.Composed | sql.SQL], list[object]]:
     """The statements of one search, in order (settings first, the query last), and its parameters.
 
     Strategy: unfiltered, or a filter that keeps many rows -> HNSW with pgvector 0.8 iterative scans
@@ -101,7 +101,7 @@ def nearest_sql(
     if exact:
         # Off: index scans (HNSW and B-tree alike); bitmap scans on the B-tree stay, so a filtered
         # exact search still reads only the matching rows.
-        settings = sql.SQL("SET LOCAL enable_indexscan = off")
+        settings: sql.Composed | sql.SQL = sql.SQL("SET LOCAL enable_indexscan = off")
         query = sql.SQL(
             "SELECT {columns}, embedding <=> %s AS distance FROM {table} WHERE {where}"
             " ORDER BY distance, id LIMIT %s"
@@ -143,4 +143,4 @@ def nearest(
         for statement in statements[:-1]:
             conn.execute(statement)
         rows = conn.execute(statements[-1], params).fetchall()
-    return [Neighbour(*row[:5], distance=float(row[5])) for row in rows]
+    return [Neighbour(row[0], row[1], row[2], row[3], row[4], float(row[5])) for row in rows]

@@ -129,7 +129,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
     check_targets(model, hyper.target_modules)
     if job.stage == "dpo":
-        model = PeftModel.from_pretrained(model, job.sft_adapter).merge_and_unload()
+        model = PeftModel.from_pretrained(model, str(job.sft_adapter)).merge_and_unload()
     lora = LoraConfig(
         r=hyper.lora_r,
         lora_alpha=hyper.lora_alpha,
@@ -147,7 +147,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
                 losses.append({"step": state.global_step, "loss": float(logs["loss"])})
                 reporter.info(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
-    common = {
+    common: dict[str, Any] = {
         "output_dir": str(out / "checkpoints"),
         "learning_rate": hyper.learning_rate,
         "num_train_epochs": hyper.epochs,
@@ -173,7 +173,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     if job.stage == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        trainer = SFTTrainer(
+        trainer: Any = SFTTrainer(
             model=model,
             args=SFTConfig(
                 **common,

@@ -1,6 +1,7 @@
 """Checks on the latest published version of each dataset, per author."""
 
 import warnings
+from typing import Any
 
 import dagster as dg
 
@@ -21,14 +22,14 @@ def _latest(artifacts: ArtifactsResource, author: str, name: str):  # type: igno
 
 
 def _result(verdict: validation.Verdict, version) -> dg.AssetCheckResult:  # type: ignore[no-untyped-def]
+    shown: dict[str, Any] = {
+        k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in verdict.metadata.items()
+    }
     return dg.AssetCheckResult(
         passed=verdict.passed,
         metadata={
             "version": version.version,
-            **{
-                k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
-                for k, v in verdict.metadata.items()
-            },
+            **shown,
         },
     )
 

@@ -79,7 +79,7 @@ def chunks(
         embedder = models.embedder()
         start = time.perf_counter()  # after the model load: the figure is the chunking itself
         options = ChunkingOptions(
-            max_tokens=int(embedder.max_seq_length),
+            max_tokens=int(embedder.max_seq_length or 0),
             target_tokens=config.target_tokens,
             overlap_tokens=config.overlap_tokens,
         )

@@ -1,6 +1,7 @@
 """Data checks on chunks and their embeddings, per author. Queries are plain functions."""
 
 import warnings
+from typing import Any
 
 import dagster as dg
 import psycopg
@@ -12,7 +13,7 @@ from llm_twin_assets.defs.resources import ModelsResource, StoreResource
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 
-def _result(rows: list[tuple[object, ...]], what: str, **extra: object) -> dg.AssetCheckResult:
+def _result(rows: list[tuple[object, ...]], what: str, **extra: Any) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=not rows, metadata={what: len(rows), "examples": [str(r[0]) for r in rows[:10]], **extra}
     )
@@ -51,7 +52,7 @@ def orphan_chunks(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
 
 
 def embedding_models(conn: psycopg.Connection, author: str, expected: str) -> dg.AssetCheckResult:
-    models = dict(
+    models: dict[str, int] = dict(
         conn.execute(
             "SELECT coalesce(embedding_model, '(none)'), count(*) FROM chunks WHERE author = %s GROUP BY 1",
             (author,),
@@ -82,7 +83,7 @@ def chunks_within_token_limit(
     context: dg.AssetCheckExecutionContext, store: StoreResource, models: ModelsResource
 ) -> dg.AssetCheckResult:
     with store.database().connect() as conn:
-        return chunks_over_limit(conn, context.partition_key, int(models.embedder().max_seq_length))
+        return chunks_over_limit(conn, context.partition_key, int(models.embedder().max_seq_length or 0))
 
 
 @_check(chunks, "chunks_have_documents", "No chunk whose document is gone.")

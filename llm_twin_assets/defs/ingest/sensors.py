@@ -6,7 +6,7 @@ import json
 import dagster as dg
 
 from llm_twin_assets.crawling.links import LinksFileError, discover, load
-from llm_twin_assets.defs.partitions import authors_partitions
+from llm_twin_assets.defs.partitions import AUTHORS, authors_partitions
 from llm_twin_assets.settings import get_settings
 
 # Ingestion and the feature assets downstream of it, for one author.
@@ -28,7 +28,7 @@ def authors_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, str] = {}
     runs, new_partitions = [], []
-    existing = set(context.instance.get_dynamic_partitions(authors_partitions.name))
+    existing = set(context.instance.get_dynamic_partitions(AUTHORS))
     for slug, path in discover(folder).items():
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         seen[slug] = digest
@@ -67,5 +67,5 @@ def daily_recrawl_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.Run
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
     return [
         dg.RunRequest(partition_key=slug, run_key=f"recrawl:{slug}:{day}")
-        for slug in context.instance.get_dynamic_partitions(authors_partitions.name)
+        for slug in context.instance.get_dynamic_partitions(AUTHORS)
     ]
