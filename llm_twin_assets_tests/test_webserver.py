@@ -1,27 +1,21 @@
 """The Dagster UI serves our code location: the asset graph, the sensor and the schedule."""
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from llm_twin_assets_tests.servers import free_port, wait_for_dagster
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = """{ assetNodes { assetKey { path } groupName }
   repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name } schedules { name } } } } }"""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_the_ui_loads_the_asset_graph_sensor_and_schedule(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     webserver = Path(sys.executable).with_name("dagster-webserver")
     proc = subprocess.Popen(
@@ -32,15 +26,7 @@ def test_the_ui_loads_the_asset_graph_sensor_and_schedule(tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "webserver did not start"
-            time.sleep(0.5)
+        wait_for_dagster(proc, port)
         data = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": QUERY}, timeout=60).json()[
             "data"
         ]

@@ -1,7 +1,6 @@
 """Teachers: the local model, and the OpenAI-compatible client over real HTTP against a local server
 that answers with a real small model (or misbehaves on purpose)."""
 
-import socket
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from llm_twin_assets.llm import LoadedLM, generate_replies, load_causal_lm
 from llm_twin_assets.models.registry import ModelRef
 from llm_twin_assets.settings import get_settings
 from llm_twin_assets_tests.datasets.openai_server import Behaviour, openai_server
+from llm_twin_assets_tests.servers import free_port
 
 CONVERSATIONS = [[{"role": "user", "content": f"Name a topic number {i}."}] for i in range(6)]
 
@@ -98,10 +98,7 @@ def test_a_failing_endpoint_fails_with_its_url(tiny_lm: LoadedLM, behaviour: Beh
 
 
 def test_an_unreachable_endpoint_fails_after_retries_with_its_url() -> None:
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"  # a port nobody listens on
     start = time.perf_counter()
     with pytest.raises(TeacherError, match=rf"{url}/chat/completions failed after 3 attempts: ConnectError"):
         endpoint(url, concurrency=1).complete(CONVERSATIONS[:1], max_new_tokens=4)

@@ -7,7 +7,6 @@ the test sends the GraphQL requests the UI sends when a person adds a partition 
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import httpx
 
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.training.adapters import latest_adapter
+from llm_twin_assets_tests.servers import free_port, wait_for_dagster
 from llm_twin_assets_tests.training.helpers import publish_small
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,12 +37,6 @@ RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status
       ... on FloatMetadataEntry { floatValue } ... on BoolMetadataEntry { boolValue } } } } } }"""
 EVENTS = """query($id: ID!) { logsForRun(runId: $id, limit: 5000) {
   ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }"""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class UI:
@@ -77,20 +71,6 @@ def _start(home: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_ready(proc: subprocess.Popen[bytes], ui: UI, port: int) -> None:
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
-                nodes = ui("{ assetNodes { assetKey { path } } }")["assetNodes"]
-                if any(n["assetKey"]["path"] == ["sft_adapter"] for n in nodes):
-                    return
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "dagster dev did not start"
-        time.sleep(1)
-
-
 def _follow(ui: UI, run_id: str, timeout_s: float = 600) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -104,11 +84,18 @@ def _follow(ui: UI, run_id: str, timeout_s: float = 600) -> dict[str, Any]:
 def test_both_adapters_materialize_from_the_ui(tmp_path: Path) -> None:
     home = tmp_path / "home"
     instruct, preference = publish_small(home / "artifacts")
-    port = _free_port()
+    port = free_port()
     ui = UI(port)
     proc = _start(home, port)
     try:
-        _wait_ready(proc, ui, port)
+        wait_for_dagster(  # served, and the code location loaded
+            proc,
+            port,
+            lambda: any(
+                n["assetKey"]["path"] == ["sft_adapter"]
+                for n in ui("{ assetNodes { assetKey { path } } }")["assetNodes"]
+            ),
+        )
         added = ui(ADD_PARTITION, selector=LOCATION, name="authors", key="ada")["addDynamicPartition"]
         assert added["__typename"] == "AddDynamicPartitionSuccess", added
         params = {
