@@ -267,7 +267,7 @@ def main() -> None:
     # End to end with the encoder the pipeline uses (backend auto) on every chunk (and, on the CPU,
     # the load into pgvector).
     chosen = Encoder(
-        SentenceTransformer(model_path, device=args.device),
+        model,  # the chunking's model, already loaded: only the backend decision is wanted
         device=args.device,
         batch_size=variants[0][1],
         threads=args.threads,

@@ -94,7 +94,14 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         if self.backend == "torch":  # sentence-transformers sorts the whole input by length itself
-            return self._encode_batch(list(texts))
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            return np.asarray(vectors, dtype=np.float32)
         # Length bucketing by characters (a good proxy for word-pieces, and free): each batch holds
         # texts of similar length, so little compute goes to padding; each text is tokenized once.
         order = np.argsort([len(t) for t in texts], kind="stable")
@@ -104,12 +111,8 @@ class Encoder:
             self._encode_cuda_all(texts, batches, out)
             return out
         for index in batches:
-            out[index] = self._encode_batch([texts[i] for i in index])
+            out[index] = self._encode_openvino([texts[i] for i in index])
         return out
-
-    @property
-    def _input_names(self) -> set[str]:
-        return {port.get_any_name() for port in self._compiled.inputs}
 
     def _tokenize(self, batch: list[str]) -> dict[str, np.ndarray]:
         """input_ids, attention_mask (and token_type_ids), padded to the batch's longest, int64.
@@ -132,26 +135,10 @@ class Encoder:
             arrays["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
         return arrays
 
-    def _encode_batch(self, batch: list[str]) -> np.ndarray:
-        if self._compiled is None:
-            vectors = self.model.encode(
-                batch,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-            return np.asarray(vectors, dtype=np.float32)
-        encoded = self.model.tokenizer(
-            batch, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="np"
-        )
-        inputs = {
-            name: encoded[name].astype(np.int64)
-            for name in ("input_ids", "attention_mask", "token_type_ids")
-            if name in encoded
-        }
+    def _encode_openvino(self, batch: list[str]) -> np.ndarray:
+        inputs = self._tokenize(batch)
         hidden = self._compiled(inputs)[0]
-        mask = encoded["attention_mask"][..., None].astype(np.float32)
+        mask = inputs["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
         return (pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)).astype(
             np.float32

@@ -63,12 +63,11 @@ def available_bytes(device: str) -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def weight_bytes(model_dir: Path, bf16: bool) -> int:
+def weight_bytes(model_dir: Path, config: dict[str, Any], bf16: bool) -> int:
     """The base weights' size in the training dtype (from the files on disk and their stored dtype)."""
     on_disk = sum(p.stat().st_size for p in model_dir.glob("*.safetensors")) or sum(
         p.stat().st_size for p in model_dir.glob("*.bin")
     )
-    config = _config(model_dir)
     stored = str(config.get("torch_dtype") or config.get("dtype") or "float32")
     scale = 0.5 if bf16 and "32" in stored else 2.0 if not bf16 and "16" in stored else 1.0
     return int(on_disk * scale)
@@ -94,9 +93,10 @@ def plan_memory(
 ) -> MemoryPlan:
     """The plan for a base model folder on ``device`` (its free memory unless ``available`` is given)."""
     free = available_bytes(device) if available is None else available
+    config = _config(model_dir)
     return plan(
-        _config(model_dir),
-        weight_bytes(model_dir, hyper.bf16),
+        config,
+        weight_bytes(model_dir, config, hyper.bf16),
         free,
         hyper,
         stage,
