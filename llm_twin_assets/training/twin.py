@@ -26,7 +26,6 @@ def trained_base(adapter: Path) -> Path:
 
 def load_twin(sft: Path, dpo: Path | None = None, device: str = "cpu") -> LoadedLM:
     """Base + SFT (merged) + DPO (merged): the model DPO trained, with its adapter applied."""
-    import torch
     from peft import PeftModel
 
     from llm_twin_assets.llm import LoadedLM, load_causal_lm
@@ -37,5 +36,5 @@ def load_twin(sft: Path, dpo: Path | None = None, device: str = "cpu") -> Loaded
     if dpo is not None:
         model = PeftModel.from_pretrained(model, str(dpo)).merge_and_unload()
     model.to(device).eval()
-    torch.set_grad_enabled(False)
+    model.requires_grad_(False)  # inference only; never the process-wide grad switch (it leaks)
     return LoadedLM(model=model, tokenizer=base.tokenizer, device=device)

@@ -101,6 +101,7 @@ def test_sft_then_dpo_train_adapters_that_load_and_change_the_model(
     sft_only = load_twin(adapter).model(**ids).logits
     twin = load_twin(adapter, tmp_path / "dpo" / "adapter").model(**ids).logits
     assert (sft_only - twin).abs().max() > 1e-4  # the DPO adapter is applied on top of the merged SFT
+    assert __import__("torch").is_grad_enabled()  # loading the twin leaves the process's autograd alone
 
 
 def test_the_demo_profile_trains_the_bundled_model(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
