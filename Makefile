@@ -56,6 +56,7 @@ lint: install
 	$(BIN)/ruff check llm_twin_assets llm_twin_assets_tests bench
 	$(BIN)/ruff format --check llm_twin_assets llm_twin_assets_tests bench
 	$(BIN)/mypy llm_twin_assets
+	$(BIN)/lint-imports --no-cache
 
 dagster: install
 	mkdir -p $(DAGSTER_HOME)

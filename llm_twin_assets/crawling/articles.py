@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 import trafilatura
 
-from llm_twin_assets.crawling.documents import CrawledDocument, canonical_url, same_site
+from llm_twin_assets.crawling.documents import canonical_url, same_site
 from llm_twin_assets.crawling.feeds import candidate_feeds, entry_for, looks_like_feed, parse_feed
 from llm_twin_assets.crawling.http import FetchError, Page, PoliteClient
-from llm_twin_assets.crawling.links import Kind
 from llm_twin_assets.crawling.render import Renderer
+from llm_twin_assets.records import CrawledDocument, Kind
 
 RenderMode = Literal["auto", "always", "never"]
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")

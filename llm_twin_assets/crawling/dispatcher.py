@@ -9,14 +9,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from llm_twin_assets.crawling.articles import ArticleOptions, crawl_article
-from llm_twin_assets.crawling.documents import CrawledDocument, CrawlOutcome, LinkFailure
 from llm_twin_assets.crawling.folders import read_drafts
 from llm_twin_assets.crawling.http import CrawlPolicy, PoliteClient
-from llm_twin_assets.crawling.links import Kind, LinksFile
+from llm_twin_assets.crawling.links import LinksFile
 from llm_twin_assets.crawling.posts import read_linkedin_export
 from llm_twin_assets.crawling.render import Renderer
 from llm_twin_assets.crawling.repositories import RepoOptions, crawl_repository
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.records import CrawledDocument, CrawlOutcome, Kind, LinkFailure
 
 GIT_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "git.sr.ht")
 

@@ -1,40 +1,11 @@
-"""What crawlers return: documents, and the links that failed (with why)."""
+"""URL helpers shared by the crawlers: canonical form, same-site tests. The records they return live in
+:mod:`llm_twin_assets.records`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from llm_twin_assets.crawling.links import Kind
-
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref_src", "source")
-
-
-@dataclass
-class CrawledDocument:
-    url: str  # canonical: the row's identity
-    kind: Kind
-    content: str
-    source_link: str  # the links-file entry it came from
-    title: str | None = None
-    published_at: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class LinkFailure:
-    link: str
-    kind: str | None
-    error: str
-
-
-@dataclass
-class CrawlOutcome:
-    documents: list[CrawledDocument] = field(default_factory=list)
-    failures: list[LinkFailure] = field(default_factory=list)
-    crawled_links: set[str] = field(default_factory=set)  # links that produced an answer
-    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def canonical_url(url: str) -> str:

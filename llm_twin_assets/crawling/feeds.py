@@ -9,9 +9,9 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 import trafilatura
 
-from llm_twin_assets.crawling.documents import CrawledDocument, canonical_url, same_site
+from llm_twin_assets.crawling.documents import canonical_url, same_site
 from llm_twin_assets.crawling.http import Page
-from llm_twin_assets.crawling.links import Kind
+from llm_twin_assets.records import CrawledDocument, Kind
 
 FEED_TYPES = (
     "application/rss+xml",

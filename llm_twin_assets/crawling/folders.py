@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from llm_twin_assets.crawling.documents import CrawledDocument
-from llm_twin_assets.crawling.links import Kind
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.records import CrawledDocument, Kind
 
 DRAFT_SUFFIXES = (".md", ".markdown", ".txt", ".rst", ".text")
 _HEADING = re.compile(r"^\s*#\s+(.+)$", re.MULTILINE)

@@ -19,15 +19,13 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.records import Kind
 
-Kind = Literal["article", "post", "repository"]
-KINDS: tuple[str, ...] = ("article", "post", "repository")
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SCHEMES = ("http://", "https://", "file://", "git://")
 

@@ -6,9 +6,8 @@ import csv
 import io
 from pathlib import Path
 
-from llm_twin_assets.crawling.documents import CrawledDocument
 from llm_twin_assets.errors import TwinError
-from llm_twin_assets.store.ids import stable_id
+from llm_twin_assets.records import CrawledDocument, stable_id
 
 _TEXT = ("sharecommentary", "commentary", "content", "text", "post", "postcontent")
 _LINK = ("sharelink", "link", "url", "posturl", "permalink")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from llm_twin_assets.crawling.documents import CrawledDocument
 from llm_twin_assets.crawling.safety import NetworkGuard
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.records import CrawledDocument
 
 IGNORED_DIRS = frozenset(
     {

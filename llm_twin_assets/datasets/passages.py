@@ -12,15 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str
-    url: str
-    kind: str
-    title: str
-    content: str
+from llm_twin_assets.records import Document
 
 
 @dataclass(frozen=True)

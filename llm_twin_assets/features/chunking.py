@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from llm_twin_assets.store.ids import chunk_id, content_hash
+from llm_twin_assets.records import Chunk, chunk_id, content_hash
 
 _SENTENCE = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=\S)")
 _FILE = re.compile(r"(?m)^\u241e (?P<path>[^\n]+)\n")
@@ -41,16 +41,6 @@ class ChunkingOptions:
     @property
     def budget(self) -> int:
         return self.max_tokens - self.special_tokens
-
-
-@dataclass(frozen=True)
-class Chunk:
-    id: str
-    document_id: str
-    ordinal: int
-    text: str
-    n_tokens: int
-    content_hash: str
 
 
 def token_counter(tokenizer) -> Counter:  # type: ignore[no-untyped-def]

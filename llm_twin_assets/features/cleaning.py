@@ -156,7 +156,7 @@ def clean_frame(
 
 
 def _hashes(texts: pl.Series) -> pl.Series:
-    from llm_twin_assets.store.ids import content_hash
+    from llm_twin_assets.records import content_hash
 
     return pl.Series([content_hash(t) for t in texts], dtype=pl.String)
 

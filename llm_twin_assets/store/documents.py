@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from llm_twin_assets.datasets.passages import Document
+from llm_twin_assets.records import Document
 
 
 def author_name(conn: psycopg.Connection, author: str) -> str:

@@ -12,7 +12,7 @@ import polars as pl
 import psycopg
 from psycopg.types.json import Jsonb
 
-from llm_twin_assets.features.chunking import Chunk
+from llm_twin_assets.records import Chunk
 from llm_twin_assets.store.upsert import UpsertResult, bulk_upsert
 
 RAW_SCHEMA = {

@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.types.json import Jsonb
 
-from llm_twin_assets.crawling.documents import CrawlOutcome
-from llm_twin_assets.store.ids import content_hash, document_id
+from llm_twin_assets.records import CrawlOutcome, content_hash, document_id
 from llm_twin_assets.store.upsert import bulk_upsert
 
 COLUMNS = ("id", "author", "url", "kind", "title", "content", "content_hash", "metadata")

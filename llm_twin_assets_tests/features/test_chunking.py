@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
-from llm_twin_assets.store.ids import chunk_id, content_hash
+from llm_twin_assets.records import chunk_id, content_hash
 
 OPTIONS = ChunkingOptions()
 

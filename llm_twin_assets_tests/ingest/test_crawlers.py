@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 
 from llm_twin_assets.crawling.dispatcher import CrawlOptions, crawl
-from llm_twin_assets.crawling.documents import CrawlOutcome, canonical_url
+from llm_twin_assets.crawling.documents import canonical_url
 from llm_twin_assets.crawling.folders import FolderError, read_drafts
 from llm_twin_assets.crawling.links import parse
 from llm_twin_assets.crawling.posts import ExportError, read_linkedin_export
 from llm_twin_assets.crawling.repositories import crawl_repository
 from llm_twin_assets.crawling.safety import NetworkGuard
 from llm_twin_assets.demo import SAMPLES
+from llm_twin_assets.records import CrawlOutcome
 
 
 def crawl_urls(tmp_path: Path, urls: list[str], policy) -> CrawlOutcome:  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import psycopg
 
-from llm_twin_assets.store.ids import chunk_id, content_hash, document_id
+from llm_twin_assets.records import chunk_id, content_hash, document_id
 from llm_twin_assets.store.upsert import UpsertResult, bulk_upsert
 
 RAW_COLUMNS = ("id", "author", "url", "kind", "title", "content", "content_hash")

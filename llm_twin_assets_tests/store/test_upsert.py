@@ -1,8 +1,8 @@
 import psycopg
 import pytest
 
+from llm_twin_assets.records import chunk_id, content_hash, document_id, stable_id
 from llm_twin_assets.store.database import Database
-from llm_twin_assets.store.ids import chunk_id, content_hash, document_id, stable_id
 
 from .helpers import add_author, raw_row, upsert_raw
 

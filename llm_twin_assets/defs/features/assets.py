@@ -71,8 +71,8 @@ def chunks(
 ) -> dg.MaterializeResult:
     from llm_twin_assets.charts import histogram_markdown
     from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
+    from llm_twin_assets.records import stable_id
     from llm_twin_assets.store.features import documents_needing_chunks, replace_chunks
-    from llm_twin_assets.store.ids import stable_id
 
     author = context.partition_key
     with clear_failures():

@@ -1,0 +1,90 @@
+"""The record types and ids every layer shares. Imports nothing from the package (enforced by import-linter).
+
+Crawlers produce :class:`CrawledDocument` and :class:`CrawlOutcome`, the chunker :class:`Chunk`, the
+store reads :class:`Document` rows for the dataset builders; ids are content-derived, so the same input
+always gives the same id and every write can be an idempotent upsert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["article", "post", "repository"]
+KINDS: tuple[str, ...] = ("article", "post", "repository")
+
+_SEP = "\x1f"  # unit separator: cannot appear in URLs or slugs, so parts never run together
+
+
+def content_hash(text: str) -> str:
+    """sha256 of the text, hex (64 chars)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def stable_id(*parts: object) -> str:
+    """A 32-hex-char id from its parts (sha256, truncated: 128 bits, collisions are not a concern)."""
+    joined = _SEP.join(str(p) for p in parts)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:32]
+
+
+def document_id(author: str, canonical_url: str) -> str:
+    """One raw (and cleaned) document per author and canonical source URL."""
+    return stable_id("document", author, canonical_url)
+
+
+def chunk_id(document: str, ordinal: int, chunk_content_hash: str) -> str:
+    """A chunk is identified by its document, its position and its content."""
+    return stable_id("chunk", document, ordinal, chunk_content_hash)
+
+
+@dataclass
+class CrawledDocument:
+    url: str  # canonical: the row's identity
+    kind: Kind
+    content: str
+    source_link: str  # the links-file entry it came from
+    title: str | None = None
+    published_at: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LinkFailure:
+    link: str
+    kind: str | None
+    error: str
+    gone: bool = False
+    """The source said the link is gone for good (HTTP 404/410, a deleted file), not a passing failure."""
+
+
+@dataclass
+class CrawlOutcome:
+    documents: list[CrawledDocument] = field(default_factory=list)
+    failures: list[LinkFailure] = field(default_factory=list)
+    crawled_links: set[str] = field(default_factory=set)  # links that produced an answer
+    gone_urls: set[str] = field(default_factory=set)
+    """Document URLs whose source says they are gone this crawl (a link answering 404/410, a draft
+    file deleted from its folder). A document leaves the store only after consecutive such crawls."""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: str
+    document_id: str
+    ordinal: int
+    text: str
+    n_tokens: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Document:
+    """A cleaned document, as the dataset builders read it."""
+
+    id: str
+    url: str
+    kind: str
+    title: str
+    content: str
