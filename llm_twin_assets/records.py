@@ -63,9 +63,10 @@ class CrawlOutcome:
     documents: list[CrawledDocument] = field(default_factory=list)
     failures: list[LinkFailure] = field(default_factory=list)
     crawled_links: set[str] = field(default_factory=set)  # links that produced an answer
-    gone_urls: set[str] = field(default_factory=set)
-    """Document URLs whose source says they are gone this crawl (a link answering 404/410, a draft
-    file deleted from its folder). A document leaves the store only after consecutive such crawls."""
+    complete_links: set[str] = field(default_factory=set)
+    """Links whose answer lists every document they hold (a drafts folder, a LinkedIn export): a stored
+    document of such a link that is no longer listed is gone at its source. A feed is never complete
+    (it shows only its newest entries), so a post that left the feed is kept."""
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -77,6 +78,9 @@ class Chunk:
     text: str
     n_tokens: int
     content_hash: str
+    start: int = 0
+    """Where the chunk starts in its cleaned document: ``text == document[start:end]``."""
+    end: int = 0
 
 
 @dataclass(frozen=True)
