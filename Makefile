@@ -11,8 +11,9 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets bench-train clean
 
+# The Dagster instance config (one run per author at a time, the gpu pool) goes to $(DAGSTER_HOME).
 install: $(STAMP) chromium
-	@mkdir -p $(DAGSTER_HOME)
+	@$(BIN)/llm-twin instance init
 
 # torch first, pinned: its CPU wheel lies on disk; unpinned, a dependency would pull GBs of CUDA.
 $(STAMP): pyproject.toml setup.cfg
@@ -32,7 +33,9 @@ models: install
 	$(BIN)/llm-twin models prepare --tiny
 
 # The demo author (samples/maya.yaml): her site served on 127.0.0.1:8765 while she is crawled.
+# Her export and repository lie under samples/: local links are read only from allowed folders.
 DEMO_PORT := 8765
+demo: export LLM_TWIN_LOCAL_ROOTS := $(CURDIR)/samples$(if $(LLM_TWIN_LOCAL_ROOTS),:$(LLM_TWIN_LOCAL_ROOTS))
 demo: install
 	$(BIN)/llm-twin models prepare
 	$(BIN)/llm-twin db start

@@ -5,8 +5,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from llm_twin_assets.crawling.links import LinksFile, LinksFileError, discover, load
+from llm_twin_assets.crawling.links import LinksFile, LinksFileError, discover, load, local_path
+from llm_twin_assets.crawling.safety import (
+    LocalPathMissing,
+    LocalPathRefused,
+    LocalRoots,
+    refuse_private_key,
+)
 from llm_twin_assets.settings import TwinSettings
+
+_KEY_SCAN_BYTES = 2_000_000  # a draft is at most this big (folders.py); the crawl reads it all again
 
 
 def links_file_path(settings: TwinSettings, slug: str) -> Path:
@@ -31,6 +39,7 @@ def add_author(settings: TwinSettings, source: Path) -> LinksFile:
     rewritten with local paths resolved against its original folder, so they still point there.
     """
     links = load(source)
+    check_local_links(links, settings)
     target = settings.authors_dir / f"{links.slug}.yaml"
     if source.resolve() == target.resolve():
         return links
@@ -51,3 +60,35 @@ def _absolute_links(links: LinksFile) -> str:
         url = links.resolve(link)
         entries.append({"url": url, "kind": link.kind} if link.kind else url)
     return yaml.safe_dump({"name": links.author.name, "links": entries}, sort_keys=False, allow_unicode=True)
+
+
+def local_roots(settings: TwinSettings) -> LocalRoots:
+    """The folders links may name local files in: the authors folder and ``LLM_TWIN_LOCAL_ROOTS``."""
+    return LocalRoots.of([settings.authors_dir, *settings.local_roots])
+
+
+def check_local_links(links: LinksFile, settings: TwinSettings) -> None:
+    """Refuse, by name, every local link the crawler would refuse (see ``LocalRoots``).
+
+    A path that does not exist yet passes: the crawl reports it as gone until it appears.
+    """
+    roots = local_roots(settings)
+    problems = []
+    for index, link in enumerate(links.author.links):
+        path = local_path(links.resolve(link))
+        if path is None:
+            continue
+        try:
+            real = roots.check(path)
+            if real.is_file():
+                with real.open("rb") as file:
+                    refuse_private_key(path, file.read(_KEY_SCAN_BYTES))
+        except LocalPathMissing:
+            continue
+        except LocalPathRefused as exc:
+            shown = link.url if exc.path == link.url else f"{link.url} ({exc.path})"
+            problems.append(
+                f"{links.path}, line {links.line_of(index)}: links.{index}: {shown}: refused: {exc.rule}"
+            )
+    if problems:
+        raise LinksFileError("\n".join(problems))

@@ -6,11 +6,12 @@ Nothing here reads the environment at import: call :func:`get_settings` where a 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLED = "bundled"
 
@@ -62,6 +63,22 @@ class TwinSettings(BaseSettings):
         default=False,
         description="Let crawlers reach loopback/private addresses (tests and local demos only).",
     )
+    # NoDecode: read as "/a:/b" or "/a,/b" (like PATH), not as the JSON list pydantic expects by default.
+    local_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders, besides the authors folder, whose files links may name (drafts, LinkedIn exports, "
+            "local git repositories): LLM_TWIN_LOCAL_ROOTS=/home/me/drafts:/home/me/exports (':' or ',' "
+            "between folders). Hidden files, key material and non-text files stay refused in them too."
+        ),
+    )
+
+    gone_crawls_to_remove: int = Field(
+        default=2,
+        ge=1,
+        description="A document whose source says it is gone (HTTP 404/410, a deleted draft) is removed after "
+        "this many consecutive crawls say so; a feed that stops listing a post never removes it.",
+    )
 
     teacher_backend: Literal["local", "openai"] = Field(
         default="local",
@@ -92,6 +109,18 @@ class TwinSettings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().absolute()
+
+    @field_validator("local_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in re.split(rf"[,{re.escape(os.pathsep)}]", value) if part.strip()]
+        return value
+
+    @field_validator("local_roots", mode="after")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        return [root.expanduser().absolute() for root in value]
 
     @field_validator("database_url", "teacher_base_url", "artifacts_url", mode="before")
     @classmethod

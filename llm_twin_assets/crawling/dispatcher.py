@@ -1,24 +1,33 @@
-"""Chooses a crawler per link and crawls an author's links concurrently (politely per host)."""
+"""Chooses a crawler per link and crawls an author's links concurrently (politely per host).
+
+Besides the documents, the outcome says which failed links are gone for good (HTTP 404/410, a
+missing local file or folder) and which links answered with every document they hold (a drafts
+folder, a LinkedIn export, an article page or a repository: their one document; never a feed, which
+shows only its newest entries), so the store can tell a removed source from a passing failure.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from llm_twin_assets.crawling.articles import ArticleOptions, crawl_article
 from llm_twin_assets.crawling.folders import read_drafts
-from llm_twin_assets.crawling.http import CrawlPolicy, PoliteClient
-from llm_twin_assets.crawling.links import LinksFile
+from llm_twin_assets.crawling.http import CrawlPolicy, FetchError, PoliteClient
+from llm_twin_assets.crawling.links import LinksFile, local_path
 from llm_twin_assets.crawling.posts import read_linkedin_export
 from llm_twin_assets.crawling.render import Renderer
 from llm_twin_assets.crawling.repositories import RepoOptions, crawl_repository
+from llm_twin_assets.crawling.safety import EXPORT_SUFFIXES, LocalPathMissing, LocalRoots
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.records import CrawledDocument, CrawlOutcome, Kind, LinkFailure
 
 GIT_HOSTS = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "git.sr.ht")
+GONE_STATUSES = frozenset({404, 410})
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,21 @@ class CrawlOptions:
     article: ArticleOptions = field(default_factory=ArticleOptions)
     repository: RepoOptions = field(default_factory=RepoOptions)
     render_pages: int = 2
+    local_roots: Sequence[Path] | None = None
+    """Folders local links may name, besides the links file's own folder (the authors folder);
+    None = the settings' authors folder and ``LLM_TWIN_LOCAL_ROOTS``, read when the crawl starts."""
+
+
+def local_roots(links: LinksFile, options: CrawlOptions) -> LocalRoots:
+    """Where this crawl may read local files: the authors folder (the links file lives there) and
+    the configured roots."""
+    folders = options.local_roots
+    if folders is None:
+        from llm_twin_assets.settings import get_settings
+
+        settings = get_settings()
+        folders = [settings.authors_dir, *settings.local_roots]
+    return LocalRoots.of([links.path.parent, *folders])
 
 
 def infer_kind(url: str) -> Kind:
@@ -44,8 +68,8 @@ def infer_kind(url: str) -> Kind:
         return "article"
     if parts.scheme == "git":
         return "repository"
-    path = Path(parts.path if parts.scheme == "file" else url)
-    if path.suffix.lower() == ".csv":
+    path = local_path(url) or Path(parts.path)
+    if path.suffix.lower() in EXPORT_SUFFIXES:
         return "post"
     if (path / ".git").exists() or path.suffix == ".git":
         return "repository"
@@ -53,17 +77,37 @@ def infer_kind(url: str) -> Kind:
 
 
 async def _crawl_link(
-    url: str, kind: Kind, client: PoliteClient, renderer: Renderer, options: CrawlOptions
-) -> list[CrawledDocument]:
+    url: str, kind: Kind, client: PoliteClient, renderer: Renderer, roots: LocalRoots, options: CrawlOptions
+) -> tuple[list[CrawledDocument], bool]:
+    """The link's documents, and whether they are every document the link holds."""
     scheme = urlsplit(url).scheme
-    if kind == "repository":
-        return [await asyncio.to_thread(crawl_repository, url, url, client.guard, options.repository)]
+    if kind == "repository" or scheme == "git":
+        document = await asyncio.to_thread(
+            crawl_repository, url, url, client.guard, options.repository, roots=roots
+        )
+        return [document], True
     if scheme in ("http", "https"):
-        return await crawl_article(url, kind, client, renderer, options.article)
-    local = Path(urlsplit(url).path) if scheme == "file" else Path(url)
-    if local.suffix.lower() == ".csv":
-        return await asyncio.to_thread(read_linkedin_export, local, url)
-    return await asyncio.to_thread(read_drafts, local, kind, url)
+        # A page is its one document (a stored row under an old canonical URL is superseded); a feed
+        # shows only its newest entries, so its listing is never complete.
+        documents = await crawl_article(url, kind, client, renderer, options.article)
+        return documents, not any(_listed_by_feed(d) for d in documents)
+    local = local_path(url)
+    assert local is not None, url  # links.py allows no other scheme
+    if local.suffix.lower() in EXPORT_SUFFIXES:
+        return await asyncio.to_thread(read_linkedin_export, local, url, roots=roots), True
+    return await asyncio.to_thread(read_drafts, local, kind, url, roots=roots), True
+
+
+def _listed_by_feed(document: CrawledDocument) -> bool:
+    """An entry a feed link listed (an article that fell back to its site's feed is still that page)."""
+    return document.metadata.get("via") == "feed" and "fallback_reason" not in document.metadata
+
+
+def is_gone(error: BaseException) -> bool:
+    """The source says the link is gone for good (not a passing failure)."""
+    if isinstance(error, FetchError):
+        return error.status in GONE_STATUSES
+    return isinstance(error, LocalPathMissing)
 
 
 def _fullness(document: CrawledDocument) -> tuple[bool, int]:
@@ -73,6 +117,7 @@ def _fullness(document: CrawledDocument) -> tuple[bool, int]:
 async def crawl_links(links: LinksFile, options: CrawlOptions) -> CrawlOutcome:
     """Every link of the author, concurrently; one failing link never fails the others."""
     outcome = CrawlOutcome()
+    roots = local_roots(links, options)
     async with PoliteClient(options.policy) as client:
         renderer = Renderer(client, pages=options.render_pages, timeout_s=options.policy.read_timeout_s)
         try:
@@ -80,7 +125,7 @@ async def crawl_links(links: LinksFile, options: CrawlOptions) -> CrawlOutcome:
             for link in links.author.links:
                 url = links.resolve(link)
                 kind = link.kind or infer_kind(url)
-                jobs.append((url, kind, _crawl_link(url, kind, client, renderer, options)))
+                jobs.append((url, kind, _crawl_link(url, kind, client, renderer, roots, options)))
             results = await asyncio.gather(*(job for _, _, job in jobs), return_exceptions=True)
         finally:
             await renderer.close()
@@ -92,10 +137,13 @@ async def crawl_links(links: LinksFile, options: CrawlOptions) -> CrawlOutcome:
                     message = f"{url}: {type(result).__name__}: {result}"
                 else:
                     message = str(result) if str(result).startswith(url) else f"{url}: {result}"
-                outcome.failures.append(LinkFailure(link=url, kind=kind, error=message))
+                outcome.failures.append(LinkFailure(link=url, kind=kind, error=message, gone=is_gone(result)))
                 continue
+            documents, complete = result
             outcome.crawled_links.add(url)
-            for document in result:
+            if complete:
+                outcome.complete_links.add(url)
+            for document in documents:
                 # The same page reached twice (its own URL and a feed): keep the fuller version.
                 current = chosen.get(document.url)
                 if current is None or _fullness(document) > _fullness(current):

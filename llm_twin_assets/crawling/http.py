@@ -1,9 +1,9 @@
 """A polite, guarded HTTP client for crawling.
 
 On by default: robots.txt (RFC 9309), a minimum delay and a concurrency limit per host while hosts
-are fetched in parallel, timeouts, retries with exponential backoff on 429/5xx that honour
-``Retry-After``, a maximum page size, manual redirects with loop detection, and the SSRF guard on
-every connection (see :mod:`.safety`).
+are fetched in parallel, timeouts (per read, and a deadline on each whole request), retries with
+exponential backoff on 429/5xx that honour ``Retry-After``, a maximum page size, manual redirects with
+loop detection, and the SSRF guard on every connection (see :mod:`.safety`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ class CrawlPolicy:
     total_concurrency: int = 8
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 20.0
+    request_deadline_s: float = 60.0
+    """Connect, headers and body of one attempt, all together. A server trickling a byte now and then
+    never trips the read timeout; without this it would hold its host's slot for as long as it likes."""
     max_page_bytes: int = 5_000_000
     max_retries: int = 3
     backoff_base_s: float = 0.5
@@ -280,10 +283,10 @@ class PoliteClient:
                     # The host's delay is waited out before taking a global slot, so a host that
                     # must wait never holds up the others.
                     async with self._gate(url).slot(), self._total:
-                        page = await self._request(url)
+                        page = await self._request_within_deadline(url)
                 else:
                     async with self._total:
-                        page = await self._request(url)
+                        page = await self._request_within_deadline(url)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 if attempt > max_retries:
                     raise FetchError(url, f"{type(exc).__name__} after {attempt} attempts: {exc}") from exc
@@ -308,6 +311,24 @@ class PoliteClient:
             return retry_after
         exponential = self.policy.backoff_base_s * 2 ** (attempt - 1)
         return min(self.policy.max_backoff_s, exponential * (1 + 0.25 * random.random()))
+
+    async def _request_within_deadline(self, url: str) -> Page:
+        """One attempt, cut off at the deadline; the host's slot is free again when this returns.
+
+        Not retried: a server too slow for a whole deadline seldom recovers within seconds, and each
+        retry would hold the host's slot for another deadline."""
+        deadline = self.policy.request_deadline_s
+        timeout = asyncio.timeout(deadline)
+        try:
+            async with timeout:
+                return await self._request(url)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise FetchError(
+                url,
+                f"no complete answer within the {deadline:g} s request deadline (connect, headers and body)",
+            ) from None
 
     async def _request(self, url: str) -> Page:
         assert self._client is not None

@@ -11,14 +11,19 @@ links:
 ```
 
 Every error names the file, the line and what is wrong. Relative paths are resolved against the
-folder of the links file.
+folder of the links file. Schemes are parsed as RFC 3986 does and compared case-insensitively: http,
+https, git and file are allowed (stored in lower case), every other scheme (javascript:, data:,
+mailto:, ftp:, ...) is refused by name. A links file is at most 1 MB and 5,000 links.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import stat
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -27,7 +32,11 @@ from llm_twin_assets.errors import TwinError
 from llm_twin_assets.records import Kind
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_SCHEMES = ("http://", "https://", "file://", "git://")
+SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")  # RFC 3986, section 3.1
+ALLOWED_SCHEMES = ("http", "https", "git", "file")
+MAX_LINKS_FILE_BYTES = 1_000_000
+MAX_LINKS = 5_000
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class LinksFileError(TwinError):
@@ -44,11 +53,27 @@ class Link(BaseModel):
     @classmethod
     def _known_source(cls, value: str) -> str:
         value = value.strip()
-        if "://" in value and not value.startswith(_SCHEMES):
-            scheme = value.split("://", 1)[0]
-            raise ValueError(f"scheme {scheme!r} is not allowed (use http(s), git, file or a local path)")
-        if any(ch in value for ch in "\n\r\t"):
-            raise ValueError("a link must be one line")
+        if _CONTROL.search(value):
+            raise ValueError("a link must be one line, without control characters")
+        match = SCHEME.match(value)
+        if match is None:
+            return value  # a local path
+        scheme = match.group(1).lower()
+        if scheme not in ALLOWED_SCHEMES:
+            raise ValueError(
+                f"scheme {scheme!r} is not allowed (use http(s), git, file or a local path; "
+                "write a local path with a ':' in its first part as ./name)"
+            )
+        value = scheme + value[match.end(1) :]
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 (parses the port: a bad one raises here, not in a crawler)
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL ({exc})") from None
+        if scheme != "file" and not parts.hostname:
+            raise ValueError(f"{scheme} links need a host ({scheme}://host/...)")
+        if scheme == "file" and parts.netloc not in ("", "localhost"):
+            raise ValueError("a file link names a path on this machine (file:///path), not a host")
         return value
 
 
@@ -73,13 +98,28 @@ class LinksFile(BaseModel):
     path: Path
     author: AuthorLinks
     sha256: str
+    lines: list[int | None] = Field(default_factory=list)
+    """The line of each link in the file (for errors found after parsing)."""
 
     def resolve(self, link: Link) -> str:
         """The link with a relative local path made absolute against the links file's folder."""
         url = link.url
-        if re.match(r"^[a-z+]+://", url):
+        if SCHEME.match(url):
             return url
         return str((self.path.parent / Path(url).expanduser()).resolve())
+
+    def line_of(self, index: int) -> int | None:
+        return self.lines[index] if index < len(self.lines) else None
+
+
+def local_path(url: str) -> Path | None:
+    """The path a link names on this machine (a plain path or a file:// URL); None for http(s)/git."""
+    match = SCHEME.match(url)
+    if match is None:
+        return Path(url).expanduser()
+    if match.group(1).lower() == "file":
+        return Path(url2pathname(urlsplit(url).path))
+    return None
 
 
 def slug_of(path: Path) -> str:
@@ -113,6 +153,9 @@ def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
 def parse(text: str, path: Path) -> LinksFile:
     """Validate links-file text; ``path`` names it in errors and anchors relative links."""
     slug = slug_of(path)
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_LINKS_FILE_BYTES:
+        raise LinksFileError(_too_big(path, size))
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -123,6 +166,12 @@ def parse(text: str, path: Path) -> LinksFile:
         raise LinksFileError(f"{path}{where}: not valid YAML ({problem})") from exc
     if not isinstance(data, dict):
         raise LinksFileError(f"{path}, line 1: expected a mapping with 'name' and 'links'")
+    if isinstance(data.get("links"), list) and len(data["links"]) > MAX_LINKS:
+        raise LinksFileError(
+            f"{path}, line {_line_of(root, ('links',))}: {len(data['links']):,} links, over the limit "
+            f"of {MAX_LINKS:,} in one links file (split the author's links, or keep the ones that "
+            "show their voice best)"
+        )
     try:
         author = AuthorLinks.model_validate(data)
     except ValidationError as exc:
@@ -136,13 +185,35 @@ def parse(text: str, path: Path) -> LinksFile:
             problems.append(f"{path}, line {line}: {field}: {error['msg']}")
         raise LinksFileError("\n".join(problems)) from None
     return LinksFile(
-        slug=slug, path=path.absolute(), author=author, sha256=hashlib.sha256(text.encode()).hexdigest()
+        slug=slug,
+        path=path.absolute(),
+        author=author,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        lines=[_line_of(root, ("links", index)) for index in range(len(author.links))],
+    )
+
+
+def _too_big(path: Path, size: int) -> str:
+    return (
+        f"{path}: {size:,} bytes, over the {MAX_LINKS_FILE_BYTES:,}-byte limit for a links file "
+        f"(at most {MAX_LINKS:,} links)"
     )
 
 
 def load(path: Path) -> LinksFile:
+    """Read and validate a links file; its size is checked before it is read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise LinksFileError(f"{path}: not a regular file")
+        if info.st_size > MAX_LINKS_FILE_BYTES:
+            raise LinksFileError(_too_big(path, info.st_size))
+        with path.open("rb") as file:
+            data = file.read(MAX_LINKS_FILE_BYTES + 1)  # it may have grown since
+        if len(data) > MAX_LINKS_FILE_BYTES:
+            raise LinksFileError(_too_big(path, len(data)))
+        # Universal newlines, as read_text gives: the hash of a CRLF file stays what it was.
+        text = data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise LinksFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     except OSError as exc:

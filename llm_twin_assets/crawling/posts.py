@@ -1,4 +1,5 @@
-"""Posts from a LinkedIn data export (``Shares.csv``, or the newer posts CSV)."""
+"""Posts from a LinkedIn data export (``Shares.csv``, or the newer posts CSV), read only from the
+allowed folders (:class:`~llm_twin_assets.crawling.safety.LocalRoots`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 from pathlib import Path
 
+from llm_twin_assets.crawling.safety import EXPORT_SUFFIXES, LocalPathRefused, LocalRoots, refuse_private_key
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.records import CrawledDocument, stable_id
 
@@ -27,12 +29,19 @@ def _column(header: list[str], names: tuple[str, ...]) -> int | None:
     return None
 
 
-def read_linkedin_export(path: Path, source_link: str, max_bytes: int = 50_000_000) -> list[CrawledDocument]:
-    if not path.is_file():
-        raise ExportError(f"{path}: the export file does not exist")
-    if path.stat().st_size > max_bytes:
-        raise ExportError(f"{path}: {path.stat().st_size:,} bytes, over the {max_bytes:,}-byte limit")
-    raw = path.read_bytes()
+def read_linkedin_export(
+    path: Path, source_link: str, *, roots: LocalRoots, max_bytes: int = 50_000_000
+) -> list[CrawledDocument]:
+    real = roots.check(path)  # LocalPathRefused / LocalPathMissing name the path
+    if real.is_dir():
+        raise ExportError(f"{path}: a folder, not a CSV export")
+    if real.suffix.lower() not in EXPORT_SUFFIXES:
+        raise LocalPathRefused(path, f"not a CSV export ({', '.join(EXPORT_SUFFIXES)})")
+    size = real.stat().st_size
+    if size > max_bytes:
+        raise ExportError(f"{path}: {size:,} bytes, over the {max_bytes:,}-byte limit")
+    raw = real.read_bytes()
+    refuse_private_key(path, raw)
     if b"\x00" in raw[:4096]:
         raise ExportError(f"{path}: binary content, not a CSV export")
     text = raw.decode("utf-8-sig", errors="replace")
@@ -59,7 +68,7 @@ def read_linkedin_export(path: Path, source_link: str, max_bytes: int = 50_000_0
         url = (
             link
             if link.startswith(("http://", "https://"))
-            else (f"{path.resolve().as_uri()}#post-{stable_id(body)[:12]}")
+            else (f"{real.as_uri()}#post-{stable_id(body)[:12]}")
         )
         documents.append(
             CrawledDocument(

@@ -8,14 +8,26 @@ lists each file's path, size and offsets in the content.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
+import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from llm_twin_assets.crawling.safety import NetworkGuard
+from llm_twin_assets.crawling.links import local_path
+from llm_twin_assets.crawling.safety import (
+    LocalPathRefused,
+    LocalRoots,
+    NetworkGuard,
+    holds_private_key,
+    walk_refusal,
+)
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.records import CrawledDocument
 
@@ -177,6 +189,10 @@ def walk(root: Path, options: RepoOptions) -> tuple[list[tuple[str, str]], dict[
         for name in sorted(files):
             full = Path(folder) / name
             rel = full.relative_to(root).as_posix()
+            refused = walk_refusal(Path(rel))  # hidden files, SSH keys, .pem and the like
+            if refused is not None:
+                skip(refused)
+                continue
             if full.is_symlink():
                 skip("symlink")  # may point outside the repository
                 continue
@@ -198,6 +214,9 @@ def walk(root: Path, options: RepoOptions) -> tuple[list[tuple[str, str]], dict[
             if b"\x00" in data[:8192]:
                 skip("binary")
                 continue
+            if holds_private_key(data):
+                skip("private key")
+                continue
             text = data.decode("utf-8", errors="replace")
             if _generated(text):
                 skip("generated")
@@ -208,52 +227,164 @@ def walk(root: Path, options: RepoOptions) -> tuple[list[tuple[str, str]], dict[
     return kept, skipped
 
 
-def _clone(url: str, into: Path, guard: NetworkGuard, options: RepoOptions) -> None:
-    parts = urlsplit(url)
-    if parts.scheme in ("http", "https", "git"):
-        guard.check_host_sync(parts.hostname or "", parts.port or 443)
+GIT_PORTS = {"http": 80, "https": 443, "git": 9418}
+HEAD_TIMEOUT_S = 30.0
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy"})
+
+
+def git_env(allow_protocols: str) -> dict[str, str]:
+    """The environment of every git call: no prompts, no proxies, no user or system git config.
+
+    A proxy, or a ``url.<base>.insteadOf`` in someone's config, would send git to an address the
+    guard never checked."""
     env = {
-        **os.environ,
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_ALLOW_PROTOCOL": "http:https:git:file",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_LFS_SKIP_SMUDGE": "1",
+        key: value
+        for key, value in os.environ.items()
+        if key.lower() not in _PROXY_VARIABLES and not key.startswith("GIT_CONFIG")
     }
-    command = [
-        "git",
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ALLOW_PROTOCOL": allow_protocols,
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_LFS_SKIP_SMUDGE": "1",
+        }
+    )
+    return env
+
+
+def _verb(args: list[str]) -> str:
+    """The git command in ``args`` (after any ``-c key=value`` / ``-C folder`` options)."""
+    rest = list(args)
+    while len(rest) > 1 and rest[0] in ("-c", "-C"):
+        rest = rest[2:]
+    return rest[0] if rest else "git"
+
+
+def run_git(
+    args: list[str], *, subject: str, timeout_s: float, allow_protocols: str = "file"
+) -> subprocess.CompletedProcess[str]:
+    """``git *args`` under a deadline that holds: git runs in a process group of its own, and the
+    whole group is killed when the deadline passes. (``subprocess.run(timeout=...)`` kills git alone:
+    its helpers, such as git-remote-http, live on with the connection and the output pipes.)
+
+    RepositoryError names ``subject`` (the link) when the deadline passes."""
+    process = subprocess.Popen(
+        ["git", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=git_env(allow_protocols),
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        raise RepositoryError(
+            f"{subject}: git {_verb(args)} took over {timeout_s:.3g} s; stopped it and every process it started"
+        ) from None
+    except BaseException:
+        _kill_group(process)
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    # The group id is git's pid, which stays ours until git is reaped below.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        # Something left the group (setsid) and still holds a pipe: stop listening to it.
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        process.wait()
+
+
+def _bracketed(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def pin_address(url: str, guard: NetworkGuard) -> tuple[str, list[str], list[str]]:
+    """(URL to clone, git options, checked addresses) so that git dials what the guard checked.
+
+    The guard resolves the host once and checks every address; git must not resolve it again (a
+    rebinding DNS name could answer differently the second time). http(s): curl's resolve list is
+    pinned with ``http.curloptResolve``; git://: the URL names the checked address itself."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or GIT_PORTS[scheme]
+    except ValueError as exc:
+        raise RepositoryError(f"{url}: {exc}") from None
+    host = parts.hostname
+    if not host:
+        raise RepositoryError(f"{url}: no host in the repository URL")
+    addresses = guard.check_host_sync(host, port)
+    try:
+        ipaddress.ip_address(host)
+        return url, [], addresses  # an address already: nothing to resolve
+    except ValueError:
+        pass
+    if scheme == "git":
+        netloc = f"{_bracketed(addresses[0])}:{port}"
+        return urlunsplit((scheme, netloc, parts.path, parts.query, "")), [], addresses[:1]
+    pinned = ",".join(_bracketed(address) for address in addresses)
+    return url, ["-c", f"http.curloptResolve={host}:{port}:{pinned}"], addresses
+
+
+def clone_command(url: str, into: Path, pin: list[str], *, shallow: bool = True) -> list[str]:
+    """The arguments of ``git`` for a quiet, redirect-free clone of one branch of ``url``."""
+    return [
         "-c",
         "http.followRedirects=false",
         "-c",
-        "protocol.file.allow=always",
-        "-c",
         "core.symlinks=false",
+        *pin,
         "clone",
-        "--depth",
-        "1",
+        *(["--depth", "1"] if shallow else []),
         "--single-branch",
         "--no-tags",
         "--quiet",
+        "--",
         url,
         str(into),
     ]
-    try:
-        result = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=options.clone_timeout_s,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise RepositoryError(f"{url}: git clone took over {options.clone_timeout_s:.0f} s") from exc
+
+
+def _clone(url: str, into: Path, subject: str, guard: NetworkGuard, options: RepoOptions) -> list[str]:
+    """Clone ``url`` into ``into``; the addresses git was pinned to (none for a local repository)."""
+    scheme = urlsplit(url).scheme.lower()
+    target, pin, addresses = (url, [], []) if scheme == "file" else pin_address(url, guard)
+    # Only the protocol of this clone: a remote repository cannot make git read local files.
+    protocols = {"file": "file", "git": "git"}.get(scheme, "http:https")
+    deadline = time.monotonic() + options.clone_timeout_s
+    result = run_git(
+        clone_command(target, into, pin),
+        subject=subject,
+        timeout_s=options.clone_timeout_s,
+        allow_protocols=protocols,
+    )
+    if result.returncode != 0 and "does not support shallow" in result.stderr:
+        # A dumb-HTTP server (static files) cannot serve a shallow clone: take the whole branch, within
+        # what is left of the same deadline.
+        shutil.rmtree(into, ignore_errors=True)
+        left = max(1.0, deadline - time.monotonic())
+        command = clone_command(target, into, pin, shallow=False)
+        result = run_git(command, subject=subject, timeout_s=left, allow_protocols=protocols)
     if result.returncode != 0:
         reason = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
-        raise RepositoryError(f"{url}: git clone failed ({reason})")
+        raise RepositoryError(f"{subject}: git clone failed ({reason})")
+    return addresses
 
 
-def _head(root: Path) -> str | None:
-    result = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+def _head(root: Path, subject: str) -> str | None:
+    result = run_git(["-C", str(root), "rev-parse", "HEAD"], subject=subject, timeout_s=HEAD_TIMEOUT_S)
     return result.stdout.strip() or None
 
 
@@ -263,17 +394,44 @@ def _is_git_repository(folder: Path) -> bool:
 
 
 def crawl_repository(
-    url: str, source_link: str, guard: NetworkGuard, options: RepoOptions | None = None
+    url: str,
+    source_link: str,
+    guard: NetworkGuard,
+    options: RepoOptions | None = None,
+    *,
+    roots: LocalRoots | None = None,
 ) -> CrawledDocument:
+    """A repository as one document: cloned over http(s)/git (the guard checks and pins the host),
+    or, for a local path or file:// URL under ``roots``, cloned from disk (a plain folder is walked
+    in place)."""
     options = options or RepoOptions()
-    local = Path(url).expanduser()
+    local = local_path(url)
+    addresses: list[str] = []
+    # A plain path is known by its real location; a URL (file:// included) by itself.
+    canonical = url.rstrip("/").removesuffix(".git")
     with tempfile.TemporaryDirectory(prefix="llm-twin-clone-") as tmp:
-        if local.is_dir() and not _is_git_repository(local):
-            root, commit = local, None  # a plain folder given as a repository: walk it in place
+        if local is not None:
+            if roots is None:
+                raise LocalPathRefused(
+                    url, "local repositories are read only from allowed folders; none given"
+                )
+            real = roots.check(local)  # LocalPathRefused / LocalPathMissing name the path
+            if not real.is_dir():
+                raise LocalPathRefused(
+                    url, "a local repository is a folder (a work tree or a bare repository)"
+                )
+            if not urlsplit(url).scheme:
+                canonical = real.as_uri()
+            if _is_git_repository(real):
+                _clone(real.as_uri(), Path(tmp) / "repo", url, guard, options)
+                root = Path(tmp) / "repo"
+                commit = _head(root, url)
+            else:
+                root, commit = real, None  # a plain folder given as a repository: walk it in place
         else:
-            _clone(local.resolve().as_uri() if local.is_dir() else url, Path(tmp) / "repo", guard, options)
+            addresses = _clone(url, Path(tmp) / "repo", url, guard, options)
             root = Path(tmp) / "repo"
-            commit = _head(root)
+            commit = _head(root, url)
         files, skipped = walk(root, options)
     if not files:
         raise RepositoryError(f"{url}: no README, docs or code files to keep (skipped: {skipped})")
@@ -295,13 +453,19 @@ def crawl_repository(
         )
         offset += len(sections[-1])
         total += len(text)
-    name = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or local.name
-    canonical = local.resolve().as_uri() if local.exists() else url.rstrip("/").removesuffix(".git")
+    parts = urlsplit(url)
+    name = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or parts.hostname or url
     return CrawledDocument(
         url=canonical,
         kind="repository",
         content="".join(sections).rstrip() + "\n",
         source_link=source_link,
         title=name,
-        metadata={"via": "git" if commit else "folder", "commit": commit, "files": index, "skipped": skipped},
+        metadata={
+            "via": "git" if commit else "folder",
+            "commit": commit,
+            "address": ",".join(addresses) or None,  # what git was pinned to dial
+            "files": index,
+            "skipped": skipped,
+        },
     )

@@ -1,18 +1,26 @@
-"""What the crawler may reach: schemes, and an SSRF guard on every address it connects to.
+"""What the crawler may reach: schemes, an SSRF guard on every address, and which local files.
 
 The guard resolves the host and refuses loopback, private, link-local (cloud metadata lives there),
 multicast, reserved and unspecified addresses, unless private networks are allowed
 (``LLM_TWIN_ALLOW_PRIVATE_NETWORKS=1``, for tests and local demos). It runs at connect time, inside the
 HTTP client's network backend, on the address actually dialled: a redirect or a DNS answer that
 changes between check and use cannot slip past it.
+
+Local files (drafts, LinkedIn exports, local repositories) are read only under the authors folder and
+the folders in ``LLM_TWIN_LOCAL_ROOTS`` (see :class:`LocalRoots`): a links file is user input, and
+``file:///etc/passwd`` or ``~/.ssh/id_rsa`` must not become training data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import re
 import socket
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from llm_twin_assets.errors import TwinError
@@ -90,8 +98,9 @@ class NetworkGuard:
         self.check_addresses(host, addresses)
         return addresses
 
-    def check_host_sync(self, host: str, port: int = 443) -> None:
-        """The same check for callers outside an event loop (e.g. before ``git clone``)."""
+    def check_host_sync(self, host: str, port: int = 443) -> list[str]:
+        """The same check for callers outside an event loop (e.g. before ``git clone``): the checked
+        addresses, which the caller must dial (or pin) instead of resolving the name again."""
         try:
             ipaddress.ip_address(host.strip("[]"))
             addresses = [host.strip("[]")]
@@ -102,3 +111,147 @@ class NetworkGuard:
                 raise BlockedAddress(f"{host} does not resolve ({exc.strerror})") from exc
             addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         self.check_addresses(host, addresses)
+        return addresses
+
+
+# -- local files ----------------------------------------------------------------------------------
+
+DRAFT_SUFFIXES = (".md", ".markdown", ".txt", ".rst", ".text")
+EXPORT_SUFFIXES = (".csv",)
+LOCAL_TEXT_SUFFIXES = DRAFT_SUFFIXES + EXPORT_SUFFIXES
+SETTING = "LLM_TWIN_LOCAL_ROOTS"
+_KEY_NAMES = frozenset(
+    {
+        ".env",
+        ".netrc",
+        "_netrc",
+        ".pgpass",
+        "credentials",
+        "authorized_keys",
+        "known_hosts",
+    }
+)
+_KEY_PREFIXES = ("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")
+_KEY_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".keystore", ".jks")
+_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+
+
+class LocalPathRefused(TwinError):
+    """A link names a local path the rules refuse; the message names the path and the rule."""
+
+    def __init__(self, path: Path | str, rule: str) -> None:
+        self.path, self.rule = str(path), rule
+        super().__init__(f"{path}: refused: {rule}")
+
+
+class LocalPathMissing(TwinError):
+    """A local file or folder named by a link does not exist: gone at its source."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        super().__init__(f"{path}: no such file or folder")
+
+
+def key_material(name: str) -> str | None:
+    """Why a file with this name holds secrets (SSH and TLS keys, credentials); None if it need not."""
+    lowered = name.lower()
+    if lowered in _KEY_NAMES:
+        return f"{name!r} is a credentials file"
+    if lowered.startswith(_KEY_PREFIXES):
+        return f"{name!r} is an SSH key"
+    if lowered.endswith(_KEY_SUFFIXES):
+        return f"{name!r} is key material ({', '.join(_KEY_SUFFIXES)})"
+    return None
+
+
+def holds_private_key(data: bytes) -> bool:
+    """True when the bytes contain a PEM/OpenSSH/PGP private key block."""
+    return _PRIVATE_KEY.search(data) is not None
+
+
+def hidden_part(relative: Path) -> str | None:
+    """The first hidden component ('.ssh', '.env', ...) of a path relative to its allowed root."""
+    return next((part for part in relative.parts if part.startswith(".") and part not in (".", "..")), None)
+
+
+def walk_refusal(relative: Path) -> str | None:
+    """Why a file met while walking a folder is skipped by the rules, by reason; None if it may be read."""
+    if hidden_part(relative) is not None:
+        return "hidden"
+    if key_material(relative.name) is not None:
+        return "key material"
+    return None
+
+
+@dataclass(frozen=True)
+class LocalRoots:
+    """The folders whose files links may name: the authors folder and ``LLM_TWIN_LOCAL_ROOTS``.
+
+    Checks are on real paths (symlinks and ``..`` resolved), so a link inside a root that points
+    outside it is refused. Inside a root: folders, and files of the text types only (Markdown/text
+    drafts, CSV exports); never a hidden file or folder, never key material.
+    """
+
+    folders: tuple[Path, ...]
+
+    @classmethod
+    def of(cls, folders: Iterable[Path | str]) -> LocalRoots:
+        real = (Path(os.path.realpath(Path(folder).expanduser())) for folder in folders)
+        return cls(tuple(dict.fromkeys(real)))
+
+    def root_of(self, real: Path) -> Path | None:
+        """The deepest allowed folder holding ``real`` (a root a person named inside a hidden folder
+        allows what lies below it)."""
+        holding = [root for root in self.folders if real == root or real.is_relative_to(root)]
+        return max(holding, key=lambda root: len(root.parts), default=None)
+
+    def describe(self) -> str:
+        return ", ".join(str(root) for root in self.folders) or "none"
+
+    def check(self, path: Path) -> Path:
+        """The real path of ``path`` when the rules allow reading it.
+
+        LocalPathRefused names the rule that refuses it; LocalPathMissing says an allowed path does
+        not exist (the location is checked first, so nothing is told about paths outside the roots).
+        """
+        given = Path(os.path.abspath(path.expanduser()))
+        real = Path(os.path.realpath(given))
+        shown = path if real == given else f"{path} (really {real})"
+        root = self.root_of(real)
+        if root is None:
+            raise LocalPathRefused(
+                shown,
+                f"outside the folders local files are read from ({self.describe()}); "
+                f"add its folder to {SETTING} to allow it",
+            )
+        relatives = [real.relative_to(root)]
+        given_root = self.root_of(given)
+        if given_root is not None:  # the name the link uses counts too (a hidden symlink)
+            relatives.append(given.relative_to(given_root))
+        for relative in relatives:
+            hidden = hidden_part(relative)
+            if hidden is not None:
+                raise LocalPathRefused(
+                    shown, f"{hidden!r} is hidden; hidden files and folders are never read"
+                )
+        for name in dict.fromkeys((given.name, real.name)):
+            reason = key_material(name)
+            if reason is not None:
+                raise LocalPathRefused(shown, f"{reason}; key material is never read")
+        if not real.exists():
+            raise LocalPathMissing(path)
+        if real.is_dir():
+            return real
+        if not real.is_file():
+            raise LocalPathRefused(shown, "not a regular file or folder")
+        if real.suffix.lower() not in LOCAL_TEXT_SUFFIXES:
+            raise LocalPathRefused(
+                shown, f"not a text file of a type read ({', '.join(LOCAL_TEXT_SUFFIXES)}) or a folder"
+            )
+        return real
+
+
+def refuse_private_key(path: Path | str, data: bytes) -> None:
+    """Raise LocalPathRefused when a file named by a link holds a private key."""
+    if holds_private_key(data):
+        raise LocalPathRefused(path, "holds a private key ('-----BEGIN ... PRIVATE KEY-----'); never read")

@@ -109,6 +109,8 @@ def _handler(state: SiteState, base: list[str]) -> type[http.server.BaseHTTPRequ
                 )
             elif path == "/error.html":
                 self._send(500, "boom", "text/plain")
+            elif path == "/removed.html":
+                self._send(410, "this page was removed by its author", "text/plain")
             else:
                 super().do_GET()
 

@@ -28,6 +28,7 @@ def test_add_an_author_then_materialize_raw_documents(db: Database, site, tmp_pa
         "LLM_TWIN_AUTHORS_DIR": str(tmp_path / "authors"),
         "DAGSTER_HOME": str(tmp_path / "dagster"),
         "LLM_TWIN_ALLOW_PRIVATE_NETWORKS": "1",
+        "LLM_TWIN_LOCAL_ROOTS": str(tmp_path / "mine"),  # the export lies outside the authors folder
     }
 
     added = subprocess.run([LLM_TWIN, "author", "add", str(source)], capture_output=True, text=True, env=env)

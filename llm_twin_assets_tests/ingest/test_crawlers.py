@@ -10,7 +10,7 @@ from llm_twin_assets.crawling.folders import FolderError, read_drafts
 from llm_twin_assets.crawling.links import parse
 from llm_twin_assets.crawling.posts import ExportError, read_linkedin_export
 from llm_twin_assets.crawling.repositories import crawl_repository
-from llm_twin_assets.crawling.safety import NetworkGuard
+from llm_twin_assets.crawling.safety import LocalRoots, NetworkGuard
 from llm_twin_assets.demo import SAMPLES
 from llm_twin_assets.records import CrawlOutcome
 
@@ -102,7 +102,9 @@ def test_bad_links_fail_alone_with_reasons(site, fast_policy, tmp_path: Path) ->
 
 
 def test_linkedin_export_posts(tmp_path: Path) -> None:
-    docs = read_linkedin_export(SAMPLES / "maya" / "linkedin-Shares.csv", "export")
+    docs = read_linkedin_export(
+        SAMPLES / "maya" / "linkedin-Shares.csv", "export", roots=LocalRoots.of([SAMPLES])
+    )
     assert len(docs) == 6  # the repost with no words of her own is skipped
     first = docs[0]
     assert first.kind == "post" and first.url == "https://www.linkedin.com/feed/update/urn:li:share:7001"
@@ -125,12 +127,14 @@ def test_bad_exports_are_named(tmp_path: Path, content: bytes, message: str) -> 
     path = tmp_path / "Shares.csv"
     path.write_bytes(content)
     with pytest.raises(ExportError, match=message) as err:
-        read_linkedin_export(path, "x")
+        read_linkedin_export(path, "x", roots=LocalRoots.of([tmp_path]))
     assert str(path) in str(err.value)
 
 
 def test_a_repository_keeps_readme_docs_and_code_and_skips_the_rest(sample_repo: Path) -> None:
-    doc = crawl_repository(str(sample_repo), "link", NetworkGuard(allow_private=False))
+    doc = crawl_repository(
+        str(sample_repo), "link", NetworkGuard(allow_private=False), roots=LocalRoots.of([sample_repo.parent])
+    )
     paths = [f["path"] for f in doc.metadata["files"]]
     assert paths[0] == "README.md"
     assert {"tinyvec/index.py", "tinyvec/__init__.py", "tests/test_index.py", "pyproject.toml"} <= set(paths)
@@ -150,12 +154,16 @@ def test_a_repository_keeps_readme_docs_and_code_and_skips_the_rest(sample_repo:
 
 
 def test_a_repository_over_a_file_url_and_a_broken_one(sample_repo: Path, tmp_path: Path) -> None:
-    doc = crawl_repository(sample_repo.as_uri(), "link", NetworkGuard(allow_private=False))
+    guard, roots = NetworkGuard(allow_private=False), LocalRoots.of([sample_repo.parent, tmp_path])
+    doc = crawl_repository(sample_repo.as_uri(), "link", guard, roots=roots)
     assert doc.metadata["files"][0]["path"] == "README.md"
     from llm_twin_assets.crawling.repositories import RepositoryError
 
+    broken = tmp_path / "not-a-repo.git"  # looks like a bare repository, holds nothing git can read
+    (broken / "objects").mkdir(parents=True)
+    (broken / "HEAD").write_text("not a ref\n")
     with pytest.raises(RepositoryError, match="git clone failed"):
-        crawl_repository((tmp_path / "not-a-repo.git").as_uri(), "link", NetworkGuard(allow_private=False))
+        crawl_repository(broken.as_uri(), "link", guard, roots=roots)
 
 
 def test_a_folder_of_drafts(tmp_path: Path) -> None:
@@ -165,12 +173,13 @@ def test_a_folder_of_drafts(tmp_path: Path) -> None:
     (drafts / "notes.txt").write_text("A plain note about boring databases.\n")
     (drafts / ".hidden.md").write_text("# secret\n")
     (drafts / "image.png").write_bytes(b"\x89PNG\x00")
-    docs = read_drafts(drafts, "article", "link")
+    roots = LocalRoots.of([tmp_path])
+    docs = read_drafts(drafts, "article", "link", roots=roots)
     assert sorted(d.title for d in docs) == ["On retries", "notes"]
     assert all(d.url.startswith("file://") for d in docs)
     (tmp_path / "empty").mkdir()
     with pytest.raises(FolderError, match="no Markdown or text files"):
-        read_drafts(tmp_path / "empty", "article", "x")
+        read_drafts(tmp_path / "empty", "article", "x", roots=roots)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.ingest.checks import raw_documents_have_content, raw_documents_unique_content
@@ -42,10 +43,14 @@ def rows(db: Database, slug: str) -> dict[str, tuple[str, str, str]]:
     return {r[0]: (r[1], r[2], r[3]) for r in found}
 
 
-def test_crawl_store_rerun_change_and_prune(db: Database, site, sample_repo: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_crawl_store_rerun_change_and_prune(
+    db: Database, site, sample_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
     base, state = site
     authors = tmp_path / "authors"
     export = Path(__file__).resolve().parents[2] / "samples" / "maya" / "linkedin-Shares.csv"
+    # Local files outside the authors folder are read only from the folders the user allows.
+    monkeypatch.setenv("LLM_TWIN_LOCAL_ROOTS", f"{export.parent}:{sample_repo.parent}")
     links = [
         f"{base}/blog/small-machines.html",
         f"{base}/notes/vector-search-on-a-laptop.html",
