@@ -14,7 +14,13 @@ from typing import Any, Literal
 import trafilatura
 
 from llm_twin_assets.crawling.documents import canonical_url, same_site
-from llm_twin_assets.crawling.feeds import candidate_feeds, entry_for, looks_like_feed, parse_feed
+from llm_twin_assets.crawling.feeds import (
+    candidate_feeds,
+    entry_for,
+    looks_like_feed,
+    markdown_as_shown,
+    parse_feed,
+)
 from llm_twin_assets.crawling.http import FetchError, Page, PoliteClient
 from llm_twin_assets.crawling.render import Renderer
 from llm_twin_assets.records import CrawledDocument, Kind
@@ -57,17 +63,20 @@ class Extracted:
 
 
 def extract(html: str, url: str) -> Extracted | None:
+    """The page's main content as Markdown text (the page's own text exactly as it shows, with the
+    page's structure marked: headings, lists, emphasis, code, tables), and its metadata."""
     doc: Any = trafilatura.bare_extraction(
         html,
         url=url,
         with_metadata=True,
         include_formatting=True,
         include_tables=True,
-        output_format="python",
+        output_format="markdown",  # serialized below, without trafilatura's escapes
     )
-    if doc is None or not (doc.text or "").strip():
+    text = markdown_as_shown(doc.body).strip() if doc is not None else ""
+    if not text:
         return None
-    return Extracted(text=doc.text.strip(), title=doc.title, date=doc.date, url=doc.url)
+    return Extracted(text=text, title=doc.title, date=doc.date, url=doc.url)
 
 
 def _binary(page: Page) -> bool:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from copy import deepcopy
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import trafilatura
+from trafilatura.xml import xmltotxt
 
 from llm_twin_assets.crawling.documents import canonical_url, same_site
 from llm_twin_assets.crawling.http import Page
@@ -62,14 +65,75 @@ def _entry_html(entry: Any) -> str:
     return str(entry.get("summary", ""))
 
 
+# What trafilatura's Markdown serializer escapes or rewrites in a page's text: CommonMark inline
+# markers (``* _ ` ~ [ ] <``, doubling backslashes before them), block markers at the start of a
+# paragraph (``# > - +``, ``1.``, ``1)``), table pipes, ``\(x\)`` and ``\[x\]`` (rewritten as ``$`` math),
+# ``&`` (it HTML-unescapes its whole output, so a page that shows ``&amp;`` would lose it) and U+2424
+# (its own paragraph mark, deleted from the output).
+_AS_SHOWN = "\\*_`~[]<>#-+.)|&\u2424"
+
+
+def _is_code(element: Any) -> bool:
+    return bool(element.tag == "code" or (element.tag == "hi" and element.get("rend") == "#t"))
+
+
+def markdown_as_shown(body: Any) -> str:
+    """Trafilatura's Markdown for an extracted tree, without the escapes it adds to the page's text.
+
+    Its serializer backslash-escapes the characters of the text that Markdown could misread
+    (``MAX_RETRIES`` becomes ``MAX\\_RETRIES``, ``<path>`` becomes ``\\<path>``). Each such character of
+    the page's own text is swapped here for a stand-in the serializer leaves alone (an ideograph the
+    page does not use) and swapped back afterwards, so the text reads exactly as the page shows it,
+    backslashes the page shows included; only the Markdown for the page's structure (headings,
+    lists, emphasis, code, tables) is added.
+    """
+    if body is None:
+        return ""
+    tree = deepcopy(body)
+    seen = "".join(tree.itertext()) + "".join(
+        g.get("alt", "") + g.get("title", "") for g in tree.iter("graphic")
+    )
+    base = 0x20000  # CJK Extension B: printable (the serializer drops unprintable characters), NFC-stable
+    while any(chr(base + i) in seen for i in range(len(_AS_SHOWN))):
+        base += len(_AS_SHOWN)
+    swap = {ord(ch): chr(base + i) for i, ch in enumerate(_AS_SHOWN)}
+    # Backticks in code stay: the serializer sizes code fences on them (and escapes nothing in code).
+    swap_in_code = {k: v for k, v in swap.items() if k != ord("`")}
+
+    def protect(element: Any, in_code: bool) -> None:
+        in_code = in_code or _is_code(element)
+        table = swap_in_code if in_code else swap
+        if element.text:
+            element.text = element.text.translate(table)
+        if element.tag == "graphic":  # alt and title become the image's Markdown text
+            for name in ("alt", "title"):
+                if element.get(name):
+                    element.set(name, element.get(name).translate(table))
+        for child in element:
+            protect(child, in_code)
+            if child.tail:  # text after the child, inside this element
+                child.tail = child.tail.translate(table)
+
+    protect(tree, False)
+    text = xmltotxt(tree, include_formatting=True)
+    return text.translate({ord(v): k for k, v in swap.items()})
+
+
 def html_fragment_to_text(fragment: str) -> str:
-    text = trafilatura.extract(
+    """A feed entry's HTML as text, the way the article extractor gives a page (Markdown structure,
+    the entry's text exactly as it shows)."""
+    doc: Any = trafilatura.bare_extraction(
         f"<html><body><article>{fragment}</article></body></html>",
         output_format="markdown",
         include_formatting=True,
         favor_recall=True,
     )
-    return (text or "").strip()
+    if doc is None:
+        return ""
+    text = markdown_as_shown(doc.body)
+    if doc.commentsbody is not None:
+        text = f"{text}\n{markdown_as_shown(doc.commentsbody)}"
+    return unicodedata.normalize("NFC", text).strip()
 
 
 def parse_feed(page: Page, kind: Kind, source_link: str) -> list[CrawledDocument]:

@@ -1,8 +1,11 @@
 """Passages: the windows of an author's cleaned text that become answers, verbatim.
 
-Prose (articles, posts) is packed from whole paragraphs up to a word budget, with no overlap (an answer
-is a passage the author wrote, once). Code is cut at file and top-level definition boundaries, the
-same boundaries the chunker uses. Every passage is then trimmed so it starts and ends cleanly.
+Every passage is a span of its cleaned document (``content[start:end] == text``): trimming drops
+characters at its ends, never in its middle. Prose (articles, posts) is packed from whole paragraphs
+up to a word budget, with no overlap (an answer is a passage the author wrote, once); a passage ends
+where the author ended a paragraph or a list item, or at a sentence end with the quotes and brackets
+that close it. Code is cut at file and top-level definition boundaries, the same boundaries the
+chunker uses; the crawler's ``␞ path`` line is not the author's text and is left out.
 """
 
 from __future__ import annotations
@@ -11,8 +14,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
+from llm_twin_assets.features.chunking import (
+    CLOSERS,
+    ChunkingOptions,
+    chunk_document,
+    sentence_spans,
+    trimmed,
+)
 from llm_twin_assets.records import Document
+
+Span = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,9 @@ class Passage:
     title: str
     ordinal: int
     text: str
+    start: int = 0
+    """Where the passage starts in its cleaned document: ``text == content[start:end]``."""
+    end: int = 0
 
     @property
     def words(self) -> int:
@@ -43,42 +57,53 @@ def _words(texts: Sequence[str]) -> list[int]:
     return [len(t.split()) for t in texts]
 
 
-_SENTENCE_END = re.compile(r"[.!?…][\"')\]”’»]*(?=\s|$)")
-_CLEAN_START = re.compile(r"^[\w\"'“‘(\[«#*>`-]", re.UNICODE)
+_CLOSING = f"[{re.escape(CLOSERS)}]*"
+_ENDS_SENTENCE = re.compile(rf"[.!?…‽⁇⁈⁉؟۔।॥。！？｡．]+{_CLOSING}\Z")
+# Punctuation that continues something before it: a passage does not start with it (".NET" does).
+_UNCLEAN_START = re.compile(r"(?:[\s,;:!?…)\]}»”’—–]|\.(?!\w))+")
+# After a window's end: the end of the text, a blank line, or a new list item.
+_CLEAN_END = re.compile(r"[^\S\n]*(?:\Z|\n[^\S\n]*(?:\n|\Z)|\n[^\S\n]*(?:[-*+•‣◦▪]|\d{1,9}[.)])[^\S\n])")
+_FILE_LINE = re.compile(r"\u241e [^\n]*(?:\n|\Z)")
+_BLANK_LINES = re.compile(r"(?:[^\S\n]*\n)+")
+
+
+def _ends_sentence(text: str, start: int, end: int) -> bool:
+    return _ENDS_SENTENCE.search(text[max(start, end - 16) : end]) is not None
+
+
+def trim_prose_span(text: str, start: int, end: int, *, ends_paragraph: bool) -> Span | None:
+    """``text[start:end]`` starting at a word and ending cleanly, as a span; ``None`` if nothing is left.
+
+    A window that ends where the author ended a paragraph (or a list item) is kept whole: a post may
+    end without a full stop. Otherwise it loses its unfinished tail, back to the last sentence end
+    and the quotes and brackets that close it."""
+    lead = _UNCLEAN_START.match(text, start, end)
+    span = trimmed(text, lead.end() if lead else start, end)
+    if span is None:
+        return None
+    start, end = span
+    if ends_paragraph or _ends_sentence(text, start, end):
+        return span
+    for _, sentence_end in reversed(sentence_spans(text, start, end)[:-1]):
+        if _ends_sentence(text, start, sentence_end):
+            return start, sentence_end
+    return None
 
 
 def trim_prose(text: str, *, ends_paragraph: bool = True) -> str | None:
-    """The passage starting at a word and ending cleanly; ``None`` if nothing is left.
-
-    A passage that ends where the author ended a paragraph is kept whole (a post may end without a
-    full stop). One cut inside a paragraph loses its unfinished tail, back to the last sentence end.
-    """
-    text = text.strip()
-    while text and not _CLEAN_START.match(text):
-        text = text[1:].lstrip()
-    if not text:
-        return None
-    if ends_paragraph or _SENTENCE_END.search(text[-3:]):
-        return text
-    ends = list(_SENTENCE_END.finditer(text))
-    if not ends:
-        return None
-    return text[: ends[-1].end()].rstrip()
+    """:func:`trim_prose_span` of a whole text, as text."""
+    span = trim_prose_span(text, 0, len(text), ends_paragraph=ends_paragraph)
+    return text[span[0] : span[1]] if span else None
 
 
-def _ends_paragraph(content: str, window: str) -> bool:
-    at = content.find(window)
-    if at < 0:  # the chunker normalised whitespace: judge by the window alone
-        return False
-    rest = content[at + len(window) :]
-    return not rest.strip() or rest.startswith("\n")
-
-
-def trim_code(text: str) -> str | None:
-    lines = text.rstrip().splitlines()
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    return "\n".join(lines) if lines else None
+def trim_code_span(text: str, start: int, end: int) -> Span | None:
+    """``text[start:end]`` without a leading ``␞ path`` line, blank lines, or trailing blank space."""
+    header = _FILE_LINE.match(text, start, end)
+    start = header.end() if header else start
+    blank = _BLANK_LINES.match(text, start, end)
+    start = blank.end() if blank else start
+    span = trimmed(text, start, end)
+    return (start, span[1]) if span else None  # the first line keeps its indentation
 
 
 def passages_of(document: Document, options: PassageOptions) -> tuple[list[Passage], int]:
@@ -86,19 +111,30 @@ def passages_of(document: Document, options: PassageOptions) -> tuple[list[Passa
     chunking = ChunkingOptions(
         max_tokens=options.max_words, target_tokens=options.window_words, overlap_tokens=0, special_tokens=0
     )
-    windows = [c.text for c in chunk_document(document.id, document.kind, document.content, chunking, _words)]
+    content = document.content
     kept: list[Passage] = []
     dropped = 0
-    for window in windows:
+    for window in chunk_document(document.id, document.kind, content, chunking, _words):
         if document.kind == "repository":
-            text = trim_code(window)
+            span = trim_code_span(content, window.start, window.end)
         else:
-            text = trim_prose(window, ends_paragraph=_ends_paragraph(document.content, window))
-        if text is None or len(text.split()) < options.min_words:
+            clean_end = _CLEAN_END.match(content, window.end) is not None
+            span = trim_prose_span(content, window.start, window.end, ends_paragraph=clean_end)
+        text = content[span[0] : span[1]] if span else ""
+        if span is None or len(text.split()) < options.min_words:
             dropped += 1
             continue
         kept.append(
-            Passage(document.id, document.url, document.kind, document.title or document.url, len(kept), text)
+            Passage(
+                document.id,
+                document.url,
+                document.kind,
+                document.title or document.url,
+                len(kept),
+                text,
+                start=span[0],
+                end=span[1],
+            )
         )
     return kept, dropped
 

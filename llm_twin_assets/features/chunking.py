@@ -1,34 +1,79 @@
 """Token-aware chunking with the embedding model's own tokenizer, per document kind.
 
-No chunk is ever longer than the embedder reads (``max_tokens`` word-pieces, special tokens included),
-so nothing is silently truncated at embedding time:
+Every chunk is a span of its cleaned document, ``chunk.text == text[chunk.start:chunk.end]``: the
+author's exact text, nothing between its ends dropped, added or rewritten (closing quotes, line breaks,
+indentation). The chunks of a document cover all of its text but blank space, in order; consecutive
+chunks may overlap. No chunk is longer than the embedder reads (``max_tokens`` word-pieces, special
+tokens included), so nothing is silently truncated at embedding time:
 
 - articles: paragraphs and sentences packed up to ``target_tokens`` with ``overlap_tokens`` of the
   previous chunk's closing sentences repeated; a new paragraph is preferred as a break point.
 - posts: whole when they fit, otherwise like articles.
 - repositories: split on file sections (``␞ path`` lines, as the crawler writes them), then on
-  top-level definitions, packed up to the limit; each chunk starts with its file's path.
+  top-level definitions, packed up to the limit; a file's first chunk starts with its ``␞ path`` line.
 
-Units longer than the limit are split on words (or characters, for a word that long), never cut by
-token ids, so every chunk is the author's exact text.
+Chunks are packed from units, themselves spans:
+
+- a paragraph ends at a blank line;
+- a sentence ends after ``.``, ``!``, ``?``, ``…`` (or a run of them, ``...``, ``?!``) and the closing
+  quotes and brackets right after them (``" ' ) ] } ” ’ » 」`` ...), when white space and a sentence
+  that does not start in lower case follow; after ``。！？`` even without white space. Not after an
+  abbreviation (``Mr.``, ``e.g.``) or an initial (``J.``), after a list number at the start of a line
+  (``1.``), nor inside brackets or a double quotation still open;
+- a line that starts a list item (``-``, ``*``, ``+``, ``•``, ``1.``, ``1)``) starts a unit; other line
+  breaks (a poem, an address) keep their lines together;
+- a repository section is cut before each top-level definition (not between a decorator and what it
+  decorates).
+
+A unit longer than the limit is cut at line breaks, then between words, then (a word that long: a URL,
+a hash, minified code) between characters, never inside one drawn symbol (a letter and its combining
+marks, an emoji sequence).
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from llm_twin_assets.records import Chunk, chunk_id, content_hash
 
-_SENTENCE = re.compile(r"(?<=[.!?…])[\"')\]]*\s+(?=\S)")
-_FILE = re.compile(r"(?m)^\u241e (?P<path>[^\n]+)\n")
-_TOP_LEVEL = re.compile(
-    r"(?m)^(?=(?:async def |def |class |function |export |const |let |fn |pub |impl |struct |enum |trait |"
-    r"func |type |interface |module |public |private |@))"
-)
+CHUNKER_VERSION = 2
+"""Changes whenever the same text and options give other chunks; part of the ``chunks`` asset's key.
+1: units were re-joined strings; 2: every chunk a span of its document (``Chunk.start``/``end``)."""
 
 Counter = Callable[[Sequence[str]], list[int]]
+Span = tuple[int, int]
+
+CLOSERS = "\"'”’»›)]}」』）】〕〉》〗〙〛"
+"""Closing quotes and brackets: they stay with the sentence they close."""
+_BRACKETS = tuple(
+    (pair[0], pair[1]) for pair in ("()", "[]", "{}", "“”", "«»", "「」", "『』", "（）", "【】")
+)
+_CLOSING = f"[{re.escape(CLOSERS)}]*"
+_SENTENCE_END = re.compile(rf"(?P<spaced>[.!?…‽⁇⁈⁉؟۔।॥]+{_CLOSING})(?=\s)|[。！？｡．]+{_CLOSING}")
+_LIST_ITEM = re.compile(r"\n[^\S\n]*(?:[-*+•‣◦▪]|\d{1,9}[.)])[^\S\n]")
+_UNIT_BREAK = re.compile(f"{_SENTENCE_END.pattern}|(?P<item>{_LIST_ITEM.pattern})")
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st vs etc cf al fig figs vol pp inc ltd approx dept e.g i.e a.m p.m "  # noqa: SIM905
+    "u.s u.k ph.d".split()
+)
+_LIST_NUMBER = re.compile(r"[^\S\n]*(?:\d{1,9}|[A-Za-z]|[ivxlcdm]{1,6}|[IVXLCDM]{1,6})")
+_MAX_SENTENCE_CHARS = 2_000  # an unclosed bracket or quote holds sentences together no further than this
+_OPENERS = "\"'“‘«(["
+_OPENING = re.compile('["' + re.escape("".join(o for o, _ in _BRACKETS)) + "]")
+_FILE = re.compile(r"(?m)^\u241e [^\n]*$")
+_TOP_LEVEL = re.compile(
+    r"(?m)^(?:async def |def |class |function |export |const |let |fn |pub |impl |struct |enum |trait |"
+    r"func |type |interface |module |public |private |@)"
+)
+_LINE = re.compile(r"\S(?:[^\n]*\S)?")
+_CODE_LINE = re.compile(r"[^\S\n]*\S(?:[^\n]*\S)?")  # with its indentation
+_WORD = re.compile(r"\S+")
+_NON_SPACE = re.compile(r"\S")
 
 
 @dataclass(frozen=True)
@@ -41,6 +86,13 @@ class ChunkingOptions:
     @property
     def budget(self) -> int:
         return self.max_tokens - self.special_tokens
+
+
+class _Unit(NamedTuple):
+    start: int
+    end: int
+    opens: bool  # starts a paragraph (or a definition): a preferred break point
+    size: int = 0  # tokens
 
 
 def token_counter(tokenizer) -> Counter:  # type: ignore[no-untyped-def]
@@ -73,163 +125,286 @@ def token_counter(tokenizer) -> Counter:  # type: ignore[no-untyped-def]
     return count
 
 
-def _split_long(unit: str, budget: int, count: Counter) -> list[str]:
-    """Pieces of ``unit`` within ``budget`` tokens, cut between words (characters for a giant word)."""
-    words = unit.split(" ")
-    sizes = count(words)
-    pieces: list[str] = []
-    current: list[str] = []
+def trimmed(text: str, start: int, end: int) -> Span | None:
+    """``start:end`` without the blank space at its ends; ``None`` if nothing else is there."""
+    first = _NON_SPACE.search(text, start, end)
+    if first is None:
+        return None
+    return first.start(), start + len(text[start:end].rstrip())
+
+
+def _inside_symbol(text: str, i: int) -> bool:
+    """Whether a cut before ``text[i]`` would split one drawn symbol (combining marks, emoji sequences)."""
+    ch = text[i]
+    return (
+        unicodedata.category(ch) in ("Mn", "Mc", "Me")
+        or ch in "\u200d\ufe0e\ufe0f"
+        or "\U0001f3fb" <= ch <= "\U0001f3ff"  # skin tones
+        or "\U000e0020" <= ch <= "\U000e007f"  # tag sequences (subdivision flags)
+        or text[i - 1] == "\u200d"
+    )
+
+
+def _split_chars(text: str, start: int, end: int, budget: int, count: Counter) -> list[_Unit]:
+    """A word longer than the limit, cut between characters (never inside a drawn symbol)."""
+    size = count([text[start:end]])[0]
+    if size <= budget or end - start < 2:
+        return [_Unit(start, end, False, size)]
+    step = max(1, (end - start) * budget // (size + 1))
+    cuts = [start]
+    for planned in range(start + step, end, step):
+        cut = planned  # moved back to the symbol's start, or past its end if it started before the last cut
+        while cut > cuts[-1] and _inside_symbol(text, cut):
+            cut -= 1
+        if cut == cuts[-1]:
+            cut = planned
+            while cut < end and _inside_symbol(text, cut):
+                cut += 1
+        if cuts[-1] < cut < end:
+            cuts.append(cut)
+    if len(cuts) == 1:  # one symbol over the limit: the limit wins
+        cuts = list(range(start, end, step))
+    spans = list(zip(cuts, [*cuts[1:], end], strict=True))
+    pieces: list[_Unit] = []
+    for (s, e), n in zip(spans, count([text[s:e] for s, e in spans]), strict=True):
+        pieces += [_Unit(s, e, False, n)] if n <= budget else _split_chars(text, s, e, budget, count)
+    return pieces
+
+
+def split_long(
+    text: str, start: int, end: int, budget: int, count: Counter, *, indented: bool = False
+) -> list[_Unit]:
+    """Spans of ``text[start:end]`` of at most ``budget`` tokens each (counted, not estimated): cut at
+    line breaks, else between words, else between characters. ``indented`` pieces of code start at
+    the start of their line."""
+    parts = [m.span() for m in (_CODE_LINE if indented else _LINE).finditer(text, start, end)]
+    if len(parts) < 2:
+        parts = [m.span() for m in _WORD.finditer(text, start, end)]
+        if len(parts) < 2:
+            return _split_chars(text, start, end, budget, count)
+    groups: list[list[_Unit]] = []  # parts packed together; a part over the limit is cut on its own
     used = 0
-    for word, size in zip(words, sizes, strict=True):
-        if size > budget:  # one "word" longer than the limit: a URL, a hash, minified code
-            if current:
-                pieces.append(" ".join(current))
-                current, used = [], 0
-            step = max(1, len(word) * budget // (size + 1))
-            pieces += [word[i : i + step] for i in range(0, len(word), step)]
+    for (s, e), n in zip(parts, count([text[s:e] for s, e in parts]), strict=True):
+        if n > budget:
+            groups += [[piece] for piece in split_long(text, s, e, budget, count)]
+            used = budget + 1  # nothing joins a cut part
             continue
-        if used + size + (1 if current else 0) > budget and current:
-            pieces.append(" ".join(current))
-            current, used = [], 0
-        current.append(word)
-        used += size
-    if current:
-        pieces.append(" ".join(current))
-    return [p for p in pieces if p.strip()]
+        if not groups or used + n + len(groups[-1]) > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(_Unit(s, e, False, n))
+        used += n
+    # Parts packed together are counted together: a seam may cost more than the parts' sum.
+    joined = [g for g in groups if len(g) > 1]
+    real = count([text[g[0].start : g[-1].end] for g in joined])
+    sizes = iter(real)
+    pieces: list[_Unit] = []
+    for group in groups:
+        if len(group) == 1:
+            pieces.append(group[0])
+            continue
+        n = next(sizes)
+        if n <= budget:
+            pieces.append(_Unit(group[0].start, group[-1].end, False, n))
+        else:  # rare: pack again with the excess taken off the budget
+            smaller = max(1, budget - (n - budget) - 1)
+            pieces += split_long(text, group[0].start, group[-1].end, smaller, count, indented=indented)
+    return pieces
 
 
-def _pack(
-    units: list[tuple[str, bool]],
-    options: ChunkingOptions,
-    count: Counter,
-    joiner: str = " ",
-    overlap: bool = True,
-) -> list[str]:
-    """Greedy packing of (text, starts_paragraph) units into chunks of about target_tokens."""
-    sizes = count([u for u, _ in units])
-    expanded: list[tuple[str, bool, int]] = []
-    for (unit, para), size in zip(units, sizes, strict=True):
-        if size > options.budget:
-            parts = _split_long(unit, options.budget, count)
-            expanded += [
-                (p, para and i == 0, n) for i, (p, n) in enumerate(zip(parts, count(parts), strict=True))
-            ]
+def _expand(
+    text: str, units: list[_Unit], options: ChunkingOptions, count: Counter, *, indented: bool = False
+) -> list[_Unit]:
+    """The units with their token counts (one batch), those over the limit cut into pieces."""
+    expanded: list[_Unit] = []
+    for unit, size in zip(units, count([text[u.start : u.end] for u in units]), strict=True):
+        if size <= options.budget:
+            expanded.append(unit._replace(size=size))
         else:
-            expanded.append((unit, para, size))
-    chunks: list[list[tuple[str, bool, int]]] = []
-    current: list[tuple[str, bool, int]] = []
+            pieces = split_long(text, unit.start, unit.end, options.budget, count, indented=indented)
+            expanded += [p._replace(opens=unit.opens and i == 0) for i, p in enumerate(pieces)]
+    return expanded
+
+
+def _pack(units: list[_Unit], options: ChunkingOptions, *, overlap: bool) -> list[Span]:
+    """Greedy packing of units into chunks of about ``target_tokens``, as spans of the text."""
+    chunks: list[Span] = []
+    current: list[_Unit] = []
     used = 0
-    for item in expanded:
-        _, para, size = item
-        full = used + size > options.target_tokens or used + size + len(current) > options.budget
-        soft_break = para and used >= 0.6 * options.target_tokens
+    for unit in units:
+        full = used + unit.size > options.target_tokens or used + unit.size + len(current) > options.budget
+        soft_break = unit.opens and used >= 0.6 * options.target_tokens
         if current and (full or soft_break):
-            chunks.append(current)
-            carried: list[tuple[str, bool, int]] = []
-            if overlap and not para:  # repeat the closing sentences when a paragraph runs on
-                carried_tokens = 0
-                for previous in reversed(current):
-                    if carried_tokens + previous[2] > options.overlap_tokens:
+            chunks.append((current[0].start, current[-1].end))
+            carried: list[_Unit] = []
+            carried_tokens = 0
+            if overlap and not unit.opens:  # repeat the closing sentences when a paragraph runs on
+                for previous in reversed(current[1:]):  # never the whole previous chunk
+                    tokens = carried_tokens + previous.size
+                    if (
+                        tokens > options.overlap_tokens
+                        or tokens + unit.size + len(carried) + 1 > options.budget
+                    ):
                         break
                     carried.insert(0, previous)
-                    carried_tokens += previous[2]
-            current, used = carried, sum(c[2] for c in carried)
-        current.append(item)
-        used += size
+                    carried_tokens = tokens
+            current, used = carried, carried_tokens
+        current.append(unit)
+        used += unit.size
     if current:
-        chunks.append(current)
-    texts = []
-    for chunk in chunks:
-        parts = []
-        for i, (text, para, _) in enumerate(chunk):
-            parts.append(("\n\n" if para and i else (joiner if i else "")) + text)
-        texts.append("".join(parts))
-    return texts
-
-
-def _prose_units(text: str) -> list[tuple[str, bool]]:
-    units: list[tuple[str, bool]] = []
-    for paragraph in re.split(r"\n{2,}", text):
-        paragraph = paragraph.strip()
-        if not paragraph:
-            continue
-        for i, sentence in enumerate(s for s in _SENTENCE.split(paragraph) if s.strip()):
-            units.append((sentence.strip(), i == 0))
-    return units
-
-
-def chunk_prose(text: str, options: ChunkingOptions, count: Counter) -> list[str]:
-    return _pack(_prose_units(text), options, count)
-
-
-def chunk_post(text: str, options: ChunkingOptions, count: Counter) -> list[str]:
-    if count([text])[0] <= options.budget:
-        return [text.strip()]
-    return chunk_prose(text, options, count)
-
-
-def _code_sections(text: str) -> list[tuple[str, str]]:
-    """(path, code) per file section of a repository document; the whole text if it has none."""
-    matches = list(_FILE.finditer(text))
-    if not matches:
-        return [("", text)]
-    sections = []
-    for match, following in zip(matches, [*matches[1:], None], strict=True):
-        end = following.start() if following else len(text)
-        body = text[match.end() : end].rstrip()
-        sections.append((match.group("path").strip(), body))
-    return sections
-
-
-def chunk_code(text: str, options: ChunkingOptions, count: Counter) -> list[str]:
-    chunks: list[str] = []
-    for path, code in _code_sections(text):
-        header = f"{path}\n" if path else ""
-        header_tokens = count([header])[0] if header else 0
-        local = ChunkingOptions(
-            max_tokens=options.max_tokens - header_tokens,
-            target_tokens=options.budget - header_tokens,
-            overlap_tokens=0,
-            special_tokens=options.special_tokens,
-        )
-        blocks = [b.strip("\n") for b in _TOP_LEVEL.split(code) if b.strip()]
-        units: list[tuple[str, bool]] = []
-        for block in blocks:
-            if count([block])[0] <= local.budget:
-                units.append((block, True))
-            else:  # a long definition: its lines, then words if a line is too long
-                units += [(line, False) for line in block.split("\n") if line.strip()]
-        for packed in _pack(units, local, count, joiner="\n", overlap=False):
-            chunks.append(header + packed.replace("\n\n\n", "\n\n"))
+        chunks.append((current[0].start, current[-1].end))
     return chunks
 
 
-CHUNKERS = {"article": chunk_prose, "post": chunk_post, "repository": chunk_code}
+def _opens_a_bracket(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` leaves a bracket or a double quotation open."""
+    if end - start > _MAX_SENTENCE_CHARS or _OPENING.search(text, start, end) is None:
+        return False
+    if text.count('"', start, end) % 2:
+        return True
+    return any(text.count(o, start, end) > text.count(c, start, end) for o, c in _BRACKETS)
+
+
+def _ends_sentence(text: str, start: int, match: re.Match[str], paragraph_start: int) -> bool:
+    """Whether a candidate sentence end really ends the sentence that began at ``start``."""
+    if _opens_a_bracket(text, start, match.end()):
+        return False
+    if match["spaced"] is None:  # 。！？: no abbreviations, no case
+        return True
+    following = _NON_SPACE.search(text, match.end())
+    if following is None or following[0].islower():
+        return False
+    if match["spaced"].rstrip(CLOSERS) != ".":
+        return True
+    line_start = max(paragraph_start, text.rfind("\n", paragraph_start, match.start()) + 1)
+    words = text[max(line_start, match.start() - 12) : match.start()].split()
+    word = words[-1].lstrip(_OPENERS) if words else ""
+    if word.lower() in _ABBREVIATIONS or (len(word) == 1 and word.isupper()):
+        return False
+    return not _LIST_NUMBER.fullmatch(text, line_start, match.start())  # "1. " starting a line
+
+
+def sentence_spans(text: str, start: int, end: int) -> list[Span]:
+    """The sentences and list items of the paragraph ``text[start:end]``, trimmed."""
+    spans: list[Span] = []
+    unit_start = start
+    for match in _UNIT_BREAK.finditer(text, start, end):
+        if match["item"] is not None:
+            cut = match.start()
+        elif _ends_sentence(text, unit_start, match, start):
+            cut = match.end()
+        else:
+            continue
+        span = trimmed(text, unit_start, cut)
+        if span is not None:
+            spans.append(span)
+            unit_start = cut
+    last = trimmed(text, unit_start, end)
+    return [*spans, last] if last is not None else spans
+
+
+def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+    """The paragraphs of ``text[start:end]`` (separated by blank lines), trimmed."""
+    end = len(text) if end is None else end
+    spans: list[Span] = []
+    for match in _PARAGRAPH_BREAK.finditer(text, start, end):
+        span = trimmed(text, start, match.start())
+        if span is not None:
+            spans.append(span)
+        start = match.end()
+    last = trimmed(text, start, end)
+    return [*spans, last] if last is not None else spans
+
+
+def _prose_units(text: str) -> list[_Unit]:
+    return [
+        _Unit(s, e, i == 0)
+        for ps, pe in paragraph_spans(text)
+        for i, (s, e) in enumerate(sentence_spans(text, ps, pe))
+    ]
+
+
+def chunk_prose(text: str, options: ChunkingOptions, count: Counter) -> list[Span]:
+    return _pack(_expand(text, _prose_units(text), options, count), options, overlap=True)
+
+
+def chunk_post(text: str, options: ChunkingOptions, count: Counter) -> list[Span]:
+    whole = trimmed(text, 0, len(text))
+    if whole is None:
+        return []
+    if count([text[whole[0] : whole[1]]])[0] <= options.budget:
+        return [whole]
+    return chunk_prose(text, options, count)
+
+
+def _code_sections(text: str) -> list[Span]:
+    """File sections of a repository document (each from its ``␞ path`` line); the whole text if none."""
+    starts = [m.start() for m in _FILE.finditer(text)]
+    if not starts or starts[0] > 0:
+        starts.insert(0, 0)
+    return list(zip(starts, [*starts[1:], len(text)], strict=True))
+
+
+def _definition_starts(text: str, start: int, end: int) -> list[int]:
+    """Where top-level definitions start in ``text[start:end]``, a decorator with what it decorates."""
+    starts: list[int] = []
+    previous = -1  # the line of the previous match
+    for match in _TOP_LEVEL.finditer(text, start, end):
+        line_above = text.rfind("\n", 0, max(0, match.start() - 1)) + 1
+        if not (line_above == previous and text.startswith("@", previous)):  # else: decorated, goes with it
+            starts.append(match.start())
+        previous = match.start()
+    return starts
+
+
+def chunk_code(text: str, options: ChunkingOptions, count: Counter) -> list[Span]:
+    code = ChunkingOptions(options.max_tokens, options.budget, 0, options.special_tokens)
+    chunks: list[Span] = []
+    for section_start, section_end in _code_sections(text):
+        header = _FILE.match(text, section_start)
+        body_start = header.end() if header else section_start
+        starts = [s for s in _definition_starts(text, body_start, section_end) if s > section_start]
+        units: list[_Unit] = []
+        for s, e in zip([section_start, *starts], [*starts, section_end], strict=True):
+            span = trimmed(text, s, e)
+            if span is not None:
+                units.append(_Unit(*span, True))
+        chunks += _pack(_expand(text, units, code, count, indented=True), code, overlap=False)
+    return chunks
+
+
+CHUNKERS: dict[str, Callable[[str, ChunkingOptions, Counter], list[Span]]] = {
+    "article": chunk_prose,
+    "post": chunk_post,
+    "repository": chunk_code,
+}
 
 
 def chunk_document(
     document_id: str, kind: str, text: str, options: ChunkingOptions, count: Counter
 ) -> list[Chunk]:
-    """The document's chunks, each re-counted and guaranteed within the limit."""
-    pieces = [p for p in CHUNKERS[kind](text, options, count) if p.strip()]
-    final: list[str] = []
-    sizes: list[int] = []
-    for piece, size in zip(pieces, count(pieces), strict=True):
+    """The document's chunks, each a span of ``text``, re-counted and guaranteed within the limit."""
+    spans = CHUNKERS[kind](text, options, count)
+    final: list[_Unit] = []
+    for (start, end), size in zip(spans, count([text[s:e] for s, e in spans]), strict=True):
         if size <= options.budget:
-            final.append(piece)
-            sizes.append(size)
-        else:  # joining units can add a token or two at a seam; re-split the rare chunk over the line
-            parts = _split_long(piece, options.budget, count)
-            final += parts
-            sizes += count(parts)
-    return [
-        Chunk(
-            id=chunk_id(document_id, i, content_hash(t)),
-            document_id=document_id,
-            ordinal=i,
-            text=t,
-            n_tokens=n + options.special_tokens,
-            content_hash=content_hash(t),
+            final.append(_Unit(start, end, False, size))
+        else:  # units packed together can count a token more at a seam: re-cut the rare chunk over
+            final += split_long(text, start, end, options.budget, count, indented=kind == "repository")
+    chunks = []
+    for i, unit in enumerate(final):
+        piece = text[unit.start : unit.end]
+        digest = content_hash(piece)
+        chunks.append(
+            Chunk(
+                id=chunk_id(document_id, i, digest),
+                document_id=document_id,
+                ordinal=i,
+                text=piece,
+                n_tokens=unit.size + options.special_tokens,
+                content_hash=digest,
+                start=unit.start,
+                end=unit.end,
+            )
         )
-        for i, (t, n) in enumerate(zip(final, sizes, strict=True))
-    ]
+    return chunks

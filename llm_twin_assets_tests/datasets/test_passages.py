@@ -1,9 +1,13 @@
-"""Passages (whole paragraphs, clean ends) and document-level splits."""
+"""Passages (whole paragraphs, clean ends, spans of the author's text) and document-level splits."""
+
+import random
+import re
 
 import pytest
 
 from llm_twin_assets.datasets.passages import Document, PassageOptions, passages_of, spread, trim_prose
 from llm_twin_assets.datasets.splits import split_documents
+from llm_twin_assets_tests.features import hostile
 
 PARAGRAPH = "Retries are a promise you make to a flaky network. Keep the promise small and bounded. "
 
@@ -17,6 +21,18 @@ PARAGRAPH = "Retries are a promise you make to a flaky network. Keep the promise
         ("— and a dash first. Then more.", True, "and a dash first. Then more."),
         ("Done! 🎉", True, "Done! 🎉"),
         ("   ", True, None),
+        ('He said "stop." Then (we le', False, 'He said "stop."'),
+        ("Then (we left.) Done and", False, "Then (we left.)"),
+        (
+            "She said, \"He told me 'no.' Then left.\" OK and",
+            False,
+            "She said, \"He told me 'no.' Then left.\"",
+        ),
+        ("「好。」然后我们", False, "「好。」"),
+        ("Dr. Smith came. Mr. Jones", False, "Dr. Smith came."),
+        ("¿Qué pasa? Nada.", True, "¿Qué pasa? Nada."),
+        (", and then: it ended.", True, "and then: it ended."),
+        ("... and so on. .NET came later.", True, "and so on. .NET came later."),
     ],
 )
 def test_trim_prose(text: str, ends_paragraph: bool, expected: str | None) -> None:
@@ -34,6 +50,50 @@ def test_prose_passages_are_whole_paragraphs_within_the_budget_without_overlap()
     assert all(p.words <= 200 for p in passages) and len(passages) > 1
 
 
+PARAGRAPH_END = re.compile(r"[ \t\r]*(?:$|\n[ \t\r]*(?:\n|$)|\n(?:[-*+•]|\d+[.)]) )")
+ISSUE = 'He said "stop." Then (we left.) Done.'
+
+
+def test_the_issue_example_keeps_its_quote_and_parenthesis_in_passages() -> None:
+    content = " ".join([ISSUE] * 40)  # one long paragraph: passages must be cut at sentence ends
+    doc = Document("d9", "u", "article", "", content)
+    passages, _ = passages_of(doc, PassageOptions(window_words=20, max_words=30, min_words=3))
+    assert len(passages) > 5
+    for p in passages:
+        assert content[p.start : p.end] == p.text and hostile.balanced(p.text)
+        assert p.text.endswith(('"stop."', "(we left.)", "Done.")), p.text
+        assert p.text.startswith(("He said", "Then", "Done"))
+    assert " ".join(p.text for p in passages) == content  # no overlap, nothing dropped, nothing rewritten
+
+
+@pytest.mark.parametrize("kind", ["article", "post", "repository"])
+def test_passages_of_hostile_text_are_spans_that_end_cleanly(kind: str) -> None:
+    options = PassageOptions(window_words=30, max_words=60, min_words=3)
+    for seed in range(150):
+        content = hostile.document(random.Random(seed))
+        passages, _ = passages_of(Document("d", "u", kind, "", content), options)
+        previous_end = 0
+        for p in passages:
+            assert content[p.start : p.end] == p.text and p.start >= previous_end  # spans, in order
+            previous_end = p.end
+            assert p.words <= options.max_words and not p.text.startswith("\u241e")
+            if kind != "repository":
+                # the end of a paragraph or of a list item, or a sentence end with its closing marks
+                paragraph_end = PARAGRAPH_END.match(content, p.end) is not None
+                sentence_end = p.text.rstrip(hostile.CLOSERS)[-1] in ".!?…。！？؟"
+                assert paragraph_end or sentence_end, (seed, p.text[-30:])
+
+
+def test_passages_of_balanced_sentences_are_balanced() -> None:
+    for seed in range(150):
+        content = hostile.balanced_document(random.Random(seed))
+        passages, _ = passages_of(
+            Document("d", "u", "article", "", content),
+            PassageOptions(window_words=25, max_words=40, min_words=3),
+        )
+        assert all(hostile.balanced(p.text) for p in passages), seed
+
+
 def test_short_windows_are_dropped_and_counted() -> None:
     doc = Document("d2", "u", "post", "", "Too short.")
     passages, dropped = passages_of(doc, PassageOptions(min_words=12))
@@ -48,8 +108,9 @@ def test_code_is_cut_at_definitions_and_kept_as_code() -> None:
     doc = Document("d3", "u", "repository", "tinyvec", code)
     passages, _ = passages_of(doc, PassageOptions(window_words=60, max_words=120))
     assert len(passages) > 1
-    # each passage names its file, then starts at a definition
-    assert all(p.text.startswith("src/a.py\ndef ") for p in passages)
+    # each passage is the author's code, from a definition on: the crawler's path line is left out
+    assert all(p.text.startswith("def f") and code[p.start : p.end] == p.text for p in passages)
+    assert passages[0].text.startswith("def f0(x):")
     assert "    total = x + 3" in "\n".join(p.text for p in passages)  # indentation kept
 
 

@@ -90,11 +90,12 @@ def test_rejections_are_reported_with_reasons() -> None:
         ("Same words, same words, written twice in two places.", "post"),
     ]
     cleaned, rejected = clean_frame(frame(items))
-    reasons = dict(zip(rejected["id"], rejected["reason"], strict=True))
-    assert reasons["d0"].startswith("binary-looking or wrongly decoded text")
-    assert reasons["d1"] == "empty after cleaning"
-    assert reasons["d2"] == "unknown kind tweet"
-    assert reasons["d4"] == "duplicate of https://maya.example/3"
+    reasons = {r["id"]: (r["reason"], r["detail"]) for r in rejected.iter_rows(named=True)}
+    assert reasons["d0"][0] == "damaged" and reasons["d0"][1].startswith("binary-looking or wrongly decoded")
+    assert reasons["d1"] == ("empty", "empty after cleaning")
+    assert reasons["d2"] == ("unknown_kind", "unknown kind tweet")
+    assert reasons["d4"] == ("duplicate", "duplicate of https://maya.example/3")
+    assert rejected.filter(pl.col("id") == "d4")["duplicate_of"].to_list() == ["d3"]
     assert cleaned["id"].to_list() == ["d3"]
 
 
@@ -126,3 +127,81 @@ def test_language_length_and_hashes_are_recorded() -> None:
 def test_cleaning_is_deterministic() -> None:
     items = [("Some **text** with a https://x.org/link and more words here.", "article")]
     assert clean_frame(frame(items))[0].equals(clean_frame(frame(items))[0])
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [
+        '"tool run -- <path>" lost the path',
+        "Pass <file> and <your-token> to it",
+        "x < y > z, and 3 <4> 5",
+        "a <b> c, with no closing tag anywhere",
+        "Replace <title> with yours, then cp <source> <target> and read <input>",
+        "MAX_RETRIES and __init__ and a*b*c and 2**3**4 stay",
+        "pass **kwargs and **opts along",
+        r"C:\Users\maya and the regex \d+ and \*literal\* stay",
+        "Family 👨‍👩‍👧‍👦, flag 🏳️‍🌈 and می\u200cخواهم keep their joiners",
+        "#hashtag is not a heading",
+    ],
+)
+def test_text_that_is_not_markup_stays_character_for_character(kept: str) -> None:
+    assert kept in clean(f"{kept}\n\nAnother line so this is long enough.")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('<p class="lead">One</p> <span>two</span>', "One two"),
+        ("x<sup>2</sup> and H<sub>2</sub>O", "x2 and H2O"),
+        ("<b>bold</b>, <I>shouting</I>, <em>em</em>", "bold, shouting, em"),
+        ("line<br>break<BR/>and<hr>rule<wbr>", "line\nbreak\nandrule\n"),
+        ('an <img src="x.png" alt="a"> image <a href="u">link</a>', "an image link"),
+        ("a <!-- hidden\nnote --> comment", "a comment"),
+        ("&lt;b&gt; stays text &amp; so does &lt;path&gt;", "<b> stays text & so does <path>"),
+        (
+            "[`f()`](https://x.org/a_(b)) and **`code`** and <https://x.org/page>",
+            "`f()` and `code` and x.org",
+        ),
+    ],
+)
+def test_html_markup_and_markdown_marks_are_removed(raw: str, expected: str) -> None:
+    assert clean(raw + "\n\nAnd a sentence long enough to keep the document.").startswith(expected)
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        "`<b>x</b>`",
+        "`a**b**c`",
+        "`https://x.org/a?b=1`",
+        "`&amp; &lt;`",
+        "`a  b\tc`",
+        "``a ` b``",
+        "`[x](y)`",
+        "`<!-- not a comment -->`",
+    ],
+)
+def test_inline_code_is_kept_exactly(span: str) -> None:
+    text = clean(f"Run {span} now, <b>really</b>.\n\nAnd a sentence long enough to keep the document.")
+    assert text.startswith(f"Run {span} now, really.")
+
+
+def test_fenced_code_keeps_lines_that_look_like_boilerplate_or_headings() -> None:
+    code = "```\n# Copyright 2025 Maya\n## not a heading\nshare this = 1\n```"
+    assert code in clean(f"Some prose first.\n\n{code}\n\nSome prose after.")
+
+
+def test_the_docstring_lists_what_cleaning_removes() -> None:
+    from llm_twin_assets.features import cleaning
+
+    doc = cleaning.__doc__ or ""
+    for rule in (
+        "control characters",
+        "HTML markup",
+        "entities",
+        "heading marks",
+        "bold",
+        "URL",
+        "boilerplate",
+    ):
+        assert rule in doc
