@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.records import KINDS
 from llm_twin_assets.settings import TwinSettings, get_settings
 from llm_twin_assets.store.database import Database, open_database
 from llm_twin_assets.store.vectors import nearest
@@ -51,8 +54,13 @@ class Retriever:
     ) -> list[SearchHit]:
         if not query.strip():
             raise TwinError("the search query is empty")
+        unknown_kinds = sorted(set(kinds or ()) - set(KINDS))
+        if unknown_kinds:
+            raise TwinError(f"unknown kind(s) {', '.join(unknown_kinds)}: use {', '.join(KINDS)}")
         vector = self.embed(query)
         with self.database.connect() as conn:
+            if author is not None:
+                require_author(conn, author)
             neighbours = nearest(conn, vector, k=k, author=author, kinds=kinds, dim=self.dim)
             documents = dict(
                 (row[0], (row[1], row[2]))
@@ -75,6 +83,17 @@ class Retriever:
             for n in neighbours
             if n.document_id in documents
         ]
+
+
+def require_author(conn: psycopg.Connection, author: str) -> None:
+    """An author the store does not know is an error that names it (not an empty result)."""
+    if conn.execute("SELECT 1 FROM authors WHERE slug = %s", (author,)).fetchone():
+        return
+    known = [r[0] for r in conn.execute("SELECT slug FROM authors ORDER BY slug LIMIT 20").fetchall()]
+    raise TwinError(
+        f"unknown author {author!r}: the store has "
+        + (f"{', '.join(known)}" if known else "no authors yet (materialize raw_documents first)")
+    )
 
 
 _RETRIEVERS: dict[tuple[str | None, str, str], Retriever] = {}

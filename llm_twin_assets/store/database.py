@@ -20,12 +20,18 @@ from llm_twin_assets.errors import ConfigError, StoreError
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store import embedded, migrations
 
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]+@")
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]+@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']\S*)", re.IGNORECASE)
 
 
 def redact(url: str) -> str:
-    """The URL with any password replaced, fit for logs and error messages."""
-    return _PASSWORD.sub(r"\1***@", url)
+    """The connection string with any password replaced, fit for logs and error messages, in every form
+    libpq takes: ``postgresql://user:secret@host``, ``...?password=secret`` and ``host=h password=secret``
+    (quoted values too)."""
+    if "://" in url:
+        return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
+    return _KEYWORD_PASSWORD.sub(r"\1***", url)
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,51 @@ def open_database(settings: TwinSettings, *, sql_dir: Path | None = None) -> Dat
         _ensure_pgvector(conn, url, setting)
     with database.connect(autocommit=True) as conn:
         migrations.apply(conn, sql_dir or migrations.default_sql_dir())
+        ensure_dimension(conn, settings.embedding_dim, url, setting)
     return database
+
+
+MAX_INDEXED_DIM = 4000  # pgvector's HNSW index over halfvec
+
+
+def stored_dimension(conn: psycopg.Connection) -> int | None:
+    """The dimension of ``chunks.embedding`` as the schema declares it."""
+    row = conn.execute(
+        "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+    ).fetchone()
+    return int(row[0]) if row and row[0] and row[0] > 0 else None
+
+
+def ensure_dimension(conn: psycopg.Connection, dim: int, url: str, setting: str) -> None:
+    """Make ``chunks.embedding`` hold ``dim`` dimensions: re-declared (with its index) while no chunk is
+    embedded yet; otherwise a mismatch is an error naming both dimensions (nothing is changed)."""
+    if stored_dimension(conn) == dim:
+        return
+    if not 1 <= dim <= MAX_INDEXED_DIM:
+        raise ConfigError(
+            "LLM_TWIN_EMBEDDING_DIM", f"is {dim}", f"use a dimension between 1 and {MAX_INDEXED_DIM}"
+        )
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (migrations.LOCK_KEY,))
+        current = stored_dimension(conn)
+        if current == dim:
+            return
+        embedded = conn.execute("SELECT count(*) FROM chunks WHERE embedding IS NOT NULL").fetchone()
+        if embedded and embedded[0]:
+            raise ConfigError(
+                "LLM_TWIN_EMBEDDING_DIM",
+                f"is {dim}, but the store at {redact(url)} ({setting}) holds {embedded[0]:,} embeddings of "
+                f"{current} dimensions",
+                f"set LLM_TWIN_EMBEDDING_DIM={current} (and a model of that dimension), or point "
+                f"{setting} at a fresh store for the new model",
+            )
+        # No vectors yet: declare the column (and its half-precision HNSW index) for this dimension.
+        conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw")
+        conn.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({dim})")
+        conn.execute(
+            f"CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw ((embedding::halfvec({dim}))"
+            " halfvec_cosine_ops) WITH (m = 16, ef_construction = 128)"
+        )
 
 
 def _ensure_pgvector(conn: psycopg.Connection, url: str, setting: str) -> None:

@@ -6,6 +6,7 @@ Every write for one author is one transaction; only what changed is read and rew
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -37,25 +38,128 @@ CLEANED_COLUMNS = (
     "n_chars",
     "metadata",
 )
-CHUNK_COLUMNS = ("id", "document_id", "author", "kind", "ordinal", "content", "content_hash", "n_tokens")
+CHUNK_COLUMNS = (
+    "id",
+    "document_id",
+    "author",
+    "kind",
+    "ordinal",
+    "content",
+    "content_hash",
+    "n_tokens",
+    "char_start",
+    "char_end",
+)
+REJECTED_SCHEMA = {
+    "id": pl.String,
+    "url": pl.String,
+    "kind": pl.String,
+    "raw_content_hash": pl.String,
+    "reason": pl.String,  # duplicate | empty | damaged | unknown_kind
+    "detail": pl.String,
+    "duplicate_of": pl.String,  # the kept document a duplicate repeats
+    "clean_hash": pl.String,
+}
+REJECTION_COLUMNS = ("author", *REJECTED_SCHEMA)
+# A cleaned row is rewritten only when what it was made from, or what it says, changed; cleaned_at
+# then says when its content last changed.
+_CLEANED_COMPARED = ("raw_content_hash", "kind", "title", "content_hash")
+_CLEANED_ON_UPDATE = {
+    "updated_at": "now()",
+    "cleaned_at": "CASE WHEN cleaned_documents.content_hash IS DISTINCT FROM EXCLUDED.content_hash"
+    " THEN now() ELSE cleaned_documents.cleaned_at END",
+}
 
 
 def raw_needing_cleaning(conn: psycopg.Connection, author: str) -> pl.DataFrame:
-    """Raw documents with no cleaned row, or whose raw content changed since they were cleaned."""
+    """Raw documents not judged yet, or whose content, kind or title changed since they were.
+
+    A rejected document is judged again only when its raw content or kind changed, or, for a duplicate,
+    when the document it repeated changed or is gone: a re-run cleans nothing."""
     rows = conn.execute(
         "SELECT r.id, r.author, r.url, r.kind, r.title, r.content, r.content_hash FROM raw_documents r"
         " LEFT JOIN cleaned_documents c ON c.id = r.id"
-        " WHERE r.author = %s AND (c.id IS NULL OR c.raw_content_hash <> r.content_hash) ORDER BY r.id",
+        " LEFT JOIN cleaning_rejections j ON j.id = r.id"
+        " LEFT JOIN cleaned_documents o ON o.id = j.duplicate_of"
+        " WHERE r.author = %s AND CASE"
+        "  WHEN c.id IS NOT NULL THEN c.raw_content_hash <> r.content_hash OR c.kind <> r.kind"
+        "   OR c.title IS DISTINCT FROM r.title"
+        "  WHEN j.id IS NOT NULL THEN j.raw_content_hash <> r.content_hash OR j.kind <> r.kind"
+        "   OR (j.reason = 'duplicate' AND o.content_hash IS DISTINCT FROM j.clean_hash)"
+        "  ELSE true END"
+        " ORDER BY r.id",
         (author,),
     ).fetchall()
     return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
 
 
+@dataclass
+class CleanedWrite:
+    result: UpsertResult
+    removed: int
+    """Cleaned rows (and so their chunks) of documents rejected now."""
+    rejected: pl.DataFrame
+    """This run's rejections (REJECTED_SCHEMA), duplicates of stored documents included."""
+
+
 def write_cleaned(
-    conn: psycopg.Connection, cleaned: pl.DataFrame, rejected_ids: Sequence[str]
-) -> tuple[UpsertResult, int]:
-    """Upsert cleaned rows; remove cleaned rows (and so their chunks) of documents rejected now."""
+    conn: psycopg.Connection,
+    author: str,
+    judged: Sequence[str],
+    cleaned: pl.DataFrame,
+    rejected: pl.DataFrame,
+) -> CleanedWrite:
+    """Store the verdicts on the ``judged`` raw documents, in one transaction.
+
+    A kept document whose cleaned text an already stored document of the author holds is a duplicate
+    of that one (the stored document wins; documents judged now are compared among themselves by the
+    cleaner). Kept rows are upserted and lose any old rejection; rejected ones lose their cleaned row
+    and record why. Unchanged verdicts write nothing."""
     with conn.transaction():
+        stored: dict[str, str] = dict(
+            conn.execute(
+                "SELECT content_hash, id FROM cleaned_documents WHERE author = %s"
+                " AND content_hash = ANY(%s) AND NOT (id = ANY(%s)) ORDER BY url DESC",
+                (author, cleaned["content_hash"].to_list(), list(judged)),
+            ).fetchall()
+        )
+        if stored:
+            urls: dict[str, str] = dict(
+                conn.execute(
+                    "SELECT id, url FROM cleaned_documents WHERE id = ANY(%s)", (list(stored.values()),)
+                ).fetchall()
+            )
+            details = {h: f"duplicate of {urls[i]}" for h, i in stored.items()}
+            repeats = cleaned.filter(pl.col("content_hash").is_in(list(stored)))
+            # A duplicate, judged now, of a document that turns out to repeat a stored one: it repeats that.
+            restated = pl.col("clean_hash").is_in(list(stored))
+            rejected = rejected.with_columns(
+                pl.when(restated)
+                .then(pl.col("clean_hash").replace(details))
+                .otherwise(pl.col("detail"))
+                .alias("detail"),
+                pl.when(restated)
+                .then(pl.col("clean_hash").replace(stored))
+                .otherwise(pl.col("duplicate_of"))
+                .alias("duplicate_of"),
+            )
+            rejected = pl.concat(
+                [
+                    rejected,
+                    repeats.select(
+                        "id",
+                        "url",
+                        "kind",
+                        "raw_content_hash",
+                        pl.lit("duplicate").alias("reason"),
+                        pl.col("content_hash").replace_strict(details).alias("detail"),
+                        pl.col("content_hash").replace_strict(stored).alias("duplicate_of"),
+                        pl.col("content_hash").alias("clean_hash"),
+                    ),
+                ],
+                how="vertical_relaxed",
+            )
+            cleaned = cleaned.filter(~pl.col("content_hash").is_in(list(stored)))
         rows = (
             (
                 r["id"],
@@ -72,22 +176,53 @@ def write_cleaned(
             )
             for r in cleaned.iter_rows(named=True)
         )
-        result = bulk_upsert(conn, "cleaned_documents", CLEANED_COLUMNS, rows, compare="raw_content_hash")
+        result = bulk_upsert(
+            conn,
+            "cleaned_documents",
+            CLEANED_COLUMNS,
+            rows,
+            compare=_CLEANED_COMPARED,
+            on_update=_CLEANED_ON_UPDATE,
+        )
+        conn.execute("DELETE FROM cleaning_rejections WHERE id = ANY(%s)", (cleaned["id"].to_list(),))
         removed = conn.execute(
-            "DELETE FROM cleaned_documents WHERE id = ANY(%s)", (list(rejected_ids),)
+            "DELETE FROM cleaned_documents WHERE id = ANY(%s)", (rejected["id"].to_list(),)
         ).rowcount
-    return result, removed
+        bulk_upsert(
+            conn,
+            "cleaning_rejections",
+            REJECTION_COLUMNS,
+            ((author, *(r[c] for c in REJECTED_SCHEMA)) for r in rejected.iter_rows(named=True)),
+            compare=None,
+            update=[c for c in REJECTION_COLUMNS if c != "id"],
+            on_update={"rejected_at": "now()"},
+        )
+    return CleanedWrite(result, removed, rejected)
+
+
+def rejections_of(conn: psycopg.Connection, author: str) -> dict[str, int]:
+    """How many of the author's raw documents cleaning rejected, by reason."""
+    return dict(
+        conn.execute(
+            "SELECT reason, count(*) FROM cleaning_rejections WHERE author = %s GROUP BY reason ORDER BY reason",
+            (author,),
+        ).fetchall()
+    )
 
 
 def documents_needing_chunks(
-    conn: psycopg.Connection, author: str, key_of: Callable[[str], str]
+    conn: psycopg.Connection, author: str, key_of: Callable[[str, str], str]
 ) -> list[tuple[str, str, str, str]]:
-    """(id, kind, content, chunks_key) of documents whose chunks are missing or stale."""
+    """(id, kind, content, chunks_key) of documents whose chunks are missing or stale.
+
+    ``key_of(content_hash, kind)`` names what the chunks are made from (with the chunking settings)."""
     current = conn.execute(
-        "SELECT id, content_hash, chunks_key FROM cleaned_documents WHERE author = %s", (author,)
+        "SELECT id, content_hash, kind, chunks_key FROM cleaned_documents WHERE author = %s", (author,)
     ).fetchall()
     stale = {
-        doc_id: key_of(content_hash) for doc_id, content_hash, key in current if key != key_of(content_hash)
+        doc_id: key_of(content_hash, kind)
+        for doc_id, content_hash, kind, key in current
+        if key != key_of(content_hash, kind)
     }
     if not stale:
         return []
@@ -103,7 +238,7 @@ def replace_chunks(
     """Make ``chunks`` the chunks of ``documents`` (id, kind, key), in one transaction.
 
     Chunks a document no longer has are deleted first (a new chunk may take an old one's ordinal);
-    unchanged chunks keep their rows and their embeddings.
+    unchanged chunks keep their rows and their embeddings (a kind change rewrites the row, not the vector).
     """
     kinds = {doc_id: kind for doc_id, kind, _ in documents}
     with conn.transaction():
@@ -112,14 +247,32 @@ def replace_chunks(
             ([d for d, _, _ in documents], [c.id for c in chunks]),
         ).rowcount
         rows = (
-            (c.id, c.document_id, author, kinds[c.document_id], c.ordinal, c.text, c.content_hash, c.n_tokens)
+            (
+                c.id,
+                c.document_id,
+                author,
+                kinds[c.document_id],
+                c.ordinal,
+                c.text,
+                c.content_hash,
+                c.n_tokens,
+                c.start,
+                c.end,
+            )
             for c in chunks
         )
-        result = bulk_upsert(conn, "chunks", CHUNK_COLUMNS, rows)
+        result = bulk_upsert(
+            conn,
+            "chunks",
+            CHUNK_COLUMNS,
+            rows,
+            compare=("content_hash", "kind", "char_start", "char_end"),
+            on_update={"updated_at": "now()"},
+        )
         with conn.cursor() as cur:
             cur.executemany(
-                "UPDATE cleaned_documents SET chunks_key = %s WHERE id = %s",
-                [(key, doc_id) for doc_id, _, key in documents],
+                "UPDATE cleaned_documents SET chunks_key = %s WHERE id = %s AND chunks_key IS DISTINCT FROM %s",
+                [(key, doc_id, key) for doc_id, _, key in documents],
             )
     return result, removed
 
@@ -155,7 +308,8 @@ def write_embeddings(
             for chunk_id, vector in zip(ids, vectors, strict=True):
                 copy.write_row((chunk_id, vector))
         return conn.execute(
-            "UPDATE chunks c SET embedding = s.embedding, embedding_model = %s FROM _stage_embeddings s"
+            "UPDATE chunks c SET embedding = s.embedding, embedding_model = %s, updated_at = now()"
+            " FROM _stage_embeddings s"
             " WHERE c.id = s.id",
             (model,),
         ).rowcount

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import psycopg
@@ -17,7 +18,7 @@ import psycopg
 from llm_twin_assets.errors import MigrationError
 
 _FILE = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
-_LOCK_KEY = 0x7417_0001  # arbitrary, constant: "llm twin migrations"
+LOCK_KEY = 0x7417_0001  # arbitrary, constant: "llm twin migrations"
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ class Migration:
 
 
 def default_sql_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "sql"
+    """The schema files shipped inside the package (``llm_twin_assets/sql``, a link to the repository's
+    top-level ``sql/`` that a wheel or a container install carries as plain files)."""
+    return Path(str(resources.files("llm_twin_assets") / "sql"))
 
 
 def discover(sql_dir: Path) -> list[Migration]:
@@ -67,7 +70,7 @@ def apply(conn: psycopg.Connection, sql_dir: Path) -> list[str]:
     done_now: list[str] = []
     for migration in pending:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             conn.execute(
                 """CREATE TABLE IF NOT EXISTS schema_migrations (
                        version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,

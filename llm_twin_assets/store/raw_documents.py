@@ -1,8 +1,16 @@
 """Writing an author's crawl into ``raw_documents``: one transaction per author (partition).
 
 Rows are keyed by (author, canonical URL); an unchanged page writes nothing, a changed one replaces
-exactly its row. Rows whose link left the links file are removed, and so are rows a link no longer
-yields (a file gone from a drafts folder); rows of links that failed this time are kept as they are.
+exactly its row (content, kind, title or source link). The removal policy, the one users can trust:
+
+- a document leaves the store when its links file no longer names the link it came from;
+- or when its source says it is gone on ``remove_after_gone`` consecutive crawls: the link answered
+  HTTP 404/410 (or a local file is deleted), or a link whose answer lists everything it holds (a drafts
+  folder, a LinkedIn export, an article page, a repository) no longer lists it;
+- a feed that no longer lists an old post never removes it (a feed shows only its newest entries), and a
+  link that failed for any other reason (timeouts, 5xx) keeps its rows as they are.
+
+Any crawl that finds a document again clears its gone count.
 """
 
 from __future__ import annotations
@@ -16,7 +24,20 @@ from psycopg.types.json import Jsonb
 from llm_twin_assets.records import CrawlOutcome, content_hash, document_id
 from llm_twin_assets.store.upsert import bulk_upsert
 
-COLUMNS = ("id", "author", "url", "kind", "title", "content", "content_hash", "metadata")
+COLUMNS = ("id", "author", "url", "kind", "title", "content", "content_hash", "source_link", "metadata")
+# What makes a stored row out of date. Crawl details in metadata (attempts, redirects) change on every
+# crawl and do not count: a re-crawl of unchanged pages writes nothing.
+COMPARED = ("content_hash", "kind", "title", "source_link")
+ON_UPDATE = {
+    "updated_at": "now()",
+    "fetched_at": "CASE WHEN raw_documents.content_hash IS DISTINCT FROM EXCLUDED.content_hash"
+    " THEN now() ELSE raw_documents.fetched_at END",
+    "gone_crawls": "0",
+    "gone_since": "NULL",
+}
+# Feed entries a feed link listed (not an article that fell back to its site's feed): a feed's silence
+# about them says nothing, and a feed link that is gone does not make its posts gone.
+_LISTED_BY_FEED = "(metadata->>'via' = 'feed' AND metadata->>'fallback_reason' IS NULL)"
 
 
 @dataclass
@@ -26,6 +47,10 @@ class IngestSummary:
     unchanged: Counter[str] = field(default_factory=Counter)
     removed: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
+    removal_reasons: Counter[str] = field(default_factory=Counter)
+    """'unlisted' (the links file no longer names its link) and 'gone' (its source said so, again)."""
+    gone_pending: int = 0
+    """Documents the source said are gone this crawl, kept until the gone count reaches the limit."""
 
     @property
     def written(self) -> int:
@@ -48,8 +73,16 @@ class IngestSummary:
 
 
 def store_crawl(
-    conn: psycopg.Connection, slug: str, name: str, links_sha256: str, links: list[str], outcome: CrawlOutcome
+    conn: psycopg.Connection,
+    slug: str,
+    name: str,
+    links_sha256: str,
+    links: list[str],
+    outcome: CrawlOutcome,
+    *,
+    remove_after_gone: int = 2,
 ) -> IngestSummary:
+    """Upsert the crawl's documents and apply the removal policy, in one transaction."""
     summary = IngestSummary()
     for failure in outcome.failures:
         summary.failed[failure.kind or "unknown"] += 1
@@ -75,10 +108,11 @@ def store_crawl(
                     doc.title,
                     doc.content,
                     content_hash(doc.content),
+                    doc.source_link,
                     Jsonb(metadata),
                 )
             )
-        result = bulk_upsert(conn, "raw_documents", COLUMNS, rows)
+        result = bulk_upsert(conn, "raw_documents", COLUMNS, rows, compare=COMPARED, on_update=ON_UPDATE)
         for row_id in result.inserted:
             summary.new[kinds[row_id]] += 1
         for row_id in result.updated:
@@ -87,13 +121,32 @@ def store_crawl(
         for row_id, kind in kinds.items():
             if row_id not in written:
                 summary.unchanged[kind] += 1
-        # Prune: links gone from the file, and what a link that answered no longer yields.
+        found = list(kinds)
+        conn.execute(  # found again: whatever the source said before no longer holds
+            "UPDATE raw_documents SET gone_crawls = 0, gone_since = NULL"
+            " WHERE author = %s AND id = ANY(%s) AND gone_crawls > 0",
+            (slug, found),
+        )
+        for (kind,) in conn.execute(
+            "DELETE FROM raw_documents WHERE author = %s AND NOT (id = ANY(%s))"
+            " AND (source_link IS NULL OR NOT (source_link = ANY(%s))) RETURNING kind",
+            (slug, found, links),
+        ).fetchall():
+            summary.removed[kind] += 1
+            summary.removal_reasons["unlisted"] += 1
+        gone_links = sorted({f.link for f in outcome.failures if f.gone})
+        struck = conn.execute(
+            "UPDATE raw_documents SET gone_crawls = gone_crawls + 1, gone_since = coalesce(gone_since, now())"
+            f" WHERE author = %s AND NOT (id = ANY(%s)) AND ((source_link = ANY(%s) AND NOT {_LISTED_BY_FEED})"
+            "  OR source_link = ANY(%s)) RETURNING id",
+            (slug, found, gone_links, sorted(outcome.complete_links)),
+        ).fetchall()
         removed = conn.execute(
-            "DELETE FROM raw_documents WHERE author = %s AND NOT (id = ANY(%s)) AND ("
-            " NOT (metadata->>'source_link' = ANY(%s)) OR metadata->>'source_link' = ANY(%s))"
-            " RETURNING kind",
-            (slug, list(kinds), links, sorted(outcome.crawled_links)),
+            "DELETE FROM raw_documents WHERE author = %s AND id = ANY(%s) AND gone_crawls >= %s RETURNING kind",
+            (slug, [r[0] for r in struck], remove_after_gone),
         ).fetchall()
         for (kind,) in removed:
             summary.removed[kind] += 1
+            summary.removal_reasons["gone"] += 1
+        summary.gone_pending = len(struck) - len(removed)
     return summary

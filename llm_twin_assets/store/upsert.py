@@ -6,7 +6,7 @@ so re-running over unchanged input writes nothing. Everything happens in the cal
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -31,18 +31,21 @@ def bulk_upsert(
     rows: Iterable[Sequence[object]],
     *,
     key: str = "id",
-    compare: str | None = "content_hash",
+    compare: str | Sequence[str] | None = "content_hash",
     update: Sequence[str] | None = None,
+    on_update: Mapping[str, str] | None = None,
 ) -> UpsertResult:
-    """Insert new rows and update those whose ``compare`` column changed; return what happened.
+    """Insert new rows and update those whose ``compare`` column(s) changed; return what happened.
 
     ``update`` lists the columns rewritten on conflict (default: every column but the key). With
     ``compare=None`` a conflicting row is rewritten only when any of the update columns differ.
+    ``on_update`` sets more columns, only on rows that are rewritten, to SQL expressions written in
+    code (e.g. ``{"updated_at": "now()"}``): timestamps move only when something really changed.
     """
     if key not in columns:
         raise ValueError(f"key column {key!r} must be among the columns {list(columns)}")
     with conn.transaction():  # a savepoint inside the caller's transaction, or a transaction of its own
-        return _bulk_upsert(conn, table, columns, rows, key, compare, update)
+        return _bulk_upsert(conn, table, columns, rows, key, compare, update, on_update or {})
 
 
 def _bulk_upsert(
@@ -51,8 +54,9 @@ def _bulk_upsert(
     columns: Sequence[str],
     rows: Iterable[Sequence[object]],
     key: str,
-    compare: str | None,
+    compare: str | Sequence[str] | None,
     update: Sequence[str] | None,
+    on_update: Mapping[str, str],
 ) -> UpsertResult:
     update_cols = [c for c in (update if update is not None else columns) if c != key]
     stage = sql.Identifier(f"_stage_{table}")
@@ -77,13 +81,13 @@ def _bulk_upsert(
     if total == 0:
         return UpsertResult()
 
-    if compare is not None:
-        changed = sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(t=target, c=sql.Identifier(compare))
-    else:
-        changed = sql.SQL(" OR ").join(
-            sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(t=target, c=sql.Identifier(c))
-            for c in update_cols
-        )
+    compared = update_cols if compare is None else [compare] if isinstance(compare, str) else list(compare)
+    changed = sql.SQL(" OR ").join(
+        sql.SQL("{t}.{c} IS DISTINCT FROM EXCLUDED.{c}").format(t=target, c=sql.Identifier(c))
+        for c in compared
+    )
+    sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in update_cols]
+    sets += [sql.SQL("{c} = {e}").format(c=sql.Identifier(c), e=sql.SQL(e)) for c, e in on_update.items()]
     query = sql.SQL(
         # DISTINCT ON: a key twice in one batch would otherwise abort the whole statement.
         "INSERT INTO {target} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {stage} "
@@ -94,9 +98,7 @@ def _bulk_upsert(
         cols=cols,
         stage=stage,
         key=sql.Identifier(key),
-        sets=sql.SQL(", ").join(
-            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in update_cols
-        ),
+        sets=sql.SQL(", ").join(sets),
         changed=changed,
     )
     result = UpsertResult()

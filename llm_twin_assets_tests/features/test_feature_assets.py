@@ -167,8 +167,9 @@ def test_an_embedding_model_of_another_dimension_refuses_and_writes_nothing(
     result = run("maya")
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
-    assert "LLM_TWIN_EMBEDDING_MODEL" in failure.step_failure_data.error.message  # type: ignore[union-attr]
-    assert "768-d" in failure.step_failure_data.error.message  # type: ignore[union-attr]
+    message = failure.step_failure_data.error.message  # type: ignore[union-attr]
+    # Refused when the store is opened, before anything is read or written: the setting and both sizes.
+    assert message.startswith("LLM_TWIN_EMBEDDING_DIM: is 768") and "of 384 dimensions" in message
     assert chunk_state(seeded, "maya") == before
 
 
@@ -187,7 +188,17 @@ def test_search_from_the_command_line_as_json(seeded: Database) -> None:
     assert len(hits) == 2
     assert {"chunk_id", "document_url", "score", "text"} <= set(hits[0])
     assert hits[0]["document_url"] == "https://maya.example/sourdough"
-    plain = subprocess.run(
+    nobody = subprocess.run(
         [LLM_TWIN, "search", "bread", "--author", "nobody"], capture_output=True, text=True, env=env
     )
-    assert plain.returncode == 0 and "no results" in plain.stdout
+    assert nobody.returncode == 2 and "Traceback" not in nobody.stderr
+    assert (
+        nobody.stderr.startswith("error: unknown author 'nobody': the store has ") and "maya" in nobody.stderr
+    )
+    kind = subprocess.run(
+        [LLM_TWIN, "search", "bread", "--author", "maya", "--kind", "tweet"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert kind.returncode == 2 and "unknown kind(s) tweet: use article, post, repository" in kind.stderr

@@ -22,7 +22,7 @@ def raw_row(author: str, url: str, content: str, kind: str = "article") -> tuple
 
 
 def upsert_raw(conn: psycopg.Connection, rows: list[tuple[object, ...]]) -> UpsertResult:
-    return bulk_upsert(conn, "raw_documents", RAW_COLUMNS, rows)
+    return bulk_upsert(conn, "raw_documents", RAW_COLUMNS, rows, compare=("content_hash", "kind", "title"))
 
 
 def seed_chunks(

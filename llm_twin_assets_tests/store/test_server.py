@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,7 +73,11 @@ def test_a_data_home_that_cannot_be_created_names_the_setting(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "url",
-    ["postgresql://nobody:secret@127.0.0.1:1/x", "postgresql://postgres:@/nodb?host=/nonexistent-socket-dir"],
+    [
+        "postgresql://nobody:secret@127.0.0.1:1/x",
+        "postgresql://postgres:@/nodb?host=/nonexistent-socket-dir",
+        "host=127.0.0.1 port=1 user=nobody password=secret dbname=x",  # libpq's keyword form
+    ],
 )
 def test_an_unreachable_database_url_names_the_setting_and_hides_the_password(url: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -134,7 +139,102 @@ def test_an_external_url_is_used_as_is_with_no_code_change(
         ("postgresql://u:pa:ss@h/db", "postgresql://u:***@h/db"),
         ("postgresql://postgres:@/postgres?host=/tmp", "postgresql://postgres:@/postgres?host=/tmp"),
         ("postgresql://u@h/db", "postgresql://u@h/db"),
+        ("host=h password=hunter2 dbname=x", "host=h password=*** dbname=x"),
+        ("host=h password = 'hun ter\\'2' dbname=x", "host=h password = *** dbname=x"),
+        ("host=h PASSWORD=hunter2", "host=h PASSWORD=***"),
+        (
+            "postgresql://h/db?user=u&password=hunter2&sslmode=require",
+            "postgresql://h/db?user=u&password=***&sslmode=require",
+        ),
     ],
 )
 def test_redact(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_db_status_on_a_database_without_pgvector_or_schema_says_so_in_a_few_lines(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    from llm_twin_assets_tests.test_cli import run
+
+    result = run("db", "status", home=tmp_path, LLM_TWIN_DATABASE_URL=fresh_database_url)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) < 12, result.stdout
+    assert "pgvector:     not installed" in result.stdout
+    assert "problem:      the schema is not applied (run `llm-twin db start`)" in result.stdout
+
+
+def test_the_vector_column_follows_the_dimension_setting_until_vectors_are_stored(
+    fresh_database_url: str,
+) -> None:
+    from llm_twin_assets_tests.store.helpers import seed_chunks, unit_vectors
+
+    def declared(url: str) -> tuple[str, str]:
+        with psycopg.connect(url) as conn:
+            column = conn.execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+            ).fetchone()
+            index = conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw'"
+            ).fetchone()
+        assert column is not None and index is not None
+        return column[0], index[0]
+
+    database = open_database(get_settings(database_url=fresh_database_url, embedding_dim=8))
+    column, index = declared(fresh_database_url)
+    assert column == "vector(8)" and "halfvec(8)" in index  # created for the setting: empty store
+    with database.connect() as conn:
+        seed_chunks(conn, unit_vectors(3, dim=8), ["maya"] * 3)
+    with pytest.raises(ConfigError) as err:
+        open_database(get_settings(database_url=fresh_database_url, embedding_dim=384))
+    message = str(err.value)
+    assert message.startswith("LLM_TWIN_EMBEDDING_DIM: is 384") and "3 embeddings of 8 dimensions" in message
+    assert declared(fresh_database_url)[0] == "vector(8)"  # nothing was changed
+    assert open_database(get_settings(database_url=fresh_database_url, embedding_dim=8)).embedded is False
+
+
+def test_an_installed_wheel_carries_the_schema(tmp_path: Path) -> None:
+    """The schema files travel inside the package: an install from the wheel (no repository) finds them."""
+    import site
+    import zipfile
+
+    root = Path(__file__).resolve().parents[2]
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    [wheel] = tmp_path.glob("llm_twin-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {f"llm_twin_assets/sql/{m.path.name}" for m in discover(default_sql_dir())}
+    assert shipped and shipped <= names
+    target = tmp_path / "installed"
+    zipfile.ZipFile(wheel).extractall(target)
+    # No site processing: the editable install of this checkout is not on the path, only the wheel's copy.
+    env = {"PYTHONPATH": os.pathsep.join([str(target), *site.getsitepackages()]), "PATH": os.environ["PATH"]}
+    code = (
+        "import llm_twin_assets.store.migrations as m; d = m.default_sql_dir(); "
+        "print(d); print(len(m.discover(d)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    folder, count = out.stdout.split()
+    assert folder.startswith(str(target)) and int(count) == len(shipped)

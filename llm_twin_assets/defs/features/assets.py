@@ -3,11 +3,13 @@
 import time
 
 import dagster as dg
+import polars as pl
 
 from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
+from llm_twin_assets.store.data_versions import data_version
 
 
 class ChunkingConfig(dg.Config):
@@ -28,34 +30,40 @@ class ChunkingConfig(dg.Config):
 )
 def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
     from llm_twin_assets.features.cleaning import clean_frame
-    from llm_twin_assets.store.features import raw_needing_cleaning, write_cleaned
+    from llm_twin_assets.store.features import raw_needing_cleaning, rejections_of, write_cleaned
 
     author = context.partition_key
     start = time.perf_counter()
     with clear_failures(), store.database().connect() as conn:
         raw = raw_needing_cleaning(conn, author)
         cleaned, rejected = clean_frame(raw)
-        result, removed = write_cleaned(conn, cleaned, rejected["id"].to_list())
+        written = write_cleaned(conn, author, raw["id"].to_list(), cleaned, rejected)
         total = conn.execute("SELECT count(*) FROM cleaned_documents WHERE author = %s", (author,)).fetchone()
+        rejections = rejections_of(conn, author)
+        version = data_version(conn, "cleaned_documents", author)
+    rejected = written.rejected
+    kept = cleaned.filter(~pl.col("id").is_in(rejected["id"].to_list()))
     for row in rejected.iter_rows(named=True):
-        context.log.warning(f"not kept: {row['url']}: {row['reason']}")
+        context.log.warning(f"not kept: {row['url']}: {row['detail']}")
     seconds = time.perf_counter() - start
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
         metadata={
-            "changed_raw_documents": raw.height,
-            "written": result.written,
+            "judged_raw_documents": raw.height,
+            "written": written.result.written,
             "rejected": rejected.height,
-            "removed": removed,
+            "removed": written.removed,
             "documents": int(total[0]) if total else 0,
-            "by_kind": dg.MetadataValue.json(dict(cleaned.group_by("kind").len().iter_rows())),
-            "languages": dg.MetadataValue.json(dict(cleaned.group_by("language").len().iter_rows())),
-            "truncated": int(cleaned["truncated"].sum()) if cleaned.height else 0,
+            "rejected_total": dg.MetadataValue.json(rejections),
+            "by_kind": dg.MetadataValue.json(dict(kept.group_by("kind").len().iter_rows())),
+            "languages": dg.MetadataValue.json(dict(kept.group_by("language").len().iter_rows())),
+            "truncated": int(kept["truncated"].sum()) if kept.height else 0,
             "rejections": dg.MetadataValue.json(
-                [f"{r['url']}: {r['reason']}" for r in rejected.iter_rows(named=True)]
+                [f"{r['url']}: {r['detail']}" for r in rejected.iter_rows(named=True)]
             ),
             "seconds": round(seconds, 3),
             "documents_per_s": round(raw.height / seconds, 1) if seconds else 0.0,
-        }
+        },
     )
 
 
@@ -70,7 +78,12 @@ def chunks(
     context: dg.AssetExecutionContext, config: ChunkingConfig, store: StoreResource, models: ModelsResource
 ) -> dg.MaterializeResult:
     from llm_twin_assets.charts import histogram_markdown
-    from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
+    from llm_twin_assets.features.chunking import (
+        CHUNKER_VERSION,
+        ChunkingOptions,
+        chunk_document,
+        token_counter,
+    )
     from llm_twin_assets.records import stable_id
     from llm_twin_assets.store.features import documents_needing_chunks, replace_chunks
 
@@ -83,11 +96,14 @@ def chunks(
             target_tokens=config.target_tokens,
             overlap_tokens=config.overlap_tokens,
         )
-        signature = f"{options}|{embedder.tokenizer.name_or_path}|{len(embedder.tokenizer)}"
+        # Part of every document's chunk key: a new chunker or other settings re-chunk on the next run.
+        signature = (
+            f"v{CHUNKER_VERSION}|{options}|{embedder.tokenizer.name_or_path}|{len(embedder.tokenizer)}"
+        )
         count = token_counter(embedder.tokenizer)
         with store.database().connect() as conn:
             stale = documents_needing_chunks(
-                conn, author, lambda content_hash: stable_id(content_hash, signature)
+                conn, author, lambda content_hash, kind: stable_id(content_hash, kind, signature)
             )
             made = [
                 c
@@ -96,12 +112,14 @@ def chunks(
             ]
             result, removed = replace_chunks(conn, author, [(d, k, key) for d, k, _, key in stale], made)
             rows = conn.execute("SELECT kind, n_tokens FROM chunks WHERE author = %s", (author,)).fetchall()
+            version = data_version(conn, "chunks", author)
     seconds = time.perf_counter() - start
     tokens = [n for _, n in rows]
     by_kind: dict[str, int] = {}
     for kind, _ in rows:
         by_kind[kind] = by_kind.get(kind, 0) + 1
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
         metadata={
             "rechunked_documents": len(stale),
             "chunks_made": len(made),
@@ -119,7 +137,7 @@ def chunks(
             ),
             "seconds": round(seconds, 3),
             "chunks_per_s": round(len(made) / seconds, 1) if seconds else 0.0,
-        }
+        },
     )
 
 
@@ -156,8 +174,10 @@ def chunk_embeddings(
                 "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM chunks WHERE author = %s",
                 (author,),
             ).fetchone()
+            version = data_version(conn, "chunk_embeddings", author)
     seconds = time.perf_counter() - start
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
         metadata={
             "embedded": written,
             "embedded_total": int(total[0]) if total else 0,
@@ -171,5 +191,5 @@ def chunk_embeddings(
             "encode_seconds": round(encode_s, 3),
             "seconds": round(seconds, 3),
             "chunks_per_s": round(len(todo) / encode_s, 1) if todo and encode_s else 0.0,
-        }
+        },
     )

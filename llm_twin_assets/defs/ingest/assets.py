@@ -8,10 +8,12 @@ from llm_twin_assets.authors import load_author
 from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
+from llm_twin_assets.store.data_versions import data_version
 from llm_twin_assets.store.raw_documents import store_crawl
 
 if TYPE_CHECKING:
     from llm_twin_assets.crawling.dispatcher import CrawlOptions
+    from llm_twin_assets.settings import TwinSettings
 
 
 class CrawlConfig(dg.Config):
@@ -29,7 +31,7 @@ class CrawlConfig(dg.Config):
     """Obey robots.txt. Turn off only for your own sites."""
 
 
-def crawl_options(config: CrawlConfig, allow_private_networks: bool) -> "CrawlOptions":
+def crawl_options(config: CrawlConfig, settings: "TwinSettings") -> "CrawlOptions":
     # Imported here: crawlers pull in trafilatura and Playwright, which the code location need not load.
     from llm_twin_assets.crawling.articles import ArticleOptions
     from llm_twin_assets.crawling.dispatcher import CrawlOptions
@@ -41,9 +43,10 @@ def crawl_options(config: CrawlConfig, allow_private_networks: bool) -> "CrawlOp
             per_host_concurrency=config.per_host_concurrency,
             max_page_bytes=config.max_page_bytes,
             obey_robots=config.obey_robots,
-            allow_private_networks=allow_private_networks,
+            allow_private_networks=settings.allow_private_networks,
         ),
         article=ArticleOptions(render=config.render),
+        local_roots=[settings.authors_dir, *settings.local_roots],
     )
 
 
@@ -61,7 +64,7 @@ def raw_documents(
     with clear_failures():
         settings = authors.settings()
         links = load_author(settings, context.partition_key)
-        outcome = crawl(links, crawl_options(config, settings.allow_private_networks))
+        outcome = crawl(links, crawl_options(config, settings))
         for failure in outcome.failures:
             context.log.warning(f"link failed: {failure.error}")
         if not outcome.documents:
@@ -72,7 +75,16 @@ def raw_documents(
             )
         urls = [links.resolve(link) for link in links.author.links]
         with store.database().connect() as conn:
-            summary = store_crawl(conn, links.slug, links.author.name, links.sha256, urls, outcome)
+            summary = store_crawl(
+                conn,
+                links.slug,
+                links.author.name,
+                links.sha256,
+                urls,
+                outcome,
+                remove_after_gone=settings.gone_crawls_to_remove,
+            )
+            version = data_version(conn, "raw_documents", links.slug)
     preview = "\n".join(
         ["| kind | title | url | chars |", "|---|---|---|---|"]
         + [
@@ -81,19 +93,24 @@ def raw_documents(
         ]
     )
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(version),
         metadata={
             "documents": len(outcome.documents),
             "new": sum(summary.new.values()),
             "changed": sum(summary.changed.values()),
             "unchanged": sum(summary.unchanged.values()),
             "removed": sum(summary.removed.values()),
+            "removal_reasons": dg.MetadataValue.json(dict(summary.removal_reasons)),
+            "gone_pending": summary.gone_pending,
             "failed": len(outcome.failures),
             "by_kind": dg.MetadataValue.json(summary.by_kind()),
-            "failures": dg.MetadataValue.json([{"link": f.link, "error": f.error} for f in outcome.failures]),
+            "failures": dg.MetadataValue.json(
+                [{"link": f.link, "error": f.error, "gone": f.gone} for f in outcome.failures]
+            ),
             "requests": outcome.stats.get("requests", 0),
             "rendered_pages": outcome.stats.get("rendered", 0),
             "crawl_seconds": outcome.stats.get("seconds", 0.0),
             "links_file": dg.MetadataValue.path(str(links.path)),
             "preview": dg.MetadataValue.md(preview),
-        }
+        },
     )
