@@ -26,6 +26,8 @@ author_app = typer.Typer(help="Authors and their links files.", no_args_is_help=
 demo_app = typer.Typer(help="The demo author's local site and repository.", no_args_is_help=True)
 app.add_typer(author_app, name="author")
 app.add_typer(demo_app, name="demo")
+instance_app = typer.Typer(help="The Dagster instance of this machine.", no_args_is_help=True)
+app.add_typer(instance_app, name="instance")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,12 +75,12 @@ def db_stop() -> None:
 def db_status() -> None:
     """Server, versions, applied schema files and row counts. Exit 1 when the store is down."""
     from llm_twin_assets.store import embedded
-    from llm_twin_assets.store.database import Database
+    from llm_twin_assets.store.database import Database, resolve_url
     from llm_twin_assets.store.status import report
 
     settings = get_settings()
     if settings.database_url:
-        database = Database(settings.database_url, embedded=False)
+        database = Database(resolve_url(settings)[0], embedded=False)
     else:
         state = embedded.status(settings.pgdata)
         if not state.running or state.url is None:
@@ -86,8 +88,11 @@ def db_status() -> None:
             raise typer.Exit(1)
         typer.echo(f"embedded server: running, pid {state.pid}, data {state.pgdata}")
         database = Database(state.url, embedded=True)
-    for line in report(database).lines():
+    found = report(database)
+    for line in found.lines():
         typer.echo(line)
+    if found.problems:
+        raise typer.Exit(1)
 
 
 @db_app.command("url")
@@ -133,19 +138,32 @@ def models_prepare(
     )
 
 
-def _instance():  # type: ignore[no-untyped-def]
-    """The Dagster instance under DAGSTER_HOME (default: <data home>/dagster), shared with the UI."""
+def _dagster_home() -> Path:
+    """DAGSTER_HOME (default: <data home>/dagster), with the instance config in place."""
     import os
 
-    import dagster as dg
+    from llm_twin_assets.defs.instance import ensure_instance_config
 
     if not os.environ.get("DAGSTER_HOME"):
         os.environ["DAGSTER_HOME"] = str(get_settings().home / "dagster")
     home = Path(os.environ["DAGSTER_HOME"])
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    ensure_instance_config(home)
+    return home
+
+
+def _instance():  # type: ignore[no-untyped-def]
+    """The Dagster instance under DAGSTER_HOME, shared with the UI."""
+    import dagster as dg
+
+    _dagster_home()
     return dg.DagsterInstance.get()
+
+
+@instance_app.command("init")
+@friendly_errors
+def instance_init() -> None:
+    """Write $DAGSTER_HOME/dagster.yaml (one run per author at a time, the gpu pool) unless you have your own."""
+    typer.echo(f"dagster instance: {_dagster_home() / 'dagster.yaml'}")
 
 
 @author_app.command("add")
@@ -237,7 +255,7 @@ def materialize(
         if not result.success:
             failure = next((e for e in result.all_events if e.is_step_failure), None)
             reason = (
-                failure.step_failure_data.error.message.strip()
+                failure_reason(failure.step_failure_data.error)
                 if failure and failure.step_failure_data and failure.step_failure_data.error
                 else "see the run's logs"
             )
@@ -256,6 +274,20 @@ def materialize(
         )
         if any(not c.passed and c.severity == dg.AssetCheckSeverity.ERROR for c in checks):
             raise typer.Exit(1)
+
+
+def failure_reason(error: Any) -> str:
+    """One line for a failed step: our own errors as they said it (a ``dg.Failure``'s description);
+    anything else as its root cause (``AdminShutdown: terminating connection ...``), never Dagster's
+    wrapper ("Error occurred while executing op ...")."""
+    if error.cls_name != "Failure":
+        while error.cause is not None:
+            error = error.cause
+    message = str(error.message).strip()
+    prefix, sep, rest = message.partition(": ")
+    if sep and "." in prefix and " " not in prefix:  # "module.Class: text" -> the text, named by class
+        message = rest if error.cls_name == "Failure" else f"{error.cls_name}: {rest}"
+    return message
 
 
 @app.command("search")
@@ -294,11 +326,12 @@ def generate_command(
     max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 128,
     compare: Annotated[bool, typer.Option(help="Also answer with the base model.")] = True,
 ) -> None:
-    """Answer a prompt with the author's twin (latest adapters), and with the base model to compare."""
+    """Answer a prompt with the author's twin (the latest DPO adapter on the SFT adapter it was trained
+    on; or the latest SFT adapter alone), and with the base model to compare."""
     from llm_twin_assets.artifacts import open_store
     from llm_twin_assets.llm import generate, load_causal_lm
     from llm_twin_assets.models.registry import ModelRef
-    from llm_twin_assets.training.adapters import adapter_folder, latest_adapter
+    from llm_twin_assets.training.adapters import adapter_folder, resolve_twin
     from llm_twin_assets.training.twin import load_twin, trained_base
 
     if stage not in ("sft", "dpo"):
@@ -306,8 +339,9 @@ def generate_command(
     settings = get_settings()
     store = open_store(settings.artifacts_url, settings.artifacts_dir)
     cache = settings.home / "cache" / "adapters"
-    sft = adapter_folder(store, latest_adapter(store, author, "sft"), cache)
-    dpo = adapter_folder(store, latest_adapter(store, author, "dpo"), cache) if stage == "dpo" else None
+    twin_adapters = resolve_twin(store, author, stage)
+    sft = adapter_folder(store, twin_adapters.sft, cache)
+    dpo = adapter_folder(store, twin_adapters.dpo, cache) if twin_adapters.dpo else None
     messages = [{"role": "user", "content": prompt}]
     if compare:
         base = load_causal_lm(ModelRef(str(trained_base(sft)), True, "path"))

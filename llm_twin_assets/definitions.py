@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from llm_twin_assets.defs.automation import automation_sensor
 from llm_twin_assets.defs.datasets import definitions as datasets
 from llm_twin_assets.defs.features import definitions as features
 from llm_twin_assets.defs.ingest import definitions as ingest
@@ -24,6 +25,7 @@ defs = dg.Definitions.merge(
     datasets.defs,
     training.defs,
     dg.Definitions(
+        sensors=[automation_sensor],
         resources={
             "store": StoreResource(),
             "models": ModelsResource(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -37,11 +38,45 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+TEST_HOMES: list[Path] = []
+"""Data homes this session made outside pytest's temporary root; the end-of-session guard watches them."""
+
+
+def fresh_home(prefix: str) -> Path:
+    """A fresh folder for a data home whose embedded server the tests start. Outside pytest's own
+    temporary root on purpose: every pytest session resets that root to 0700, which would lock the
+    embedded server (its own system user) out of its data, and `pg_ctl stop` with it."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    TEST_HOMES.append(home)
+    return home
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite leaves no process behind: an embedded PostgreSQL still running on a data home this
+    session made is stopped here, and named as a failure."""
+    import signal
+
+    import psutil
+
+    roots = [str(h) for h in TEST_HOMES]
+    with contextlib.suppress(Exception):
+        roots.append(str(session.config._tmp_path_factory.getbasetemp()))  # type: ignore[attr-defined]
+    left = []
+    for proc in psutil.process_iter(attrs=("name", "cmdline")):
+        cmd = proc.info["cmdline"] or []
+        data = cmd[cmd.index("-D") + 1] if "-D" in cmd[:-1] else ""
+        if proc.info["name"] == "postgres" and any(data.startswith(root) for root in roots):
+            left.append(data)
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+    if left:
+        print(f"\nerror: the suite left embedded PostgreSQL servers running (now stopped): {left}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope="session")
 def data_home() -> Iterator[Path]:
-    """Outside pytest's own temporary root on purpose: every pytest session resets that root to 0700,
-    which would lock the embedded server (its own system user) out of a concurrent session's data."""
-    home = Path(tempfile.mkdtemp(prefix="llm-twin-test-home-"))
+    home = fresh_home("llm-twin-test-home-")
     yield home
     shutil.rmtree(home, ignore_errors=True)
 
@@ -146,3 +181,33 @@ def sample_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         subprocess.run(["git", "-C", str(target), "rev-parse", "HEAD"], capture_output=True).returncode == 0
     )
     return target
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API (moto's server) on 127.0.0.1 with a bucket ``twins``; its endpoint URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **S3_KEYS).create_bucket(
+        Bucket="twins"
+    )
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+S3_KEYS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_endpoint: str):  # type: ignore[no-untyped-def]
+    """boto3's S3 client on the local server, as dagster-aws's S3Resource would make it."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **S3_KEYS)

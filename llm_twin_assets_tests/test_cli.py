@@ -69,5 +69,47 @@ def test_generate_without_a_trained_twin_says_what_to_materialize(tmp_path: Path
     result = run("generate", "Hello?", "--author", "nobody", home=tmp_path / "home")
     assert result.returncode == 2
     assert (
-        "no sft adapter for author 'nobody' yet" in result.stderr and "materialize it first" in result.stderr
+        "no dpo adapter for author 'nobody' yet" in result.stderr and "materialize it first" in result.stderr
     )
+
+
+def test_a_failed_step_is_reported_by_its_cause_not_by_dagsters_wrapper() -> None:
+    import dagster as dg
+
+    from llm_twin_assets.cli import failure_reason
+    from llm_twin_assets.defs.failures import clear_failures
+    from llm_twin_assets.errors import TwinError
+
+    @dg.asset
+    def lost_connection() -> None:
+        raise psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+
+    @dg.asset
+    def named_problem() -> None:
+        with clear_failures():
+            raise TwinError("author 'ada': the links file names nothing")
+
+    reasons = {}
+    for asset in (lost_connection, named_problem):
+        result = dg.materialize([asset], raise_on_error=False)
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        reasons[asset.key.path[-1]] = failure_reason(failure.step_failure_data.error)  # type: ignore[union-attr]
+    assert reasons == {
+        "lost_connection": "AdminShutdown: terminating connection due to administrator command",
+        "named_problem": "author 'ada': the links file names nothing",
+    }
+
+
+def test_instance_init_writes_the_run_queue_limits_once(tmp_path: Path) -> None:
+    import dagster as dg
+
+    result = run("instance", "init", home=tmp_path, DAGSTER_HOME=str(tmp_path / "dagster"))
+    assert result.returncode == 0, result.stderr
+    config = tmp_path / "dagster" / "dagster.yaml"
+    assert result.stdout.strip() == f"dagster instance: {config}"
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits  # type: ignore[union-attr]
+    assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+    config.write_text("telemetry:\n  enabled: true\n")  # the user's own: left alone
+    assert run("instance", "init", home=tmp_path, DAGSTER_HOME=str(tmp_path / "dagster")).returncode == 0
+    assert config.read_text() == "telemetry:\n  enabled: true\n"

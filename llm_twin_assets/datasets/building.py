@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class Built:
     splits: dict[str, pl.DataFrame]
     dropped: dict[str, int]
     considered: int
+    stats: dict[str, float] = field(default_factory=dict)
 
 
 def require_enough(author: str, passages: list[Passage], needed: int, options: PassageOptions) -> None:
@@ -230,6 +232,9 @@ def read_general_mix(path: str | Path, rows: int, seed: int) -> pl.DataFrame:
 @dataclass(frozen=True)
 class PreferenceOptions:
     max_new_tokens: int = 192
+    """The base model's budget for a rejected answer. One that runs out of it is asked again with twice
+    the budget, then dropped (``unfinished``): a rejected answer cut mid-sentence beside a chosen one that
+    ends cleanly would teach DPO that finishing is what makes an answer good."""
     min_rejected_words: int = 5
     max_similarity: float = 0.5
     """Drop a pair whose rejected answer shares this much (word-trigram Jaccard) with the chosen one."""
@@ -242,21 +247,29 @@ def build_preference(
     options: PreferenceOptions,
     *,
     progress: Progress | None = None,
+    count_tokens: Callable[[list[str]], list[int]] | None = None,
 ) -> Built:
-    """Pairs for the author's own instruct rows (the general mix is not the author's voice); splits kept."""
+    """Pairs for the author's own instruct rows (the general mix is not the author's voice); splits kept.
+
+    ``count_tokens`` (the base model's tokenizer) adds the mean token lengths of chosen and rejected
+    answers to the stats: a large gap is a length bias DPO would learn."""
     rows = {name: frame.filter(pl.col("source") == "author") for name, frame in instruct.items()}
     ordered = [(name, row) for name, frame in rows.items() for row in frame.iter_rows(named=True)]
-    replies = base.complete(
-        [answer_prompt(row["instruction"]) for _, row in ordered],
-        max_new_tokens=options.max_new_tokens,
-        progress=progress,
-    )
+    prompts = [answer_prompt(row["instruction"], len(row["answer"].split())) for _, row in ordered]
+    replies = base.complete(prompts, max_new_tokens=options.max_new_tokens, progress=progress)
+    cut = [i for i, reply in enumerate(replies) if not reply.finished]
+    if cut:  # ran out of budget: once more with twice as much, then drop what still does not finish
+        again = base.complete([prompts[i] for i in cut], max_new_tokens=2 * options.max_new_tokens)
+        for i, reply in zip(cut, again, strict=True):
+            replies[i] = reply
     reasons: list[str] = []
     kept: dict[str, list[dict[str, str]]] = {name: [] for name in rows}
     for (name, row), reply in zip(ordered, replies, strict=True):
         rejected = clean_answer(reply.text, reply.finished)
-        problem = rejected_problem(
-            rejected, row["answer"], options.min_rejected_words, options.max_similarity
+        problem = (
+            "unfinished"
+            if not reply.finished
+            else rejected_problem(rejected, row["answer"], options.min_rejected_words, options.max_similarity)
         )
         if problem:
             reasons.append(problem)
@@ -279,8 +292,15 @@ def build_preference(
             f"only {total} of {len(ordered)} instructions got a usable rejected answer from {base.label} "
             f"(dropped: {tally(reasons)}); at least {options.min_examples} are needed"
         )
+    stats: dict[str, float] = {"regenerated": float(len(cut))}
+    if count_tokens is not None:
+        pairs = [pair for split in kept.values() for pair in split]
+        for side in ("chosen", "rejected"):
+            lengths = count_tokens([pair[side] for pair in pairs])
+            stats[f"mean_{side}_tokens"] = round(sum(lengths) / len(lengths), 1)
     return Built(
         splits={n: pl.DataFrame(v, schema=PREFERENCE_SCHEMA).sort("id") for n, v in kept.items()},
         dropped=tally(reasons),
         considered=len(ordered),
+        stats=stats,
     )

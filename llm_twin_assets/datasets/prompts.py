@@ -13,6 +13,11 @@ from dataclasses import dataclass
 Message = dict[str, str]
 
 
+PROMPT_VERSION = "2"
+"""Part of every cached teacher reply's key: bump it when a template or the way replies are used
+changes, so no cached reply written for the old prompts is reused."""
+
+
 class TemplateError(ValueError):
     pass
 
@@ -132,9 +137,21 @@ def instruction_prompt(kind: str, *, author: str, title: str, passage: str, max_
     )
 
 
-def answer_prompt(instruction: str) -> list[Message]:
-    """What the base model is asked when it writes the rejected answer: the bare instruction, as users ask."""
-    return [{"role": "user", "content": instruction}]
+def answer_prompt(instruction: str, words: int | None = None) -> list[Message]:
+    """What the base model is asked when it writes the rejected answer: the instruction, as users ask it,
+    with a length hint of about ``words`` (the author's answer's length, rounded) when given. Without it
+    the bundled 135M model writes a blog post per request and almost never stops (8 of 8 still writing at
+    512 tokens; with the hint 6 of 8 finished within 320): the pair would differ by length and by being
+    cut off, not by voice."""
+    if words is None:
+        return [{"role": "user", "content": instruction}]
+    about = max(20, round(words, -1))
+    return [
+        {
+            "role": "user",
+            "content": f"{instruction} Answer in one or two short paragraphs (about {about} words).",
+        }
+    ]
 
 
 # Small local teachers (the bundled 135M model) cannot write instructions: asked to, they describe the

@@ -8,6 +8,8 @@ endpoint that cannot be reached or keeps failing raises :class:`TeacherError` af
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import threading
@@ -39,6 +41,69 @@ class Teacher(Protocol):
     def complete(
         self, conversations: list[list[Message]], *, max_new_tokens: int, progress: Progress | None = None
     ) -> list[Reply]: ...
+
+
+class ReplyCache(Protocol):
+    """Where teacher replies are kept (``store.teacher_cache.PostgresReplyCache``): key -> (text, finished)."""
+
+    def get_many(self, keys: list[str]) -> dict[str, tuple[str, bool]]: ...
+
+    def put_many(self, teacher: str, prompt_version: str, replies: list[tuple[str, str, bool]]) -> None: ...
+
+
+def reply_key(teacher: str, prompt_version: str, max_new_tokens: int, messages: list[Message]) -> str:
+    """What determines a reply: the teacher, the prompt version, the budget and the messages (which hold
+    the passage)."""
+    payload = {"teacher": teacher, "prompt_version": prompt_version, "max_new_tokens": max_new_tokens}
+    text = json.dumps({**payload, "messages": messages}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class CachedTeacher:
+    """A teacher whose replies are kept: a prompt it answered before is not asked again, so a dataset
+    rebuilt after one new post costs one call per new passage. Replies are stored as they arrive (in
+    rounds of ``round_size``), so a run that fails half-way keeps what it paid for."""
+
+    def __init__(self, inner: Teacher, cache: ReplyCache, prompt_version: str, round_size: int = 64) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.prompt_version = prompt_version
+        self.round_size = round_size
+        self.label = inner.label
+        self.asked = 0
+        """Prompts sent to the inner teacher by this object (cache misses)."""
+        self.reused = 0
+
+    def complete(
+        self, conversations: list[list[Message]], *, max_new_tokens: int, progress: Progress | None = None
+    ) -> list[Reply]:
+        keys = [reply_key(self.label, self.prompt_version, max_new_tokens, c) for c in conversations]
+        known = {
+            k: Reply(text, finished) for k, (text, finished) in self.cache.get_many(sorted(set(keys))).items()
+        }
+        missing = list(dict.fromkeys(k for k in keys if k not in known))  # each distinct prompt once
+        self.reused += sum(k in known for k in keys)
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        for start in range(0, len(missing), self.round_size):
+            batch = missing[start : start + self.round_size]
+            replies = self.inner.complete(
+                [conversations[first[k]] for k in batch], max_new_tokens=max_new_tokens
+            )
+            self.asked += len(batch)
+            self.cache.put_many(
+                self.label,
+                self.prompt_version,
+                [(k, r.text, r.finished) for k, r in zip(batch, replies, strict=True)],
+            )
+            known.update(zip(batch, replies, strict=True))
+            if progress:
+                progress(min(start + self.round_size, len(missing)), len(missing))
+        return [known[k] for k in keys]
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
 
 
 class LocalTeacher:
@@ -196,6 +261,12 @@ class OpenAITeacher:
 
     def close(self) -> None:
         self.client.close()
+
+    def __enter__(self) -> OpenAITeacher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def local_teacher(settings: TwinSettings, model: str, *, batch_size: int | None = None) -> LocalTeacher:

@@ -2,10 +2,12 @@
 
     datasets/<author>/<name>/<version>/<split>.parquet
     datasets/<author>/<name>/<version>/manifest.json
-    datasets/<author>/<name>/latest.json            {"version": ...}, written last
+    datasets/<author>/<name>/latest.json            {"version": ...}
 
 The version id is derived from the rows alone, so identical inputs give the identical version, and a
-version that already exists is not rewritten.
+version that already exists is not rewritten. :func:`publish` writes a version but does not make it
+``latest``: :func:`promote` does, once the version's blocking checks passed (the dataset assets run them
+on the version they built), so a version that fails them never serves.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def publish(
     splits: dict[str, pl.DataFrame],
     details: dict[str, Any],
 ) -> tuple[DatasetVersion, bool]:
-    """Write the version (unless it exists) and point ``latest`` at it; returns it and whether it is new."""
+    """Write the version (unless it exists); returns it and whether it is new. ``latest`` is not moved."""
     version = version_id(name, splits)
     base = f"{_prefix(author, name)}/{version}"
     new = not store.exists(f"{base}/manifest.json")
@@ -77,8 +79,19 @@ def publish(
         write_json(store, f"{base}/manifest.json", manifest)
     else:
         manifest = json.loads(store.get(f"{base}/manifest.json"))
-    write_json(store, f"{_prefix(author, name)}/latest.json", {"version": version})
     return DatasetVersion(author, name, version, manifest), new
+
+
+def promote(store: ArtifactStore, version: DatasetVersion) -> None:
+    """Make ``version`` the one readers get (``latest.json``); call it only after its checks passed."""
+    write_json(store, f"{_prefix(version.author, version.name)}/latest.json", {"version": version.version})
+
+
+def latest_or_none(store: ArtifactStore, author: str, name: str) -> DatasetVersion | None:
+    """The promoted version, or ``None`` before the first one."""
+    if not store.exists(f"{_prefix(author, name)}/latest.json"):
+        return None
+    return latest(store, author, name)
 
 
 def latest(store: ArtifactStore, author: str, name: str) -> DatasetVersion:

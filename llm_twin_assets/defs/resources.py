@@ -169,19 +169,22 @@ class TrainerResource(dg.ConfigurableResource):
     ecs_security_groups: list[str] | None = None
     ecs_launch_type: str = "EC2"
 
-    def base_model(self, profile: str, models: ModelsResource) -> tuple[Path, str]:
-        """The base model folder and how it is named in manifests: the tiny random Llama for ``tiny``."""
-        from llm_twin_assets.models.registry import tiny_llama
+    def base_model(self, profile: str, models: ModelsResource) -> tuple[str, str]:
+        """The base model as the trainer names it (a spec any machine can resolve: 'tiny', 'bundled', a
+        hub id, or a local folder for a trainer on this machine), and how manifests name it."""
+        from llm_twin_assets.models.registry import TINY, base_model
 
-        settings = models.settings()
         if profile == "tiny":
-            return tiny_llama(settings), "tiny-llama"
-        ref = models.base_model_ref()
-        if ref.is_local:
-            return Path(ref.name_or_path), f"{ref.source}:{Path(ref.name_or_path).name}"
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(ref.name_or_path, local_files_only=True)), f"hub:{ref.name_or_path}"
+            return TINY, "tiny-llama"
+        ref = base_model(models.settings())
+        if ref.source == "path" and self.launcher != "subprocess":
+            raise ConfigError(
+                "LLM_TWIN_BASE_MODEL",
+                f"{ref.name_or_path} is a folder on this machine, which a {self.launcher} task cannot read",
+                "use 'bundled' or a hub id the task can fetch",
+            )
+        spec = ref.source if ref.source == "bundled" else ref.name_or_path
+        return spec, f"{ref.source}:{Path(ref.name_or_path).name if ref.is_local else ref.name_or_path}"
 
     def launch(self, context: dg.AssetExecutionContext, job: TrainJob) -> dict[str, Any]:
         """Run the trainer for ``job`` and return what it reported (losses, tokens/s, peak memory...)."""
@@ -246,5 +249,10 @@ class TrainerResource(dg.ConfigurableResource):
                     "securityGroups": self.ecs_security_groups,
                 }
             }
-        remote = replace(job, output_dir=f"/tmp/llm-twin-training/{job.stage}/{job.adapter_version}")
-        return PipesECSClient().run(context=context, run_task_params=params, extras={"job": remote.to_dict()})
+        return PipesECSClient().run(context=context, run_task_params=params, extras={"job": remote_job(job)})
+
+
+def remote_job(job: TrainJob) -> dict[str, Any]:
+    """The job as a remote task gets it: model specs, versions and the artifact store's URL, nothing of
+    this machine's file system (its work folder is relative: on the task's own disk, where it runs)."""
+    return replace(job, output_dir=f"llm-twin-training/{job.stage}/{job.adapter_version}").to_dict()

@@ -256,3 +256,29 @@ def tiny_llama(settings: TwinSettings) -> Path:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+TINY = "tiny"
+
+
+def model_folder(spec: str, settings: TwinSettings, setting: str = "base_model") -> Path:
+    """The local folder of a model named as any machine can name it (a training job's ``base_model``):
+    'tiny' and 'bundled' are built here (cached), a folder is used as it is, a hub id comes from the hub
+    cache (or the hub, where ``HF_HUB_OFFLINE`` allows)."""
+    if spec == TINY:
+        return tiny_llama(settings)
+    if spec == BUNDLED:
+        return prepare_smollm2(settings.model_cache)
+    ref = resolve(spec, setting)
+    assert ref is not None
+    if ref.is_local:
+        return Path(ref.name_or_path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(ref.name_or_path))
+    except Exception as exc:  # huggingface_hub raises several types (offline, not found, network)
+        raise ModelError(
+            f"{setting}: hub model {ref.name_or_path!r} is not in the local hub cache and cannot be fetched "
+            f"here ({type(exc).__name__})"
+        ) from exc

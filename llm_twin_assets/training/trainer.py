@@ -34,11 +34,7 @@ def load_rows(job: TrainJob) -> list[dict[str, Any]]:
     store = _artifact_store(job.artifacts_url)
     version = get_version(store, job.author, job.dataset_name, job.dataset_version)
     train = read_splits(store, version)["train"]
-    if train.height < job.hyper.min_examples:
-        raise TrainingConfigError(
-            f"{job.dataset_name} dataset {job.dataset_version} of {job.author!r} has {train.height} training "
-            f"examples; at least {job.hyper.min_examples} are needed"
-        )
+    _require_examples(job, train.height)
     if job.stage == "sft":  # prompt/completion: the loss is on the author's answer only
         return [
             {
@@ -55,6 +51,57 @@ def load_rows(job: TrainJob) -> list[dict[str, Any]]:
         }
         for r in train.iter_rows(named=True)
     ]
+
+
+def _require_examples(job: TrainJob, count: int, why: str = "") -> None:
+    if count < job.hyper.min_examples:
+        raise TrainingConfigError(
+            f"{job.dataset_name} dataset {job.dataset_version} of {job.author!r} has {count} training "
+            f"examples{why}; at least {job.hyper.min_examples} are needed"
+        )
+
+
+def example_lengths(rows: list[dict[str, Any]], tokenizer: Any) -> list[int]:
+    """Tokens of each example as the trainer sees it: the chat template over prompt and answer (for a
+    preference pair, the longer of its two sides)."""
+    sides = ("chosen", "rejected") if rows and "chosen" in rows[0] else ("completion",)
+    lengths = [0] * len(rows)
+    for side in sides:
+        texts = [tokenizer.apply_chat_template(row["prompt"] + row[side], tokenize=False) for row in rows]
+        for i, ids in enumerate(tokenizer(texts, add_special_tokens=False)["input_ids"]):
+            lengths[i] = max(lengths[i], len(ids))
+    return lengths
+
+
+def within_max_length(
+    job: TrainJob, rows: list[dict[str, Any]], tokenizer: Any
+) -> tuple[list[dict[str, Any]], int]:
+    """The examples that fit ``max_length`` whole, and how many did not (never truncated: see Hyper)."""
+    lengths = example_lengths(rows, tokenizer)
+    kept = [row for row, n in zip(rows, lengths, strict=True) if n <= job.hyper.max_length]
+    over = len(rows) - len(kept)
+    _require_examples(job, len(kept), f" within max_length {job.hyper.max_length} ({over} longer)")
+    return kept, over
+
+
+def base_model_folder(job: TrainJob) -> Path:
+    """The job's base model on this machine (built, found in a cache, or the folder named)."""
+    from llm_twin_assets.models.registry import model_folder
+    from llm_twin_assets.settings import get_settings
+
+    return model_folder(job.base_model, get_settings(), "the job's base_model")
+
+
+def parent_adapter_folder(job: TrainJob) -> Path:
+    """DPO: the parent SFT adapter, from the artifact store (downloaded next to the work folder)."""
+    from llm_twin_assets.training.adapters import adapter_folder, get_adapter
+
+    if not job.parent_adapter:
+        raise TrainingConfigError("dpo needs its parent sft adapter: the job names no parent_adapter")
+    store = _artifact_store(job.artifacts_url)
+    return adapter_folder(
+        store, get_adapter(store, job.author, "sft", job.parent_adapter), Path(job.output_dir) / "inputs"
+    )
 
 
 def check_targets(model: Any, targets: tuple[str, ...]) -> None:
@@ -101,21 +148,14 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
     if job.threads:
         torch.set_num_threads(job.threads)
-    model_dir = Path(job.base_model)
-    if not (model_dir / "config.json").exists():
-        raise TrainingConfigError(f"base model {model_dir}: not a model folder (no config.json)")
-    if job.stage == "dpo" and not (
-        job.sft_adapter and (Path(job.sft_adapter) / "adapter_config.json").exists()
-    ):
-        raise TrainingConfigError(f"dpo needs the SFT adapter folder; {job.sft_adapter!r} holds none")
     if hyper.bf16 and device == "cpu":
         raise TrainingConfigError("bf16 is set but the device is the CPU: use the demo or tiny profile")
+    model_dir = base_model_folder(job)
+    if not (model_dir / "config.json").exists():
+        raise TrainingConfigError(f"base model {model_dir}: not a model folder (no config.json)")
+    sft_dir = parent_adapter_folder(job) if job.stage == "dpo" else None
     rows = load_rows(job)
     memory = plan_memory(model_dir, device, hyper, job.stage)
-    reporter.info(
-        f"{job.stage} on {device}: {len(rows)} examples of {job.dataset_name} {job.dataset_version}, base {model_dir}"
-    )
-    reporter.info(memory.summary)
 
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -125,11 +165,21 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    rows, over_length = within_max_length(job, rows, tokenizer)
+    reporter.info(
+        f"{job.stage} on {device}: {len(rows)} examples of {job.dataset_name} {job.dataset_version}, base {model_dir}"
+        + (
+            f"; {over_length} longer than max_length {hyper.max_length} left out (never truncated)"
+            if over_length
+            else ""
+        )
+    )
+    reporter.info(memory.summary)
     dtype = torch.bfloat16 if hyper.bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
     check_targets(model, hyper.target_modules)
-    if job.stage == "dpo":
-        model = PeftModel.from_pretrained(model, str(job.sft_adapter)).merge_and_unload()
+    if sft_dir is not None:
+        model = PeftModel.from_pretrained(model, str(sft_dir)).merge_and_unload()
     lora = LoraConfig(
         r=hyper.lora_r,
         lora_alpha=hyper.lora_alpha,
@@ -217,6 +267,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         "base_model": str(model_dir),
         "dataset_version": job.dataset_version,
         "examples": len(rows),
+        "examples_over_max_length": over_length,
         "steps": int(trainer.state.global_step),
         "resumed_from": last or "",
         "final_loss": losses[-1]["loss"] if losses else float("nan"),

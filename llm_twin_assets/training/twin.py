@@ -7,18 +7,26 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from llm_twin_assets.errors import ModelError
+from llm_twin_assets.errors import ConfigError, ModelError
 
 if TYPE_CHECKING:
     from llm_twin_assets.llm import LoadedLM
 
 
 def trained_base(adapter: Path) -> Path:
-    """The base model folder an adapter was trained on (from its ``training_job.yaml``)."""
+    """The base model folder an adapter was trained on, on this machine: its ``training_job.yaml`` names
+    the model as any machine can ('bundled', 'tiny', a hub id, or a folder)."""
+    from llm_twin_assets.models.registry import model_folder
+    from llm_twin_assets.settings import get_settings
+
     job = adapter / "training_job.yaml"
     if not job.exists():
         raise ModelError(f"{adapter} is not an adapter trained here (no training_job.yaml)")
-    base = Path(yaml.safe_load(job.read_text())["base_model"])
+    spec = str(yaml.safe_load(job.read_text())["base_model"])
+    try:
+        base = model_folder(spec, get_settings(), f"the base model of adapter {adapter}")
+    except ConfigError as exc:
+        raise ModelError(f"adapter {adapter} was trained on {spec}, which is not on this machine") from exc
     if not (base / "config.json").exists():
         raise ModelError(f"adapter {adapter} was trained on {base}, which is not on this machine")
     return base

@@ -21,6 +21,8 @@ from llm_twin_assets.llm import LoadedLM, generate_replies
 @dataclass
 class Behaviour:
     fail_first: int = 0
+    fail_after: int | None = None
+    """Answer requests after this many with ``fail_status`` (a service that goes down mid-run)."""
     fail_status: int = 503
     always_status: int | None = None
     garbage: bool = False
@@ -73,7 +75,9 @@ def _handler(
                 return self._send(404, {"error": {"message": f"no route {self.path}"}})
             if behaviour.always_status is not None:
                 return self._send(behaviour.always_status, {"error": {"message": "configured to fail"}})
-            if number <= behaviour.fail_first:
+            if number <= behaviour.fail_first or (
+                behaviour.fail_after is not None and number > behaviour.fail_after
+            ):
                 return self._send(behaviour.fail_status, {"error": {"message": "overloaded, try again"}})
             if behaviour.garbage:
                 return self._send(200, b"<html>not an API</html>")

@@ -70,7 +70,14 @@ def test_frames_name_the_topic_and_vary(kind: str) -> None:
     assert all("the cost of retries" in m and "{" not in m for m in made)
 
 
-def test_the_rejected_answer_is_asked_for_with_the_bare_instruction() -> None:
+def test_the_rejected_answer_is_asked_for_with_the_instruction_and_the_authors_length() -> None:
     assert answer_prompt("Write a post about bread.") == [
         {"role": "user", "content": "Write a post about bread."}
     ]
+    assert answer_prompt("Write a post about bread.", 134) == [
+        {
+            "role": "user",
+            "content": "Write a post about bread. Answer in one or two short paragraphs (about 130 words).",
+        }
+    ]
+    assert "(about 20 words)" in answer_prompt("Hi.", 3)[0]["content"]

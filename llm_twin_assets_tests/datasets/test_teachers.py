@@ -108,3 +108,34 @@ def test_an_unreachable_endpoint_fails_after_retries_with_its_url() -> None:
 def test_the_openai_backend_needs_a_base_url() -> None:
     with pytest.raises(ConfigError, match="LLM_TWIN_TEACHER_BASE_URL"):
         teacher_from_settings(get_settings(teacher_backend="openai", teacher_base_url=""))
+
+
+def test_the_cached_teacher_asks_each_prompt_once_keeps_replies_as_they_arrive_and_closes(
+    tiny_lm: LoadedLM, db
+) -> None:  # type: ignore[no-untyped-def]
+    from llm_twin_assets.datasets.teachers import CachedTeacher
+    from llm_twin_assets.store.teacher_cache import PostgresReplyCache
+
+    cache = PostgresReplyCache(db)
+    with db.connect() as conn:
+        conn.execute("TRUNCATE teacher_replies")
+    with openai_server(tiny_lm, Behaviour(fail_first=0)) as (url, seen):
+        teacher = CachedTeacher(endpoint(url), cache, "v-test", round_size=4)
+        prompts = [*CONVERSATIONS, CONVERSATIONS[0]]  # one prompt twice: asked once
+        first = teacher.complete(prompts, max_new_tokens=4)
+        assert seen.requests == 6 and teacher.asked == 6 and first[0] == first[-1]
+        again = teacher.complete(CONVERSATIONS[:3], max_new_tokens=4)
+        assert seen.requests == 6 and again == first[:3] and teacher.reused == 3
+        other_budget = teacher.complete(CONVERSATIONS[:1], max_new_tokens=5)  # the budget is in the key
+        assert seen.requests == 7 and len(other_budget) == 1
+        teacher.close()
+        assert teacher.inner.client.is_closed  # type: ignore[attr-defined]
+    with openai_server(tiny_lm, Behaviour(fail_after=2, fail_status=500)) as (url, seen):
+        failing = CachedTeacher(endpoint(url, retries=0), cache, "v-test", round_size=2)
+        fresh = [[{"role": "user", "content": f"Something new, number {i}."}] for i in range(4)]
+        with pytest.raises(TeacherError):
+            failing.complete(fresh, max_new_tokens=4)  # the service goes down after the first round
+        failing.close()
+    with db.connect() as conn:
+        kept = conn.execute("SELECT count(*) FROM teacher_replies WHERE prompt_version = 'v-test'").fetchone()
+    assert kept == (9,)  # the first round's two replies were kept: what was paid for before the failure

@@ -1,7 +1,6 @@
 """Dataset versions: content-derived ids, atomic publishing, the TRL loader; on disk and in S3."""
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -10,7 +9,7 @@ import pytest
 from llm_twin_assets.artifacts import ArtifactError, ArtifactStore, LocalArtifactStore, S3ArtifactStore
 from llm_twin_assets.datasets.building import INSTRUCT_SCHEMA, PREFERENCE_SCHEMA, split_frame
 from llm_twin_assets.datasets.loading import load_dataset
-from llm_twin_assets.datasets.versions import get_version, latest, publish, read_splits
+from llm_twin_assets.datasets.versions import get_version, latest, promote, publish, read_splits
 
 
 def instruct_rows(n: int, docs: int = 4) -> pl.DataFrame:
@@ -30,29 +29,6 @@ def instruct_rows(n: int, docs: int = 4) -> pl.DataFrame:
         ],
         schema=INSTRUCT_SCHEMA,
     )
-
-
-@pytest.fixture(scope="module")
-def s3_client() -> Iterator[object]:
-    """A real S3 API (moto's server) on 127.0.0.1, reached through boto3 as dagster-aws would."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    client = boto3.client(
-        "s3",
-        endpoint_url=f"http://{host}:{port}",
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    client.create_bucket(Bucket="twins")
-    try:
-        yield client
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -77,14 +53,17 @@ def test_identical_rows_give_the_identical_version_which_is_not_rewritten(store:
     assert again.manifest["created_at"] == first.manifest["created_at"]
 
 
-def test_a_changed_row_is_a_new_version_and_latest_follows(store: ArtifactStore) -> None:
+def test_a_changed_row_is_a_new_version_and_latest_follows_only_when_promoted(store: ArtifactStore) -> None:
     rows = instruct_rows(20)
     first, _ = publish(store, "maya", "instruct", split_frame(rows, 0.25, 1), {})
+    promote(store, first)
     changed = rows.with_columns(
         pl.when(pl.col("id") == "row-005").then(pl.lit("Edited.")).otherwise(pl.col("answer")).alias("answer")
     )
     second, new = publish(store, "maya", "instruct", split_frame(changed, 0.25, 1), {})
     assert new and second.version != first.version
+    assert latest(store, "maya", "instruct").version == first.version  # published, not yet checked
+    promote(store, second)
     assert latest(store, "maya", "instruct").version == second.version
     assert get_version(store, "maya", "instruct", first.version).version == first.version  # old ones stay
     back = read_splits(store, latest(store, "maya", "instruct"))
@@ -107,7 +86,7 @@ def test_keys_must_be_plain_relative_paths(tmp_path: Path, key: str) -> None:
 
 def test_the_loader_gives_trl_conversational_formats(tmp_path: Path) -> None:
     store = LocalArtifactStore(tmp_path)
-    publish(store, "maya", "instruct", split_frame(instruct_rows(12), 0.25, 1), {})
+    promote(store, publish(store, "maya", "instruct", split_frame(instruct_rows(12), 0.25, 1), {})[0])
     instruct = load_dataset(store, "maya", "instruct")
     assert set(instruct) == {"train", "test"} and len(instruct["train"]) + len(instruct["test"]) == 12
     example = instruct["train"][0]
@@ -130,7 +109,7 @@ def test_the_loader_gives_trl_conversational_formats(tmp_path: Path) -> None:
         ],
         schema=PREFERENCE_SCHEMA,
     )
-    publish(store, "maya", "preference", split_frame(pairs, 0.3, 1), {})
+    promote(store, publish(store, "maya", "preference", split_frame(pairs, 0.3, 1), {})[0])
     preference = load_dataset(store, "maya", "preference")
     row = preference["train"][0]
     assert row["prompt"][0]["role"] == "user"

@@ -6,7 +6,7 @@ import polars as pl
 
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.datasets.building import INSTRUCT_SCHEMA, PREFERENCE_SCHEMA, split_frame
-from llm_twin_assets.datasets.versions import DatasetVersion, publish
+from llm_twin_assets.datasets.versions import DatasetVersion, promote, publish
 
 
 def publish_small(root: Path, author: str = "ada", rows: int = 8) -> tuple[DatasetVersion, DatasetVersion]:
@@ -51,4 +51,6 @@ def publish_small(root: Path, author: str = "ada", rows: int = 8) -> tuple[Datas
         split_frame(pl.DataFrame(pairs, schema=PREFERENCE_SCHEMA), 0.25, 1),
         {"min_examples": 1},
     )
+    promote(store, i)
+    promote(store, p)
     return i, p

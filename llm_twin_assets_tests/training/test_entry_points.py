@@ -42,6 +42,7 @@ def jobs(tmp_path: Path, tiny_model_path: Path) -> tuple[TrainJob, TrainJob]:
         profile="tiny",
         dataset_version=instruct.version,
         output_dir=str(tmp_path / "sft"),
+        adapter_version="sft-under-test",  # published to the artifact store, where DPO fetches it
         hyper=hyper_for("sft", "tiny"),
         **common,
     )
@@ -50,7 +51,7 @@ def jobs(tmp_path: Path, tiny_model_path: Path) -> tuple[TrainJob, TrainJob]:
         profile="tiny",
         dataset_version=preference.version,
         output_dir=str(tmp_path / "dpo"),
-        sft_adapter=str(tmp_path / "sft" / "adapter"),
+        parent_adapter="sft-under-test",
         hyper=hyper_for("dpo", "tiny"),
         **common,
     )
@@ -138,7 +139,7 @@ def test_the_demo_profile_trains_the_bundled_model(tmp_path: Path, settings) -> 
             "batch_size 512 x max_length 4096 needs about",
         ),
         (lambda j, tmp: replace(j, base_model=str(tmp)), "not a model folder (no config.json)"),
-        (lambda j, tmp: replace(j, stage="dpo"), "dpo needs the SFT adapter folder"),
+        (lambda j, tmp: replace(j, stage="dpo"), "dpo needs its parent sft adapter"),
     ],
     ids=["no-such-version", "too-small", "unknown-target", "batch-too-big", "not-a-model", "dpo-without-sft"],
 )

@@ -6,17 +6,24 @@ the test sends the GraphQL requests the UI sends when a person adds a partition 
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
+from llm_twin_assets.datasets.versions import latest
+from llm_twin_assets.defs.instance import ensure_instance_config
+from llm_twin_assets.store import embedded
 from llm_twin_assets.training.adapters import latest_adapter
+from llm_twin_assets_tests.conftest import fresh_home
 from llm_twin_assets_tests.servers import free_port, wait_for_dagster
 from llm_twin_assets_tests.training.helpers import publish_small
 
@@ -31,7 +38,7 @@ LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $pa
   ... on PythonError { message }
   ... on RunConfigValidationInvalid { errors { message } }
   ... on InvalidSubsetError { message } } }"""
-RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status
+RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime
   assetMaterializations { assetKey { path } partition
     metadataEntries { label ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue }
       ... on FloatMetadataEntry { floatValue } ... on BoolMetadataEntry { boolValue } } } } } }"""
@@ -51,13 +58,16 @@ class UI:
 
 def _start(home: Path, port: int) -> subprocess.Popen[bytes]:
     dagster_home = home / "dagster"
-    dagster_home.mkdir(parents=True)
+    ensure_instance_config(dagster_home)  # the instance `make install` writes: run queue limits, the gpu pool
+    (home / "authors").mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
         "LLM_TWIN_HOME": str(home),
         "LLM_TWIN_DEVICE": "cpu",
         "LLM_TWIN_ARTIFACTS_URL": str(home / "artifacts"),
+        # Its own authors folder: the sensor must not pick up a checkout's authors/ (after `make demo`)
+        "LLM_TWIN_AUTHORS_DIR": str(home / "authors"),
     }
     env.pop("LLM_TWIN_DATABASE_URL", None)
     dagster = Path(sys.executable).with_name("dagster")
@@ -81,9 +91,14 @@ def _follow(ui: UI, run_id: str, timeout_s: float = 600) -> dict[str, Any]:
         time.sleep(2)
 
 
-def test_both_adapters_materialize_from_the_ui(tmp_path: Path) -> None:
-    home = tmp_path / "home"
-    instruct, preference = publish_small(home / "artifacts")
+@pytest.fixture(scope="module")
+def dagster_dev() -> Iterator[tuple[UI, Path]]:
+    """``dagster dev`` on a fresh home, shared by this module's tests; stopped with everything it started.
+
+    The home is outside pytest's temporary root, as the session's data home is (see conftest): a run
+    starts the embedded store there, whose own system user must keep reaching it."""
+    home = fresh_home("llm-twin-test-ui-") / "home"
+    publish_small(home / "artifacts")
     port = free_port()
     ui = UI(port)
     proc = _start(home, port)
@@ -96,28 +111,7 @@ def test_both_adapters_materialize_from_the_ui(tmp_path: Path) -> None:
                 for n in ui("{ assetNodes { assetKey { path } } }")["assetNodes"]
             ),
         )
-        added = ui(ADD_PARTITION, selector=LOCATION, name="authors", key="ada")["addDynamicPartition"]
-        assert added["__typename"] == "AddDynamicPartitionSuccess", added
-        params = {
-            "selector": {
-                **LOCATION,
-                "pipelineName": "__ASSET_JOB",
-                "assetSelection": [{"path": ["sft_adapter"]}, {"path": ["dpo_adapter"]}],
-            },
-            "runConfigData": {
-                "ops": {
-                    "sft_adapter": {"config": {"profile": "tiny", "max_steps": 4}},
-                    "dpo_adapter": {"config": {"profile": "tiny", "max_steps": 3}},
-                }
-            },
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "ada"}]},
-            "mode": "default",
-        }
-        launched = ui(LAUNCH, params=params)["launchRun"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
-        run_id = launched["run"]["runId"]
-        run = _follow(ui, run_id)
-        messages = [e.get("message", "") for e in ui(EVENTS, id=run_id)["logsForRun"]["events"]]
+        yield ui, home
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -125,6 +119,47 @@ def test_both_adapters_materialize_from_the_ui(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        embedded.stop(home / "pgdata")  # a run started the store; it outlives the runs by design
+        shutil.rmtree(home.parent, ignore_errors=True)
+
+
+def _add_partition(ui: UI, key: str) -> None:
+    added = ui(ADD_PARTITION, selector=LOCATION, name="authors", key=key)["addDynamicPartition"]
+    assert added["__typename"] == "AddDynamicPartitionSuccess", added
+
+
+def _launch(ui: UI, assets: list[str], partition: str, ops: dict[str, Any]) -> str:
+    params = {
+        "selector": {
+            **LOCATION,
+            "pipelineName": "__ASSET_JOB",
+            "assetSelection": [{"path": [a]} for a in assets],
+        },
+        "runConfigData": {"ops": ops},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+        "mode": "default",
+    }
+    launched = ui(LAUNCH, params=params)["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return str(launched["run"]["runId"])
+
+
+def test_both_adapters_materialize_from_the_ui(dagster_dev: tuple[UI, Path]) -> None:
+    ui, home = dagster_dev
+    store = LocalArtifactStore(home / "artifacts")
+    instruct, preference = latest(store, "ada", "instruct"), latest(store, "ada", "preference")
+    _add_partition(ui, "ada")
+    run_id = _launch(
+        ui,
+        ["sft_adapter", "dpo_adapter"],
+        "ada",
+        {
+            "sft_adapter": {"config": {"profile": "tiny", "max_steps": 4}},
+            "dpo_adapter": {"config": {"profile": "tiny", "max_steps": 3}},
+        },
+    )
+    run = _follow(ui, run_id)
+    messages = [e.get("message", "") for e in ui(EVENTS, id=run_id)["logsForRun"]["events"]]
     log = (home / "dagster-dev.log").read_text(errors="replace")
     assert run["status"] == "SUCCESS", "\n".join([*messages[-30:], log[-3000:]])
 
@@ -144,8 +179,26 @@ def test_both_adapters_materialize_from_the_ui(tmp_path: Path) -> None:
     assert float(sft["final_loss"]) > 0 and float(sft["tokens_per_s"]) > 0
     assert dpo["parent_adapter"] == sft["version"]
     # The adapters are in the artifact store the code location was configured with
-    store = LocalArtifactStore(home / "artifacts")
     assert latest_adapter(store, "ada", "sft").version == sft["version"]
     assert latest_adapter(store, "ada", "dpo").version == dpo["version"]
     # The trainer's own log lines reached the run (Pipes, through the UI's run worker)
     assert any("step 4/4 loss" in m for m in messages), messages[-30:]
+
+
+def test_one_run_per_author_at_a_time_when_two_are_launched_at_once(dagster_dev: tuple[UI, Path]) -> None:
+    """Two launches for one author queue behind each other (the instance's run-queue limit on the
+    partition tag); the sensor, the schedule, automation and a person can never race on one partition."""
+    ui, home = dagster_dev
+    for slug in ("cy", "di"):
+        drafts = home / "authors" / f"{slug}-drafts"
+        drafts.mkdir(parents=True)
+        (drafts / "note.md").write_text(f"# A note by {slug}\n\nShort, but entirely {slug}'s own words.\n")
+        (home / "authors" / f"{slug}.yaml").write_text(f"name: {slug.title()}\nlinks:\n  - ./{slug}-drafts\n")
+        _add_partition(ui, slug)
+    ops: dict[str, Any] = {"raw_documents": {"config": {"min_delay_s": 0.05}}}
+    same = [_launch(ui, ["raw_documents"], "cy", ops) for _ in range(2)]
+    other = _launch(ui, ["raw_documents"], "di", ops)
+    runs = {run_id: _follow(ui, run_id, timeout_s=300) for run_id in [*same, other]}
+    assert all(r["status"] == "SUCCESS" for r in runs.values()), runs
+    first, second = sorted((runs[r] for r in same), key=lambda r: r["startTime"])
+    assert second["startTime"] >= first["endTime"], (first, second)  # queued, never side by side

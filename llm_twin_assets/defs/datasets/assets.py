@@ -1,11 +1,14 @@
 """instruct_dataset and preference_dataset: versioned Parquet in the artifact store, per author."""
 
+import contextlib
 import time
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
+from llm_twin_assets.defs.automation import follows_changed_inputs
+from llm_twin_assets.defs.datasets import checks
 from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.features.assets import cleaned_documents
 from llm_twin_assets.defs.partitions import authors_partitions
@@ -39,7 +42,9 @@ class InstructDatasetConfig(dg.Config):
 class PreferenceDatasetConfig(dg.Config):
     """How the base model's rejected answers are written and filtered."""
 
-    max_new_tokens: int = 160
+    max_new_tokens: int = 256
+    """The base model's budget for a rejected answer (asked for at about the author's length); one that
+    runs out of it is asked again with twice the budget, then dropped: never cut off."""
     max_similarity: float = 0.5
     """Drop a pair whose rejected answer shares this much (word-trigram Jaccard) with the chosen one."""
     min_examples: int = 8
@@ -57,14 +62,43 @@ def preview(frame: pl.DataFrame, columns: list[str], rows: int = 5, width: int =
     return "\n".join(lines)
 
 
+def _publish_checked(
+    store: Any, name: str, splits: dict[str, pl.DataFrame], author: str, details: dict[str, Any]
+) -> tuple[Any, bool, list[dg.AssetCheckResult], dg.DataVersion]:
+    """Write the version, check it, and promote it to ``latest`` only when every blocking check passed.
+
+    Returns the version, whether it is new, the check results and the data version to report: the
+    version itself once promoted; otherwise the one still serving, so nothing downstream follows a
+    version that failed."""
+    from llm_twin_assets.datasets.versions import latest_or_none, promote, publish
+
+    version, new = publish(store, author, name, splits, details)
+    results = checks.evaluate(name, version, splits)
+    if all(r.passed for r in results):
+        promote(store, version)
+        return version, new, results, dg.DataVersion(version.version)
+    serving = latest_or_none(store, author, name)
+    return version, new, results, dg.DataVersion(serving.version if serving else "none-passed")
+
+
 def _result(
-    version: Any, new: bool, store: Any, built: Any, seconds: float, extra: dict[str, Any]
+    version: Any,
+    new: bool,
+    store: Any,
+    built: Any,
+    seconds: float,
+    extra: dict[str, Any],
+    check_results: list[dg.AssetCheckResult],
+    data_version: dg.DataVersion,
 ) -> dg.MaterializeResult:
     rows = version.rows
     return dg.MaterializeResult(
+        data_version=data_version,
+        check_results=check_results,
         metadata={
             "version": version.version,
             "new_version": new,
+            "promoted": data_version.value == version.version,
             "uri": store.uri(f"datasets/{version.author}/{version.name}/{version.version}/manifest.json"),
             "rows_train": rows.get("train", 0),
             "rows_test": rows.get("test", 0),
@@ -73,7 +107,7 @@ def _result(
             "seconds": round(seconds, 2),
             "examples_per_s": round(built.considered / seconds, 2) if seconds else 0.0,
             **extra,
-        }
+        },
     )
 
 
@@ -82,6 +116,8 @@ def _result(
     deps=[cleaned_documents],
     group_name="datasets",
     kinds={"polars", "parquet"},
+    check_specs=checks.check_specs("instruct"),
+    automation_condition=follows_changed_inputs(),
     description="Instruction -> the author's passage, verbatim (instruction back-generation), split by document.",
 )
 def instruct_dataset(
@@ -94,8 +130,10 @@ def instruct_dataset(
     from llm_twin_assets.datasets.building import InstructOptions, build_instruct, read_general_mix
     from llm_twin_assets.datasets.filters import InstructionRules
     from llm_twin_assets.datasets.passages import PassageOptions, passages_of_all
-    from llm_twin_assets.datasets.versions import publish
+    from llm_twin_assets.datasets.prompts import PROMPT_VERSION
+    from llm_twin_assets.datasets.teachers import CachedTeacher
     from llm_twin_assets.store.documents import author_name, cleaned_documents_of
+    from llm_twin_assets.store.teacher_cache import PostgresReplyCache
 
     author = context.partition_key
     start = time.perf_counter()
@@ -124,19 +162,20 @@ def instruct_dataset(
             if config.general_mix_path and config.general_mix_rows > 0
             else None
         )
-        writer = teacher.teacher()
+        writer = CachedTeacher(teacher.teacher(), PostgresReplyCache(store.database()), PROMPT_VERSION)
         context.log.info(
             f"{len(passages)} passages from {len(documents)} documents; teacher {writer.label}, style {style}"
         )
-        built = build_instruct(
-            author,
-            name,
-            passages,
-            writer,
-            options,
-            general=general,
-            progress=lambda done, total: context.log.debug(f"instructions {done}/{total}"),
-        )
+        with contextlib.closing(writer):
+            built = build_instruct(
+                author,
+                name,
+                passages,
+                writer,
+                options,
+                general=general,
+                progress=lambda done, total: context.log.debug(f"instructions {done}/{total}"),
+            )
         target = artifacts.store()
         details = {
             "teacher": writer.label,
@@ -145,7 +184,9 @@ def instruct_dataset(
             "dropped": built.dropped,
             "config": config.model_dump(),
         }
-        version, new = publish(target, author, "instruct", built.splits, details)
+        version, new, results, data_version = _publish_checked(
+            target, "instruct", built.splits, author, details
+        )
     return _result(
         version,
         new,
@@ -157,9 +198,13 @@ def instruct_dataset(
             "style": style,
             "passages": len(passages),
             "passages_too_short": short,
+            "teacher_calls": writer.asked,
+            "teacher_replies_reused": writer.reused,
             "general_rows": general.height if general is not None else 0,
             "preview": dg.MetadataValue.md(preview(built.splits["train"], ["kind", "instruction", "answer"])),
         },
+        results,
+        data_version,
     )
 
 
@@ -168,19 +213,24 @@ def instruct_dataset(
     deps=[instruct_dataset],
     group_name="datasets",
     kinds={"polars", "parquet"},
+    check_specs=checks.check_specs("preference"),
+    automation_condition=follows_changed_inputs(),
     description="Prompt, chosen = the author's passage, rejected = the base model's own answer; splits kept.",
 )
 def preference_dataset(
     context: dg.AssetExecutionContext,
     config: PreferenceDatasetConfig,
+    store: StoreResource,
     models: ModelsResource,
     artifacts: ArtifactsResource,
     teacher: TeacherResource,
 ) -> dg.MaterializeResult:
     from llm_twin_assets.datasets.building import PreferenceOptions, build_preference
-    from llm_twin_assets.datasets.teachers import LocalTeacher
-    from llm_twin_assets.datasets.versions import latest, publish, read_splits
+    from llm_twin_assets.datasets.prompts import PROMPT_VERSION
+    from llm_twin_assets.datasets.teachers import CachedTeacher, LocalTeacher
+    from llm_twin_assets.datasets.versions import latest, read_splits
     from llm_twin_assets.llm import load_causal_lm
+    from llm_twin_assets.store.teacher_cache import PostgresReplyCache
 
     author = context.partition_key
     start = time.perf_counter()
@@ -191,9 +241,18 @@ def preference_dataset(
         device = settings.resolved_device()
         ref = models.base_model_ref()
         lm = load_causal_lm(ref, device=device, dtype="bfloat16" if device == "cuda" else "float32")
-        base = LocalTeacher(
-            lm, f"base:{ref.source}:{ref.name_or_path}", teacher.settings().teacher_batch_size
+        label = f"base:{ref.source}:" + (
+            "SmolLM2-135M-Instruct" if ref.source == "bundled" else ref.name_or_path
         )
+        base = CachedTeacher(
+            LocalTeacher(lm, label, teacher.settings().teacher_batch_size),
+            PostgresReplyCache(store.database()),
+            PROMPT_VERSION,
+        )
+
+        def count_tokens(texts: list[str]) -> list[int]:
+            return [len(ids) for ids in lm.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
         built = build_preference(
             read_splits(target, instruct),
             base,
@@ -203,15 +262,19 @@ def preference_dataset(
                 min_examples=config.min_examples,
             ),
             progress=lambda done, total: context.log.debug(f"rejected answers {done}/{total}"),
+            count_tokens=count_tokens,
         )
         details = {
             "rejected_by": base.label,
             "instruct_version": instruct.version,
             "min_examples": config.min_examples,
             "dropped": built.dropped,
+            "stats": built.stats,
             "config": config.model_dump(),
         }
-        version, new = publish(target, author, "preference", built.splits, details)
+        version, new, results, data_version = _publish_checked(
+            target, "preference", built.splits, author, details
+        )
     return _result(
         version,
         new,
@@ -221,6 +284,11 @@ def preference_dataset(
         {
             "rejected_by": base.label,
             "instruct_version": instruct.version,
+            "teacher_calls": base.asked,
+            "teacher_replies_reused": base.reused,
+            **built.stats,
             "preview": dg.MetadataValue.md(preview(built.splits["train"], ["prompt", "chosen", "rejected"])),
         },
+        results,
+        data_version,
     )

@@ -9,11 +9,13 @@ from llm_twin_assets.crawling.links import LinksFileError, discover, load
 from llm_twin_assets.defs.partitions import AUTHORS, authors_partitions
 from llm_twin_assets.settings import get_settings
 
-# Ingestion and the feature assets downstream of it, for one author.
+# Ingestion and features only, for one author. Datasets and training are not in it: they follow
+# through declarative automation when these assets' data versions changed (defs/automation.py), so a
+# re-crawl that found nothing new calls no teacher and trains nothing.
 author_pipeline_job = dg.define_asset_job(
     "author_pipeline",
-    selection=dg.AssetSelection.groups("ingest").downstream(),  # partitioned by author, like its assets
-    description="Crawl an author's links and refresh everything computed from them.",
+    selection=dg.AssetSelection.groups("ingest", "features"),  # partitioned by author, like its assets
+    description="Crawl an author's links and refresh the features computed from them.",
 )
 
 

@@ -7,15 +7,20 @@ failed run resumes from the trainer's last checkpoint: the work folder is named 
 """
 
 import time
+import warnings
 from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 
+from llm_twin_assets.defs.automation import follows_changed_inputs
 from llm_twin_assets.defs.datasets.assets import instruct_dataset, preference_dataset
 from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, TrainerResource
+
+# Partitioned asset checks are marked preview in Dagster 1.13; we rely on them knowingly.
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 
 class TrainingConfig(dg.Config):
@@ -55,19 +60,16 @@ def _train(
         settings = models.settings()
         store = artifacts.store()
         dataset = latest(store, author, "instruct" if stage == "sft" else "preference")
-        base_dir, base_label = trainer.base_model(config.profile, models)
+        base_spec, base_label = trainer.base_model(config.profile, models)
         parent = adapters.latest_adapter(store, author, "sft") if stage == "dpo" else None
         job = TrainJob(
             stage=stage,
             profile=config.profile,
             author=author,
-            base_model=str(base_dir),
+            base_model=base_spec,
             artifacts_url=artifacts.trainer_url(),
             dataset_version=dataset.version,
             output_dir="",
-            sft_adapter=str(adapters.adapter_folder(store, parent, settings.home / "cache" / "adapters"))
-            if parent
-            else None,
             device=settings.device,
             threads=settings.torch_threads,
             base_label=base_label,
@@ -85,19 +87,67 @@ def _train(
             context.log.info(
                 f"{stage} adapter {version} was already trained from these inputs: not retraining"
             )
-            published = adapters.point_latest(store, author, stage, version)
         else:
             trainer.launch(context, job)
-            published = adapters.get_adapter(store, author, stage, version)
+        published = adapters.get_adapter(store, author, stage, version)
+        results, data_version = _check_and_promote(store, published)
     metrics = dict(published.manifest.get("metrics", {}))
     metadata = _metadata(published, store, metrics, reused, time.perf_counter() - start)
+    metadata["promoted"] = data_version.value == version
     losses = metrics.get("losses") or []
     if losses:
         chart = line_chart_markdown(
             [p["step"] for p in losses], [p["loss"] for p in losses], f"{stage} training loss", "step", "loss"
         )
         metadata["loss_curve"] = dg.MetadataValue.md(chart)
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata, data_version=data_version, check_results=results)
+
+
+def _check_specs(stage: str) -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec(
+            f"{stage}_adapter_complete",
+            asset=f"{stage}_adapter",
+            blocking=True,
+            partitions_def=authors_partitions,
+            description="Every file of the adapter is in the artifact store and training ended with a finite loss.",
+        )
+    ]
+    if stage == "dpo":
+        specs.append(
+            dg.AssetCheckSpec(
+                "dpo_adapter_lineage",
+                asset="dpo_adapter",
+                blocking=True,
+                partitions_def=authors_partitions,
+                description="The DPO adapter names its parent SFT adapter, which exists, on the same base model.",
+            )
+        )
+    return specs
+
+
+def _check_and_promote(store: Any, adapter: Any) -> tuple[list[dg.AssetCheckResult], dg.DataVersion]:
+    """The blocking checks on the version this run trained (or reused); ``latest`` moves only when they
+    pass, and the data version reported is the one serving."""
+    from llm_twin_assets.training import adapters
+
+    verdicts = {f"{adapter.stage}_adapter_complete": adapters.completeness(store, adapter)}
+    if adapter.stage == "dpo":
+        verdicts["dpo_adapter_lineage"] = adapters.lineage(store, adapter)
+    results = [
+        dg.AssetCheckResult(
+            check_name=name,
+            asset_key=f"{adapter.stage}_adapter",
+            passed=passed,
+            metadata={k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in meta.items()},
+        )
+        for name, (passed, meta) in verdicts.items()
+    ]
+    if all(r.passed for r in results):
+        adapters.promote(store, adapter)
+        return results, dg.DataVersion(adapter.version)
+    serving = adapters.latest_or_none(store, adapter.author, adapter.stage)
+    return results, dg.DataVersion(serving.version if serving else "none-passed")
 
 
 def _metadata(
@@ -137,6 +187,8 @@ def _metadata(
     kinds={"pytorch", "peft"},
     pool="gpu",
     retry_policy=dg.RetryPolicy(max_retries=1),
+    check_specs=_check_specs("sft"),
+    automation_condition=follows_changed_inputs(),
     description="LoRA SFT of the base model on the author's instruct dataset (TRL SFTTrainer, via Pipes).",
 )
 def sft_adapter(
@@ -156,6 +208,8 @@ def sft_adapter(
     kinds={"pytorch", "peft"},
     pool="gpu",
     retry_policy=dg.RetryPolicy(max_retries=1),
+    check_specs=_check_specs("dpo"),
+    automation_condition=follows_changed_inputs(),
     description="LoRA DPO on the preference dataset, from the SFT adapter merged into the base (via Pipes).",
 )
 def dpo_adapter(

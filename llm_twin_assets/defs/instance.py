@@ -1,0 +1,40 @@
+"""The Dagster instance config for one machine (``$DAGSTER_HOME/dagster.yaml``), written by
+``llm-twin instance init`` (``make install`` runs it) and by the CLI when the file is missing.
+
+- One run per author at a time: a run-queue limit of 1 per value of the ``dagster/partition`` tag, so
+  the sensor, the schedule, declarative automation and a person never race on one partition.
+- The ``gpu`` pool (the training steps) takes one step at a time on this machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INSTANCE_YAML = """\
+# Written by llm-twin (`llm-twin instance init`); edit freely, it is not overwritten once changed.
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      # One run per author (partition) at a time: the sensor, the schedule, automation and a person
+      # launching by hand queue behind each other instead of racing on the same rows.
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+  pools:
+    default_limit: 1  # the `gpu` pool: one training step at a time on this machine
+"""
+# What earlier versions wrote; replaced by the current file.
+_PREVIOUS = ("telemetry:\n  enabled: false\n",)
+
+
+def ensure_instance_config(dagster_home: Path) -> Path:
+    """Write ``dagster.yaml`` unless the user has their own; returns its path."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    path = dagster_home / "dagster.yaml"
+    if not path.exists() or path.read_text() in _PREVIOUS:
+        path.write_text(INSTANCE_YAML)
+    return path
