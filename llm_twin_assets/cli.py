@@ -348,7 +348,10 @@ def generate_command(
         typer.secho("base model:", bold=True)
         typer.echo(generate(base, [messages], max_new_tokens=max_new_tokens)[0] + "\n")
     twin = load_twin(sft, dpo)
-    typer.secho(f"{author}'s twin ({stage}):", bold=True)
+    lineage = f"sft {twin_adapters.sft.version}" + (
+        f", dpo {twin_adapters.dpo.version} trained on it" if twin_adapters.dpo else ""
+    )
+    typer.secho(f"{author}'s twin ({lineage}):", bold=True)
     typer.echo(generate(twin, [messages], max_new_tokens=max_new_tokens)[0])
 
 

@@ -91,7 +91,8 @@ def test_a_failed_step_is_reported_by_its_cause_not_by_dagsters_wrapper() -> Non
 
     reasons = {}
     for asset in (lost_connection, named_problem):
-        result = dg.materialize([asset], raise_on_error=False)
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = dg.materialize([asset], instance=instance, raise_on_error=False)
         failure = next(e for e in result.all_events if e.is_step_failure)
         reasons[asset.key.path[-1]] = failure_reason(failure.step_failure_data.error)  # type: ignore[union-attr]
     assert reasons == {

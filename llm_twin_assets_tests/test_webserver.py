@@ -36,5 +36,5 @@ def test_the_ui_loads_the_asset_graph_sensor_and_schedule(tmp_path: Path) -> Non
     assets = {tuple(n["assetKey"]["path"]): n for n in data["assetNodes"]}
     assert assets[("raw_documents",)]["groupName"] == "ingest"
     [repo] = data["repositoriesOrError"]["nodes"]
-    assert {s["name"] for s in repo["sensors"]} == {"authors_folder_sensor"}
+    assert {s["name"] for s in repo["sensors"]} == {"authors_folder_sensor", "llm_twin_automation"}
     assert {s["name"] for s in repo["schedules"]} == {"daily_recrawl_schedule"}

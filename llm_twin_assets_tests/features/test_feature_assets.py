@@ -169,7 +169,7 @@ def test_an_embedding_model_of_another_dimension_refuses_and_writes_nothing(
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message  # type: ignore[union-attr]
     # Refused when the store is opened, before anything is read or written: the setting and both sizes.
-    assert message.startswith("LLM_TWIN_EMBEDDING_DIM: is 768") and "of 384 dimensions" in message
+    assert "LLM_TWIN_EMBEDDING_DIM: is 768" in message and "of 384 dimensions" in message
     assert chunk_state(seeded, "maya") == before
 
 
