@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -12,6 +13,9 @@ import typer
 
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.settings import get_settings
+
+# Deprecation notices from the model libraries are for us, not for the person at the prompt.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl)\.")
 
 app = typer.Typer(
     help="Build an LLM twin of an author, from their writing to a served model.",

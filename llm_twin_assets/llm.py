@@ -25,7 +25,9 @@ class LoadedLM:
 def load_causal_lm(ref: ModelRef, device: str = "cpu", dtype: str = "float32") -> LoadedLM:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # "Loading weights" bars clutter the CLI and the run logs
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref.name_or_path, local_files_only=ref.is_local)
         model: Any = AutoModelForCausalLM.from_pretrained(

@@ -22,6 +22,19 @@ class Reporter(AbstractContextManager["Reporter"]):
             log.addHandler(handler)
         log.setLevel(logging.INFO)
         self._handlers = handlers
+        # Library warnings (deprecations) go to the log file only, and dataset progress bars nowhere:
+        # the person watching the run sees one line per step.
+        self._warnings_file = logging.FileHandler(log_file)
+        self._warnings_file.setFormatter(formatter)
+        logging.captureWarnings(True)
+        logging.getLogger("py.warnings").addHandler(self._warnings_file)
+        logging.getLogger("py.warnings").propagate = False
+        try:
+            from datasets.utils.logging import disable_progress_bar
+
+            disable_progress_bar()
+        except ImportError:  # pragma: no cover - datasets comes with TRL
+            pass
 
     def __enter__(self) -> Reporter:
         return self
@@ -30,6 +43,9 @@ class Reporter(AbstractContextManager["Reporter"]):
         for handler in self._handlers:
             log.removeHandler(handler)
             handler.close()
+        logging.getLogger("py.warnings").removeHandler(self._warnings_file)
+        self._warnings_file.close()
+        logging.captureWarnings(False)
 
     def info(self, message: str) -> None:
         log.info(message)

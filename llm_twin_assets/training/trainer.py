@@ -159,7 +159,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
 
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_callback import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, TrainerCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -247,6 +247,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
             peft_config=lora,
             callbacks=[Progress()],
         )
+    trainer.remove_callback(PrinterCallback)  # its raw log dicts; Progress reports one line per step
     last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
     if last:
         reporter.info(f"resuming from {last}")

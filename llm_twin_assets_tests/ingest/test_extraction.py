@@ -4,9 +4,6 @@ and the issue's sentence survives extraction, cleaning, chunking and passages un
 from __future__ import annotations
 
 import asyncio
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ from llm_twin_assets.crawling.feeds import html_fragment_to_text
 from llm_twin_assets.crawling.http import PoliteClient
 from llm_twin_assets.crawling.render import Renderer
 from llm_twin_assets.datasets.passages import PassageOptions, passages_of
+from llm_twin_assets.demo import serve_directory
 from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
 from llm_twin_assets.features.cleaning import clean_frame
 from llm_twin_assets.records import Document
@@ -91,16 +89,8 @@ def test_feed_entries_keep_what_they_show() -> None:
 def served(tmp_path: Path) -> Iterator[str]:
     """``PAGE`` on a local HTTP server; its URL."""
     (tmp_path / "retries.html").write_text(PAGE, encoding="utf-8")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/retries.html"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_directory(tmp_path) as base:
+        yield f"{base}/retries.html"
 
 
 def test_a_crawled_page_keeps_what_it_shows(served: str, fast_policy) -> None:  # type: ignore[no-untyped-def]

@@ -58,7 +58,8 @@ def test_both_adapters_materialize_through_pipes_with_metadata_and_are_reused(
     assert sft["base_model"] == dpo["base_model"] == "tiny-llama"
     assert dpo["parent_adapter"] == sft["version"]
     for meta, steps in ((sft, 6), (dpo, 4)):
-        assert meta["steps"] == steps and meta["reused"] is False
+        assert meta["steps"] == steps and meta["reused"] is False and meta["promoted"] is True
+        assert meta["examples_over_max_length"] == 0
         assert (
             float(meta["final_loss"]) > 0
             and float(meta["tokens_per_s"]) > 0

@@ -162,6 +162,7 @@ def _metadata(
         "peak_memory_mb",
         "train_seconds",
         "examples",
+        "examples_over_max_length",
         "device",
         "gradient_checkpointing",
         "activation_estimate_mb",
