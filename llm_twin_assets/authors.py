@@ -64,7 +64,7 @@ def _absolute_links(links: LinksFile) -> str:
 
 def local_roots(settings: TwinSettings) -> LocalRoots:
     """The folders links may name local files in: the authors folder and ``LLM_TWIN_LOCAL_ROOTS``."""
-    return LocalRoots.of([settings.authors_dir, *settings.local_roots])
+    return LocalRoots.of(settings.readable_folders)
 
 
 def check_local_links(links: LinksFile, settings: TwinSettings) -> None:

@@ -221,6 +221,7 @@ def materialize(
     load_author(get_settings(), author)  # a clear error before anything runs
     op_config = _read_run_config(config)
     instance = _instance()
+    _refuse_while_running(instance, author)
     if not instance.has_dynamic_partition(authors_partitions.name, author):
         instance.add_dynamic_partitions(authors_partitions.name, [author])
     graph = defs.resolve_asset_graph()
@@ -278,6 +279,32 @@ def materialize(
         )
         if any(not c.passed and c.severity == dg.AssetCheckSeverity.ERROR for c in checks):
             raise typer.Exit(1)
+
+
+def _refuse_while_running(instance: Any, author: str) -> None:
+    """One run per author at a time, for in-process runs too: the run queue holds back the daemon's runs
+    while ours is going (its partition tag counts), and we do not start while one of theirs is."""
+    import dagster as dg
+
+    busy = instance.get_run_records(
+        filters=dg.RunsFilter(
+            statuses=[
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.NOT_STARTED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ],
+            tags={"dagster/partition": author},
+        ),
+        limit=1,
+    )
+    if busy:
+        run = busy[0].dagster_run
+        raise TwinError(
+            f"a run for author {author!r} is {run.status.value.lower()} (run {run.run_id}, job "
+            f"{run.job_name}): one run per author at a time; wait for it or cancel it in the Dagster UI"
+        )
 
 
 def failure_reason(error: Any) -> str:

@@ -64,9 +64,10 @@ class CrawlOutcome:
     failures: list[LinkFailure] = field(default_factory=list)
     crawled_links: set[str] = field(default_factory=set)  # links that produced an answer
     complete_links: set[str] = field(default_factory=set)
-    """Links whose answer lists every document they hold (a drafts folder, a LinkedIn export): a stored
-    document of such a link that is no longer listed is gone at its source. A feed is never complete
-    (it shows only its newest entries), so a post that left the feed is kept."""
+    """Links whose answer lists every document they hold (a drafts folder, even an empty one, a LinkedIn
+    export, an article page or a repository: their one document): a stored document of such a link
+    that is no longer listed is gone at its source. A feed is never complete (it shows only its newest
+    entries), so a post that left the feed is kept."""
     stats: dict[str, Any] = field(default_factory=dict)
 
 

@@ -113,6 +113,10 @@ class TwinSettings(BaseSettings):
     @field_validator("local_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str) and value.lstrip().startswith("["):  # a JSON list works too
+            import json
+
+            return json.loads(value)
         if isinstance(value, str):
             return [part.strip() for part in re.split(rf"[,{re.escape(os.pathsep)}]", value) if part.strip()]
         return value
@@ -126,6 +130,11 @@ class TwinSettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def readable_folders(self) -> list[Path]:
+        """Where local files named by links may be read: the authors folder and ``local_roots``."""
+        return [self.authors_dir, *self.local_roots]
 
     @property
     def pgdata(self) -> Path:
@@ -145,6 +154,20 @@ class TwinSettings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> TwinSettings:
-    """Read the settings now (environment first, then ``overrides`` on top)."""
+    """Read the settings now (environment first, then ``overrides`` on top). A bad value is a
+    ConfigError naming the variable, not a validation traceback."""
+    from pydantic import ValidationError
+
+    from llm_twin_assets.errors import ConfigError
+
     values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
-    return TwinSettings(**values)
+    try:
+        return TwinSettings(**values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = f"LLM_TWIN_{str(error['loc'][0]).upper()}" if error["loc"] else "LLM_TWIN_*"
+        raise ConfigError(
+            name,
+            f"{error['msg'].rstrip('.')} (got {error.get('input')!r})",
+            f"fix or unset it; `{name}` is described in README.md",
+        ) from None

@@ -58,14 +58,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     import psutil
 
-    roots = [str(h) for h in TEST_HOMES]
+    roots = list(TEST_HOMES)
     with contextlib.suppress(Exception):
-        roots.append(str(session.config._tmp_path_factory.getbasetemp()))  # type: ignore[attr-defined]
+        roots.append(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
     left = []
     for proc in psutil.process_iter(attrs=("name", "cmdline")):
         cmd = proc.info["cmdline"] or []
         data = cmd[cmd.index("-D") + 1] if "-D" in cmd[:-1] else ""
-        if proc.info["name"] == "postgres" and any(data.startswith(root) for root in roots):
+        if proc.info["name"] == "postgres" and data and any(Path(data).is_relative_to(r) for r in roots):
             left.append(data)
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown

@@ -53,6 +53,10 @@ def test_bad_settings_give_one_clear_line_not_a_traceback(tmp_path: Path) -> Non
     assert result.stderr.startswith("error: LLM_TWIN_DATABASE_URL: cannot connect")
     assert "Traceback" not in result.stderr and "hunter2" not in result.stderr
 
+    result = run("db", "status", home=tmp_path, LLM_TWIN_GONE_CRAWLS_TO_REMOVE="0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: LLM_TWIN_GONE_CRAWLS_TO_REMOVE: ")
+
     result = run("models", "prepare", home=tmp_path, LLM_TWIN_EMBEDDING_MODEL=str(tmp_path / "nope"))
     assert result.returncode == 2
     assert "LLM_TWIN_EMBEDDING_MODEL" in result.stderr and "Traceback" not in result.stderr
@@ -114,3 +118,24 @@ def test_instance_init_writes_the_run_queue_limits_once(tmp_path: Path) -> None:
     config.write_text("telemetry:\n  enabled: true\n")  # the user's own: left alone
     assert run("instance", "init", home=tmp_path, DAGSTER_HOME=str(tmp_path / "dagster")).returncode == 0
     assert config.read_text() == "telemetry:\n  enabled: true\n"
+
+
+def test_materialize_refuses_while_a_run_for_the_author_is_going(tmp_path: Path) -> None:
+    import dagster as dg
+
+    authors = tmp_path / "authors"
+    authors.mkdir()
+    (authors / "ada.yaml").write_text("name: Ada\nlinks:\n  - https://example.org/a\n")
+    dagster_home = tmp_path / "dagster"
+    assert run("instance", "init", home=tmp_path, DAGSTER_HOME=str(dagster_home)).returncode == 0
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:  # e.g. the nightly run, underway
+        going = dg.DagsterRun(
+            job_name="author_pipeline", status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": "ada"}
+        )
+        instance.add_run(going)
+    result = run(
+        "materialize", "--author", "ada", "--select", "raw_documents",
+        home=tmp_path, DAGSTER_HOME=str(dagster_home), LLM_TWIN_AUTHORS_DIR=str(authors),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: a run for author 'ada' is started (run {going.run_id}")

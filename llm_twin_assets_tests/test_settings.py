@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
+from llm_twin_assets.errors import ConfigError
 from llm_twin_assets.settings import BUNDLED, get_settings
 
 
@@ -43,5 +43,18 @@ def test_blank_database_url_means_embedded(monkeypatch: pytest.MonkeyPatch, blan
 
 def test_invalid_device_is_rejected_with_the_setting_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM_TWIN_DEVICE", "tpu")
-    with pytest.raises(ValidationError, match="device"):
+    with pytest.raises(ConfigError, match=r"^LLM_TWIN_DEVICE: .*\(got 'tpu'\)"):
         get_settings()
+
+
+def test_a_bad_value_names_its_variable_and_local_roots_take_a_path_list_or_json(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("LLM_TWIN_GONE_CRAWLS_TO_REMOVE", "0")
+    with pytest.raises(
+        ConfigError, match=r"^LLM_TWIN_GONE_CRAWLS_TO_REMOVE: .*greater than or equal to 1 \(got '0'\)"
+    ):
+        get_settings()
+    monkeypatch.delenv("LLM_TWIN_GONE_CRAWLS_TO_REMOVE")
+    monkeypatch.setenv("LLM_TWIN_LOCAL_ROOTS", "/srv/drafts:/srv/exports")
+    assert get_settings().local_roots == [Path("/srv/drafts"), Path("/srv/exports")]
+    monkeypatch.setenv("LLM_TWIN_LOCAL_ROOTS", '["/srv/drafts"]')
+    assert get_settings().local_roots == [Path("/srv/drafts")]

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from llm_twin_assets.crawling.articles import ArticleOptions, crawl_article
-from llm_twin_assets.crawling.folders import read_drafts
+from llm_twin_assets.crawling.folders import EmptyFolder, read_drafts
 from llm_twin_assets.crawling.http import CrawlPolicy, FetchError, PoliteClient
 from llm_twin_assets.crawling.links import LinksFile, local_path
 from llm_twin_assets.crawling.posts import read_linkedin_export
@@ -49,7 +49,7 @@ def local_roots(links: LinksFile, options: CrawlOptions) -> LocalRoots:
         from llm_twin_assets.settings import get_settings
 
         settings = get_settings()
-        folders = [settings.authors_dir, *settings.local_roots]
+        folders = settings.readable_folders
     return LocalRoots.of([links.path.parent, *folders])
 
 
@@ -138,6 +138,8 @@ async def crawl_links(links: LinksFile, options: CrawlOptions) -> CrawlOutcome:
                 else:
                     message = str(result) if str(result).startswith(url) else f"{url}: {result}"
                 outcome.failures.append(LinkFailure(link=url, kind=kind, error=message, gone=is_gone(result)))
+                if isinstance(result, EmptyFolder):  # it answered: with nothing, completely
+                    outcome.complete_links.add(url)
                 continue
             documents, complete = result
             outcome.crawled_links.add(url)

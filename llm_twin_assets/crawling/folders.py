@@ -28,6 +28,11 @@ class FolderError(TwinError):
     pass
 
 
+class EmptyFolder(FolderError):
+    """The drafts folder is there and holds no drafts now: a complete answer with nothing in it (the
+    drafts stored from it before are gone at their source)."""
+
+
 def _drafts_in(folder: Path, skipped: dict[str, int]) -> list[Path]:
     """The draft files under ``folder``, sorted; what the rules skip is counted by reason."""
 
@@ -96,7 +101,7 @@ def read_drafts(
         )
     if not documents:
         detail = f"; skipped: {skipped}" if skipped else ""
-        raise FolderError(
+        raise (EmptyFolder if real.is_dir() else FolderError)(
             f"{path}: no Markdown or text files with content ({', '.join(DRAFT_SUFFIXES)}){detail}"
         )
     return documents

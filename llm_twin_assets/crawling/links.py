@@ -74,6 +74,11 @@ class Link(BaseModel):
             raise ValueError(f"{scheme} links need a host ({scheme}://host/...)")
         if scheme == "file" and parts.netloc not in ("", "localhost"):
             raise ValueError("a file link names a path on this machine (file:///path), not a host")
+        if scheme == "file" and not parts.path.startswith("/"):
+            # file:notes/a.md would be read relative to whatever folder the process runs in
+            raise ValueError(
+                "a file link needs an absolute path (file:///path); write a relative one as ./path"
+            )
         return value
 
 

@@ -237,10 +237,10 @@ def git_env(allow_protocols: str) -> dict[str, str]:
 
     A proxy, or a ``url.<base>.insteadOf`` in someone's config, would send git to an address the
     guard never checked."""
-    env = {
+    env = {  # nothing of the caller's git (proxy command, other repository, object store, config); traces may stay
         key: value
         for key, value in os.environ.items()
-        if key.lower() not in _PROXY_VARIABLES and not key.startswith("GIT_CONFIG")
+        if key.lower() not in _PROXY_VARIABLES and (not key.startswith("GIT_") or key.startswith("GIT_TRACE"))
     }
     env.update(
         {
@@ -393,6 +393,18 @@ def _is_git_repository(folder: Path) -> bool:
     return (folder / ".git").exists() or ((folder / "HEAD").is_file() and (folder / "objects").is_dir())
 
 
+def _borrowed_objects(folder: Path) -> str | None:
+    """Why a local repository would make git read objects outside ``folder`` (and so outside the
+    allowed folders), or None."""
+    dot_git = folder / ".git"
+    if dot_git.is_file():
+        return "its .git is a file pointing at another folder (a worktree or submodule)"
+    store = dot_git if dot_git.is_dir() else folder
+    if (store / "objects" / "info" / "alternates").exists():
+        return "it borrows objects from another repository (objects/info/alternates)"
+    return None
+
+
 def crawl_repository(
     url: str,
     source_link: str,
@@ -423,6 +435,9 @@ def crawl_repository(
             if not urlsplit(url).scheme:
                 canonical = real.as_uri()
             if _is_git_repository(real):
+                borrowed = _borrowed_objects(real)
+                if borrowed is not None:
+                    raise LocalPathRefused(url, f"{borrowed}; only self-contained repositories are read")
                 _clone(real.as_uri(), Path(tmp) / "repo", url, guard, options)
                 root = Path(tmp) / "repo"
                 commit = _head(root, url)

@@ -239,6 +239,8 @@ class LocalRoots:
             if reason is not None:
                 raise LocalPathRefused(shown, f"{reason}; key material is never read")
         if not real.exists():
+            if not root.is_dir():  # the allowed folder itself is missing (an unmounted drive): not gone
+                raise LocalPathRefused(shown, f"its allowed folder {root} is not there (not mounted?)")
             raise LocalPathMissing(path)
         if real.is_dir():
             return real

@@ -297,7 +297,7 @@ def build_preference(
         pairs = [pair for split in kept.values() for pair in split]
         for side in ("chosen", "rejected"):
             lengths = count_tokens([pair[side] for pair in pairs])
-            stats[f"mean_{side}_tokens"] = round(sum(lengths) / len(lengths), 1)
+            stats[f"mean_{side}_tokens"] = round(sum(lengths) / len(lengths), 1) if lengths else 0.0
     return Built(
         splits={n: pl.DataFrame(v, schema=PREFERENCE_SCHEMA).sort("id") for n, v in kept.items()},
         dropped=tally(reasons),

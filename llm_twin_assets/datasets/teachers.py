@@ -262,12 +262,6 @@ class OpenAITeacher:
     def close(self) -> None:
         self.client.close()
 
-    def __enter__(self) -> OpenAITeacher:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def local_teacher(settings: TwinSettings, model: str, *, batch_size: int | None = None) -> LocalTeacher:
     """A local teacher for ``model`` ('bundled', a path or a hub id) on the configured device."""
@@ -281,7 +275,7 @@ def local_teacher(settings: TwinSettings, model: str, *, batch_size: int | None 
         ref = ModelRef(str(prepare_smollm2(settings.model_cache)), True, BUNDLED)
     device = settings.resolved_device()
     lm = load_causal_lm(ref, device=device, dtype="bfloat16" if device == "cuda" else "float32")
-    label = f"local:{'SmolLM2-135M-Instruct' if ref.source == BUNDLED else ref.name_or_path}"
+    label = f"local:{ref.name}"
     return LocalTeacher(lm, label, batch_size or settings.teacher_batch_size)
 
 

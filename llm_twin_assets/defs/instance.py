@@ -2,7 +2,9 @@
 ``llm-twin instance init`` (``make install`` runs it) and by the CLI when the file is missing.
 
 - One run per author at a time: a run-queue limit of 1 per value of the ``dagster/partition`` tag, so
-  the sensor, the schedule, declarative automation and a person never race on one partition.
+  the sensor, the schedule, declarative automation and launches from the UI queue behind each other.
+  ``llm-twin materialize`` runs in-process, outside the queue: it refuses to start while a run for that
+  author is queued or going, and its own run (tagged with the partition) holds the queue back.
 - The ``gpu`` pool (the training steps) takes one step at a time on this machine.
 """
 

@@ -50,6 +50,11 @@ class ModelRef:
     is_local: bool
     source: str  # 'bundled', 'path' or 'hub'
 
+    @property
+    def name(self) -> str:
+        """How labels (and so teacher-reply cache keys) name it: the same on every machine for 'bundled'."""
+        return "SmolLM2-135M-Instruct" if self.source == BUNDLED else self.name_or_path
+
 
 def _looks_like_path(value: str) -> bool:
     return value.startswith(("/", "./", "../", "~")) or value in (".", "..")
@@ -261,10 +266,13 @@ def tiny_llama(settings: TwinSettings) -> Path:
 TINY = "tiny"
 
 
-def model_folder(spec: str, settings: TwinSettings, setting: str = "base_model") -> Path:
+def model_folder(
+    spec: str, settings: TwinSettings, setting: str = "base_model", *, download: bool = False
+) -> Path:
     """The local folder of a model named as any machine can name it (a training job's ``base_model``):
     'tiny' and 'bundled' are built here (cached), a folder is used as it is, a hub id comes from the hub
-    cache (or the hub, where ``HF_HUB_OFFLINE`` allows)."""
+    cache; only with ``download`` (a trainer on a machine of its own, e.g. an ECS task) from the hub
+    itself, where ``HF_HUB_OFFLINE`` allows. Nothing else downloads weights at run time."""
     if spec == TINY:
         return tiny_llama(settings)
     if spec == BUNDLED:
@@ -276,7 +284,7 @@ def model_folder(spec: str, settings: TwinSettings, setting: str = "base_model")
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(ref.name_or_path))
+        return Path(snapshot_download(ref.name_or_path, local_files_only=not download))
     except Exception as exc:  # huggingface_hub raises several types (offline, not found, network)
         raise ModelError(
             f"{setting}: hub model {ref.name_or_path!r} is not in the local hub cache and cannot be fetched "

@@ -20,6 +20,7 @@ from llm_twin_assets.errors import ConfigError, StoreError
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store import embedded, migrations
 
+_URL_FORM = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]+@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 _KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']\S*)", re.IGNORECASE)
@@ -29,7 +30,7 @@ def redact(url: str) -> str:
     """The connection string with any password replaced, fit for logs and error messages, in every form
     libpq takes: ``postgresql://user:secret@host``, ``...?password=secret`` and ``host=h password=secret``
     (quoted values too)."""
-    if "://" in url:
+    if _URL_FORM.match(url):
         return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
     return _KEYWORD_PASSWORD.sub(r"\1***", url)
 

@@ -75,17 +75,20 @@ def raw_needing_cleaning(conn: psycopg.Connection, author: str) -> pl.DataFrame:
     """Raw documents not judged yet, or whose content, kind or title changed since they were.
 
     A rejected document is judged again only when its raw content or kind changed, or, for a duplicate,
-    when the document it repeated changed or is gone: a re-run cleans nothing."""
+    when the document it repeats changed or is being judged again now (so both are judged together, in
+    this run): a re-run cleans nothing."""
     rows = conn.execute(
         "SELECT r.id, r.author, r.url, r.kind, r.title, r.content, r.content_hash FROM raw_documents r"
         " LEFT JOIN cleaned_documents c ON c.id = r.id"
         " LEFT JOIN cleaning_rejections j ON j.id = r.id"
         " LEFT JOIN cleaned_documents o ON o.id = j.duplicate_of"
+        " LEFT JOIN raw_documents ro ON ro.id = j.duplicate_of"
         " WHERE r.author = %s AND CASE"
         "  WHEN c.id IS NOT NULL THEN c.raw_content_hash <> r.content_hash OR c.kind <> r.kind"
         "   OR c.title IS DISTINCT FROM r.title"
         "  WHEN j.id IS NOT NULL THEN j.raw_content_hash <> r.content_hash OR j.kind <> r.kind"
-        "   OR (j.reason = 'duplicate' AND o.content_hash IS DISTINCT FROM j.clean_hash)"
+        "   OR (j.reason = 'duplicate' AND (o.content_hash IS DISTINCT FROM j.clean_hash"
+        "    OR o.raw_content_hash IS DISTINCT FROM ro.content_hash OR o.kind IS DISTINCT FROM ro.kind))"
         "  ELSE true END"
         " ORDER BY r.id",
         (author,),

@@ -137,8 +137,8 @@ def store_crawl(
         gone_links = sorted({f.link for f in outcome.failures if f.gone})
         struck = conn.execute(
             "UPDATE raw_documents SET gone_crawls = gone_crawls + 1, gone_since = coalesce(gone_since, now())"
-            f" WHERE author = %s AND NOT (id = ANY(%s)) AND ((source_link = ANY(%s) AND NOT {_LISTED_BY_FEED})"
-            "  OR source_link = ANY(%s)) RETURNING id",
+            f" WHERE author = %s AND NOT (id = ANY(%s)) AND NOT {_LISTED_BY_FEED}"
+            " AND (source_link = ANY(%s) OR source_link = ANY(%s)) RETURNING id",
             (slug, found, gone_links, sorted(outcome.complete_links)),
         ).fetchall()
         removed = conn.execute(

@@ -89,7 +89,8 @@ def base_model_folder(job: TrainJob) -> Path:
     from llm_twin_assets.models.registry import model_folder
     from llm_twin_assets.settings import get_settings
 
-    return model_folder(job.base_model, get_settings(), "the job's base_model")
+    # A trainer may fetch its hub model (a fresh GPU task has no cache); HF_HUB_OFFLINE still rules here.
+    return model_folder(job.base_model, get_settings(), "the job's base_model", download=True)
 
 
 def parent_adapter_folder(job: TrainJob) -> Path:

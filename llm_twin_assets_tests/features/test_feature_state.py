@@ -56,15 +56,27 @@ def test_rejections_are_remembered_duplicates_are_judged_against_the_store_and_r
     lines = "\n".join(report(db).lines())
     assert "not cleaned:  duplicate=1, empty=1" in lines
 
-    with db.connect() as conn:  # the original leaves the store: its duplicate is judged again, and kept
-        conn.execute("DELETE FROM raw_documents WHERE url = 'https://maya.example/original'")
+    with db.connect() as conn:  # the original is edited: its duplicate is judged with it, in the same run
+        upsert_raw(conn, [raw_row("maya", "https://maya.example/original", TEXT + " Edited since.")])
+    edited = meta(clean("maya"), "cleaned_documents")
+    assert (edited["judged_raw_documents"], edited["written"], edited["rejected"]) == (2, 2, 0)
+    settled = meta(clean("maya"), "cleaned_documents")
+    assert (settled["judged_raw_documents"], settled["written"]) == (0, 0)
+    with db.connect() as conn:  # back to the copy's text: the copy stays (first come), the original waits
+        upsert_raw(conn, [raw_row("maya", "https://maya.example/original", TEXT)])
+    assert meta(clean("maya"), "cleaned_documents")["rejections"] == [
+        "https://maya.example/original: duplicate of https://maya.example/copy"
+    ]
+
+    with db.connect() as conn:  # the kept copy leaves the store: the original is judged again, and kept
+        conn.execute("DELETE FROM raw_documents WHERE url = 'https://maya.example/copy'")
     fourth = meta(clean("maya"), "cleaned_documents")
     assert (fourth["judged_raw_documents"], fourth["written"]) == (1, 1)
     with db.connect() as conn:
         urls = [
             r[0] for r in conn.execute("SELECT url FROM cleaned_documents WHERE author = 'maya'").fetchall()
         ]
-    assert urls == ["https://maya.example/copy"]
+    assert urls == ["https://maya.example/original"]
 
 
 def test_a_rerun_of_every_feature_asset_writes_nothing_and_a_kind_change_reaches_the_chunks(

@@ -77,6 +77,7 @@ def test_upper_case_links_are_crawled_as_their_kind(tmp_path: Path) -> None:
         ("https:///path-only", "https links need a host"),
         ("file://server/share/notes.md", "a file link names a path on this machine"),
         ("http://example.org:99999/x", "not a valid URL"),
+        ("file:notes/a.md", "a file link needs an absolute path"),
     ],
 )
 def test_malformed_urls_are_named(tmp_path: Path, url: str, message: str) -> None:

@@ -237,3 +237,26 @@ def test_a_special_file_is_not_read(tmp_path: Path) -> None:
     os.mkfifo(allowed / "pipe.md")  # reading it would block the crawl for ever
     outcome = crawl_local(tmp_path / "authors", [str(allowed / "pipe.md")], [allowed])
     assert "refused: not a regular file or folder" in outcome.failures[0].error
+
+
+def test_a_local_repository_that_borrows_objects_from_outside_is_refused(
+    sample_repo: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+
+    guard = NetworkGuard(allow_private=False)
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    worktree = allowed / "worktree"  # a work tree whose .git file names a repository outside
+    worktree.mkdir()
+    (worktree / ".git").write_text(f"gitdir: {sample_repo}\n")
+    borrowing = allowed / "borrowing.git"  # a clone that reads its objects from one outside
+    subprocess.run(["git", "clone", "-q", "--bare", "--shared", str(sample_repo), str(borrowing)], check=True)
+    roots = LocalRoots.of([allowed])
+    with pytest.raises(LocalPathRefused, match="its .git is a file pointing at another folder"):
+        crawl_repository(str(worktree), "x", guard, roots=roots)
+    with pytest.raises(LocalPathRefused, match="borrows objects from another repository"):
+        crawl_repository(str(borrowing), "x", guard, roots=roots)
+    shutil.copytree(sample_repo, allowed / "own.git")  # self-contained: read
+    assert crawl_repository(str(allowed / "own.git"), "x", guard, roots=roots).content

@@ -149,3 +149,19 @@ def test_checks_catch_empty_and_duplicate_content(db: Database) -> None:
     assert not empty.passed and empty.metadata["urls"].value == ["https://a.org/3"]
     assert not dupes.passed and dupes.severity == dg.AssetCheckSeverity.WARN
     assert dupes.metadata["examples"].value == [["https://a.org/1", "https://a.org/2"]]
+
+
+def test_drafts_deleted_from_their_folder_leave_even_when_the_run_finds_nothing(
+    db: Database, tmp_path: Path
+) -> None:
+    authors = tmp_path / "authors"
+    drafts = authors / "drafts"
+    drafts.mkdir(parents=True)
+    (drafts / "one.md").write_text("# One\n\nThe first draft, long enough to keep around.\n")
+    write_links(authors, "maya", ["./drafts"])
+    assert materialize(authors, "maya").success and len(rows(db, "maya")) == 1
+    (drafts / "one.md").unlink()  # the folder is there, empty: its one draft is gone at its source
+    for expected in (1, 0):
+        result = materialize(authors, "maya")
+        assert not result.success  # nothing could be fetched, and it says so...
+        assert len(rows(db, "maya")) == expected  # ...but the removal policy still ran

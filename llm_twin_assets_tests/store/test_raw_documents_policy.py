@@ -141,3 +141,14 @@ def test_a_rerun_writes_nothing_and_a_kind_or_title_change_is_stored_without_new
 
     crawl(db, [page("The page now says more.", kind="post", title="Page, renamed"), post(1)])
     assert stored(db)[PAGE][2] > after[PAGE][2]  # fetched_at follows the content
+
+
+def test_a_feed_link_that_starts_serving_a_page_does_not_take_its_posts(db: Database) -> None:
+    crawl(db, [post(1), post(2)])
+    maintenance = CrawledDocument(
+        url=FEED, kind="post", content="Down for maintenance.", source_link=FEED, metadata={"via": "html"}
+    )
+    for _ in range(3):  # the link answers with one page: complete, but the feed's posts were its listing
+        summary = crawl(db, [maintenance], complete={FEED})
+        assert sum(summary.removed.values()) == 0
+    assert {f"https://maya.example/posts/{n}" for n in (1, 2)} <= set(stored(db))

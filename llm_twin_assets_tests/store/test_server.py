@@ -142,6 +142,7 @@ def test_an_external_url_is_used_as_is_with_no_code_change(
         ("host=h password=hunter2 dbname=x", "host=h password=*** dbname=x"),
         ("host=h password = 'hun ter\\'2' dbname=x", "host=h password = *** dbname=x"),
         ("host=h PASSWORD=hunter2", "host=h PASSWORD=***"),
+        ("host=h password=abc://x dbname=d", "host=h password=*** dbname=d"),
         (
             "postgresql://h/db?user=u&password=hunter2&sslmode=require",
             "postgresql://h/db?user=u&password=***&sslmode=require",

@@ -241,9 +241,7 @@ def preference_dataset(
         device = settings.resolved_device()
         ref = models.base_model_ref()
         lm = load_causal_lm(ref, device=device, dtype="bfloat16" if device == "cuda" else "float32")
-        label = f"base:{ref.source}:" + (
-            "SmolLM2-135M-Instruct" if ref.source == "bundled" else ref.name_or_path
-        )
+        label = f"base:{ref.source}:{ref.name}"
         base = CachedTeacher(
             LocalTeacher(lm, label, teacher.settings().teacher_batch_size),
             PostgresReplyCache(store.database()),

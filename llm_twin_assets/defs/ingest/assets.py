@@ -46,7 +46,7 @@ def crawl_options(config: CrawlConfig, settings: "TwinSettings") -> "CrawlOption
             allow_private_networks=settings.allow_private_networks,
         ),
         article=ArticleOptions(render=config.render),
-        local_roots=[settings.authors_dir, *settings.local_roots],
+        local_roots=settings.readable_folders,
     )
 
 
@@ -67,12 +67,6 @@ def raw_documents(
         outcome = crawl(links, crawl_options(config, settings))
         for failure in outcome.failures:
             context.log.warning(f"link failed: {failure.error}")
-        if not outcome.documents:
-            raise dg.Failure(
-                description=f"nothing could be fetched for author {links.slug!r} from {links.path}: "
-                + "; ".join(f.error for f in outcome.failures),
-                metadata={"failed": len(outcome.failures)},
-            )
         urls = [links.resolve(link) for link in links.author.links]
         with store.database().connect() as conn:
             summary = store_crawl(
@@ -85,6 +79,18 @@ def raw_documents(
                 remove_after_gone=settings.gone_crawls_to_remove,
             )
             version = data_version(conn, "raw_documents", links.slug)
+        # The removal policy runs even when nothing answered (every link gone, a folder emptied, links
+        # dropped from the file); only then is the run a failure.
+        if not outcome.documents:
+            raise dg.Failure(
+                description=f"nothing could be fetched for author {links.slug!r} from {links.path}: "
+                + "; ".join(f.error for f in outcome.failures),
+                metadata={
+                    "failed": len(outcome.failures),
+                    "removed": sum(summary.removed.values()),
+                    "gone_pending": summary.gone_pending,
+                },
+            )
     preview = "\n".join(
         ["| kind | title | url | chars |", "|---|---|---|---|"]
         + [

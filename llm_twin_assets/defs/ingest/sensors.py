@@ -5,7 +5,7 @@ import json
 
 import dagster as dg
 
-from llm_twin_assets.crawling.links import LinksFileError, discover, load
+from llm_twin_assets.crawling.links import MAX_LINKS_FILE_BYTES, LinksFileError, discover, load
 from llm_twin_assets.defs.partitions import AUTHORS, authors_partitions
 from llm_twin_assets.settings import get_settings
 
@@ -32,6 +32,11 @@ def authors_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     runs, new_partitions = [], []
     existing = set(context.instance.get_dynamic_partitions(AUTHORS))
     for slug, path in discover(folder).items():
+        if path.stat().st_size > MAX_LINKS_FILE_BYTES:  # refused by load() anyway: do not hash it every tick
+            context.log.warning(
+                f"skipping {path}: over the {MAX_LINKS_FILE_BYTES:,}-byte limit of a links file"
+            )
+            continue
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         seen[slug] = digest
         if cursor.get(slug) == digest:
