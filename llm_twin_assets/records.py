@@ -82,6 +82,11 @@ class Chunk:
     start: int = 0
     """Where the chunk starts in its cleaned document: ``text == document[start:end]``."""
     end: int = 0
+    heading_path: tuple[str, ...] = ()
+    """The headings above the chunk, outermost first (for a repository: the file's path)."""
+    context: str = ""
+    """What is embedded above the chunk's text: its document's title and heading path (never part of
+    the author's text)."""
 
 
 @dataclass(frozen=True)
@@ -93,3 +98,5 @@ class Document:
     kind: str
     title: str
     content: str
+    headings: tuple[tuple[int, int, int], ...] = ()
+    """(start, end, level) of each heading line in ``content``, as the cleaner recorded them."""

@@ -1,10 +1,11 @@
 """Passages: the windows of an author's cleaned text that become answers, verbatim.
 
 Every passage is a span of its cleaned document (``content[start:end] == text``): trimming drops
-characters at its ends, never in its middle. Prose (articles, posts) is packed from whole paragraphs
-up to a word budget, with no overlap (an answer is a passage the author wrote, once); a passage ends
-where the author ended a paragraph or a list item, or at a sentence end with the quotes and brackets
-that close it. Code is cut at file and top-level definition boundaries, the same boundaries the
+characters at its ends, never in its middle. Prose (articles, posts) is packed from whole blocks —
+paragraphs, list items, code blocks, tables — up to a word budget, with no overlap (an answer is a
+passage the author wrote, once), never across a heading; so a passage starts at a heading, a paragraph
+or a list item and ends at the end of one (a block over the limit alone is cut, at a sentence end with
+the quotes and brackets that close it). Code is cut at file and top-level definition boundaries, the same boundaries the
 chunker uses; the crawler's ``␞ path`` line is not the author's text and is left out.
 """
 
@@ -109,12 +110,25 @@ def trim_code_span(text: str, start: int, end: int) -> Span | None:
 def passages_of(document: Document, options: PassageOptions) -> tuple[list[Passage], int]:
     """The document's passages, and how many windows were dropped as too short or unclean."""
     chunking = ChunkingOptions(
-        max_tokens=options.max_words, target_tokens=options.window_words, overlap_tokens=0, special_tokens=0
+        max_tokens=options.max_words,
+        target_tokens=options.window_words,
+        overlap_tokens=0,
+        special_tokens=0,
+        units="blocks",
     )
     content = document.content
     kept: list[Passage] = []
     dropped = 0
-    for window in chunk_document(document.id, document.kind, content, chunking, _words):
+    windows = chunk_document(
+        document.id,
+        document.kind,
+        content,
+        chunking,
+        _words,
+        title=document.title,
+        headings=document.headings,
+    )
+    for window in windows:
         if document.kind == "repository":
             span = trim_code_span(content, window.start, window.end)
         else:

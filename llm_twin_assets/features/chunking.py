@@ -28,10 +28,20 @@ Chunks are packed from units, themselves spans:
 A unit longer than the limit is cut at line breaks, then between words, then (a word that long: a URL,
 a hash, minified code) between characters, never inside one drawn symbol (a letter and its combining
 marks, an emoji sequence).
+
+Structure (prose): a heading line (the cleaner records where headings are) is a unit of its own that
+starts a chunk (headings in a row stay together with what follows them); a fenced code block and a
+table are one unit each (never cut at a sentence, cut by lines only when over the limit). Each chunk
+carries its heading path (the headings above it, outermost first; for code, the file's path) and a
+context, its document's title and heading path, that is embedded above it (``context_tokens`` of the
+budget are kept for it) but is never part of its text. With ``units="blocks"`` (dataset passages)
+units are whole paragraphs, list items, headings, code blocks and tables, so a window starts and ends
+where one does; only a block over the limit is cut, at sentences.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -40,9 +50,10 @@ from typing import NamedTuple
 
 from llm_twin_assets.records import Chunk, chunk_id, content_hash
 
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 """Changes whenever the same text and options give other chunks; part of the ``chunks`` asset's key.
-1: units were re-joined strings; 2: every chunk a span of its document (``Chunk.start``/``end``)."""
+1: units were re-joined strings; 2: every chunk a span of its document (``Chunk.start``/``end``);
+3: headings start chunks, code blocks and tables are units, heading paths and embedded context."""
 
 Counter = Callable[[Sequence[str]], list[int]]
 Span = tuple[int, int]
@@ -82,10 +93,15 @@ class ChunkingOptions:
     target_tokens: int = 200
     overlap_tokens: int = 40
     special_tokens: int = 2  # [CLS] and [SEP]
+    context_tokens: int = 0
+    """Kept for the context (title and heading path) embedded above each chunk; 0 = no context."""
+    units: str = "sentences"
+    """'sentences' (chunks for retrieval) or 'blocks' (passages: whole paragraphs and list items)."""
 
     @property
     def budget(self) -> int:
-        return self.max_tokens - self.special_tokens
+        """Tokens for the chunk's own text."""
+        return self.max_tokens - self.special_tokens - self.context_tokens
 
 
 class _Unit(NamedTuple):
@@ -93,6 +109,7 @@ class _Unit(NamedTuple):
     end: int
     opens: bool  # starts a paragraph (or a definition): a preferred break point
     size: int = 0  # tokens
+    heading: bool = False  # a heading line: starts a chunk (after anything but headings)
 
 
 def token_counter(tokenizer) -> Counter:  # type: ignore[no-untyped-def]
@@ -234,11 +251,12 @@ def _pack(units: list[_Unit], options: ChunkingOptions, *, overlap: bool) -> lis
     for unit in units:
         full = used + unit.size > options.target_tokens or used + unit.size + len(current) > options.budget
         soft_break = unit.opens and used >= 0.6 * options.target_tokens
-        if current and (full or soft_break):
+        new_section = unit.heading and not all(u.heading for u in current)
+        if current and (full or soft_break or new_section):
             chunks.append((current[0].start, current[-1].end))
             carried: list[_Unit] = []
             carried_tokens = 0
-            if overlap and not unit.opens:  # repeat the closing sentences when a paragraph runs on
+            if overlap and not unit.opens and not unit.heading:  # a paragraph runs on: repeat its close
                 for previous in reversed(current[1:]):  # never the whole previous chunk
                     tokens = carried_tokens + previous.size
                     if (
@@ -316,25 +334,74 @@ def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[S
     return [*spans, last] if last is not None else spans
 
 
-def _prose_units(text: str) -> list[_Unit]:
-    return [
-        _Unit(s, e, i == 0)
-        for ps, pe in paragraph_spans(text)
-        for i, (s, e) in enumerate(sentence_spans(text, ps, pe))
-    ]
+Heading = tuple[int, int, int]  # start, end (of the heading's line) and level
+_FENCE = re.compile(r"(?m)^[^\S\n]*```[\s\S]*?(?:^[^\S\n]*```[^\n]*$|\Z)")
+_TABLE_ROW = re.compile(r"[^\S\n]*\|")
 
 
-def chunk_prose(text: str, options: ChunkingOptions, count: Counter) -> list[Span]:
-    return _pack(_expand(text, _prose_units(text), options, count), options, overlap=True)
+def block_spans(text: str, start: int, end: int) -> list[Span]:
+    """The list items of the paragraph ``text[start:end]`` (the whole paragraph when it has none)."""
+    cuts = [start, *(m.start() for m in _LIST_ITEM.finditer(text, start, end)), end]
+    return [span for s, e in itertools.pairwise(cuts) if (span := trimmed(text, s, e)) is not None]
 
 
-def chunk_post(text: str, options: ChunkingOptions, count: Counter) -> list[Span]:
+def _blocks(text: str, headings: Sequence[Heading]) -> list[tuple[int, int, str]]:
+    """(start, end, what) of the document's blocks in order: 'heading', 'code' (a fenced block), 'table'
+    or 'paragraph'. Paragraphs are cut at blank lines and around headings; fences are never cut."""
+    fences = [m.span() for m in _FENCE.finditer(text)] if "```" in text else []
+    marks = sorted([(s, e, "heading") for s, e, _ in headings] + [(s, e, "code") for s, e in fences])
+    blocks: list[tuple[int, int, str]] = []
+    position = 0
+    for s, e, what in [*marks, (len(text), len(text), "")]:
+        if s < position:  # a heading inside a fence is code
+            continue
+        for ps, pe in paragraph_spans(text, position, s):
+            blocks.append((ps, pe, "table" if _TABLE_ROW.match(text, ps) else "paragraph"))
+        if what and (span := trimmed(text, s, e)) is not None:
+            blocks.append((*span, what))
+        position = max(position, e)
+    return blocks
+
+
+def _prose_units(
+    text: str, headings: Sequence[Heading], options: ChunkingOptions, count: Counter
+) -> list[_Unit]:
+    """Headings, code blocks and tables whole; paragraphs as sentences and list items (or, for
+    ``units="blocks"``, as list items, cut at sentences only when one is over the limit)."""
+    units: list[_Unit] = []
+    for s, e, what in _blocks(text, headings):
+        if what == "heading":
+            units.append(_Unit(s, e, True, heading=True))
+        elif what in ("code", "table"):
+            units.append(_Unit(s, e, True))
+        elif options.units == "blocks":
+            items = block_spans(text, s, e)
+            for (us, ue), size in zip(items, count([text[a:b] for a, b in items]), strict=True):
+                if size <= options.budget:
+                    units.append(_Unit(us, ue, True, size))
+                else:  # one block over the limit: its sentences, packed
+                    units += [_Unit(a, b, i == 0) for i, (a, b) in enumerate(sentence_spans(text, us, ue))]
+        else:
+            units += [_Unit(us, ue, i == 0) for i, (us, ue) in enumerate(sentence_spans(text, s, e))]
+    return units
+
+
+def chunk_prose(
+    text: str, options: ChunkingOptions, count: Counter, headings: Sequence[Heading] = ()
+) -> list[Span]:
+    units = _prose_units(text, headings, options, count)
+    return _pack(_expand(text, units, options, count), options, overlap=options.units != "blocks")
+
+
+def chunk_post(
+    text: str, options: ChunkingOptions, count: Counter, headings: Sequence[Heading] = ()
+) -> list[Span]:
     whole = trimmed(text, 0, len(text))
     if whole is None:
         return []
     if count([text[whole[0] : whole[1]]])[0] <= options.budget:
         return [whole]
-    return chunk_prose(text, options, count)
+    return chunk_prose(text, options, count, headings)
 
 
 def _code_sections(text: str) -> list[Span]:
@@ -357,8 +424,12 @@ def _definition_starts(text: str, start: int, end: int) -> list[int]:
     return starts
 
 
-def chunk_code(text: str, options: ChunkingOptions, count: Counter) -> list[Span]:
-    code = ChunkingOptions(options.max_tokens, options.budget, 0, options.special_tokens)
+def chunk_code(
+    text: str, options: ChunkingOptions, count: Counter, headings: Sequence[Heading] = ()
+) -> list[Span]:
+    code = ChunkingOptions(
+        options.max_tokens, options.budget, 0, options.special_tokens, options.context_tokens
+    )
     chunks: list[Span] = []
     for section_start, section_end in _code_sections(text):
         header = _FILE.match(text, section_start)
@@ -373,18 +444,67 @@ def chunk_code(text: str, options: ChunkingOptions, count: Counter) -> list[Span
     return chunks
 
 
-CHUNKERS: dict[str, Callable[[str, ChunkingOptions, Counter], list[Span]]] = {
+CHUNKERS: dict[str, Callable[[str, ChunkingOptions, Counter, Sequence[Heading]], list[Span]]] = {
     "article": chunk_prose,
     "post": chunk_post,
     "repository": chunk_code,
 }
 
 
+def heading_path(text: str, kind: str, headings: Sequence[Heading], start: int, end: int) -> tuple[str, ...]:
+    """The headings above ``text[start:end]``, outermost first: those before it, and those it opens
+    with; for code, the path of the file it is in."""
+    if kind == "repository":
+        files = [m for m in _FILE.finditer(text, 0, end) if m.start() <= start]
+        return (files[-1][0].removeprefix("\u241e ").strip(),) if files else ()
+    inside = start
+    for s, e, _ in headings:  # the headings a chunk starts with count as above it
+        if s == inside and e <= end:
+            following = _NON_SPACE.search(text, e, end)
+            inside = following.start() if following else end
+    stack: list[tuple[int, str]] = []
+    for s, e, level in headings:
+        if s >= inside:
+            break
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, text[s:e].strip()))
+    return tuple(name for _, name in stack)
+
+
+def context_of(title: str, path: Sequence[str], limit: int, count: Counter) -> str:
+    """The title and heading path as embedded above a chunk, within ``limit`` tokens: the outer headings
+    are dropped first, then words from the end."""
+    parts = [p for p in dict.fromkeys([title.strip(), *path]) if p]
+    if not parts or limit <= 0:
+        return ""
+    while True:
+        context = " › ".join(parts)
+        if count([context])[0] <= limit:
+            return context
+        if len(parts) > 2:
+            del parts[1]
+            continue
+        words = context.split()
+        while len(words) > 1 and count([" ".join(words)])[0] > limit:
+            words = words[: max(1, len(words) * 3 // 4)]
+        return " ".join(words) if count([" ".join(words)])[0] <= limit else ""
+
+
 def chunk_document(
-    document_id: str, kind: str, text: str, options: ChunkingOptions, count: Counter
+    document_id: str,
+    kind: str,
+    text: str,
+    options: ChunkingOptions,
+    count: Counter,
+    *,
+    title: str = "",
+    headings: Sequence[Heading] = (),
 ) -> list[Chunk]:
-    """The document's chunks, each a span of ``text``, re-counted and guaranteed within the limit."""
-    spans = CHUNKERS[kind](text, options, count)
+    """The document's chunks, each a span of ``text``, re-counted and guaranteed within the limit, each
+    with its heading path and (``options.context_tokens``) the context embedded above it."""
+    headings = sorted(h for h in headings if 0 <= h[0] < h[1] <= len(text))
+    spans = CHUNKERS[kind](text, options, count, headings)
     final: list[_Unit] = []
     for (start, end), size in zip(spans, count([text[s:e] for s, e in spans]), strict=True):
         if size <= options.budget:
@@ -395,6 +515,8 @@ def chunk_document(
     for i, unit in enumerate(final):
         piece = text[unit.start : unit.end]
         digest = content_hash(piece)
+        path = heading_path(text, kind, headings, unit.start, unit.end)
+        context = context_of(title, path, options.context_tokens, count) if options.context_tokens else ""
         chunks.append(
             Chunk(
                 id=chunk_id(document_id, i, digest),
@@ -405,6 +527,8 @@ def chunk_document(
                 content_hash=digest,
                 start=unit.start,
                 end=unit.end,
+                heading_path=path,
+                context=context,
             )
         )
     return chunks

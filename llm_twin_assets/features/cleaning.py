@@ -27,7 +27,8 @@ Prose (articles, posts), outside fenced code (between two ```` ``` ```` fences) 
   ``a <b> c`` stay;
 - then the entities ``&nbsp; &amp; &lt; &gt; &quot; &#39; &apos;`` become their characters;
 - Markdown heading marks (``#`` to ``######`` and the space after, at the start of a line) and bold
-  marks around a phrase (``**really**``, not inside a word: ``2**3**4`` stays) are removed; ``__``,
+  marks around a phrase (the heading's place and level are kept as the document's structure:
+  ``headings``, offsets into the cleaned text, which chunks and passages follow) (``**really**``, not inside a word: ``2**3**4`` stays) are removed; ``__``,
   ``_`` and single ``*`` are left alone (``__init__``, ``MAX_RETRIES``, ``a*b*c``);
 - a bare URL becomes its host (``github.com``), the punctuation after it kept;
 - a run of spaces, tabs and no-break spaces becomes one space;
@@ -43,6 +44,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import polars as pl
+
+CLEANER_VERSION = 2
+"""Stored with every verdict: documents cleaned (or rejected) by another version are cleaned again on the
+next run. 1: the first rules; 2: only documented markup removed, headings recorded."""
 
 PROSE_KINDS = ("article", "post")
 CODE_KINDS = ("repository",)
@@ -100,6 +105,9 @@ _URL = re.compile(
     r"https?://(?:www\.)?(?P<host>[^/\s)>\]`\x00\x01]+)(?:[^\s)>\]`\x00\x01]*[^\s)>\]`\x00\x01.,;:!?'\"])?"
 )
 _BLANKS = re.compile(r"[ \t\u00a0]{2,}|[\t\u00a0]")
+# While cleaning runs, a heading's mark is held in the text as \x02<level>\x03 (C0 controls are gone by
+# then); at the end each is taken out and its place recorded.
+_HEADING_AT = re.compile(r"\x02([1-6])\x03")
 
 
 def _apply(rule: re.Pattern[str], replace: Callable[[re.Match[str]], str], text: str, *triggers: str) -> str:
@@ -130,13 +138,15 @@ def _clean_prose_part(text: str, code: list[str], closed_in_text: set[str]) -> s
     text = _apply(_CLOSING, lambda m: "" if m["closing"].lower() in HTML_ELEMENTS else m[0], text, "</")
     text = _apply(_OPENING, _opening_tag(closed_in_text), text, "<")
     text = _apply(_ENTITY, lambda m: _ENTITIES[m[0]], text, "&")
-    text = _apply(_HEADING_MARK, lambda m: "", text, "#")
+    text = _apply(_HEADING_MARK, lambda m: f"\x02{len(m[0].rstrip())}\x03", text, "#")
     text = _apply(_BOLD, lambda m: m["bold"], text, "**")
     text = _apply(_URL, lambda m: m["host"], text, "http")
     text = _apply(_BLANKS, lambda m: " ", text, "  ", "\t", "\u00a0")
     text = _apply(_HELD, lambda m: code[int(m[1])], text, "\x00")
     lines = text.split("\n")
-    return "\n".join(line for line in lines if len(line) >= 160 or not _BOILERPLATE.match(line))
+    return "\n".join(
+        line for line in lines if len(line) >= 160 or not _BOILERPLATE.match(_HEADING_AT.sub("", line))
+    )
 
 
 def _hold_code(text: str) -> tuple[str, list[str]]:
@@ -179,6 +189,37 @@ def _clean_texts(rows: pl.Series) -> pl.Series:
     )
 
 
+def take_headings(text: str) -> tuple[str, list[list[int]]]:
+    """``text`` without its held heading marks, and each heading as [start, end, level]: the span of its
+    line in the returned text."""
+    if "\x02" not in text:
+        return text, []
+    out: list[str] = []
+    headings: list[list[int]] = []
+    position = removed = 0
+    for m in _HEADING_AT.finditer(text):
+        out.append(text[position : m.start()])
+        start = m.start() - removed
+        removed += m.end() - m.start()
+        line_end = text.find("\n", m.end())
+        end = (len(text) if line_end < 0 else line_end) - removed
+        if end > start:  # an empty heading marks nothing
+            headings.append([start, end, int(m[1])])
+        position = m.end()
+    out.append(text[position:])
+    return "".join(out), headings
+
+
+def _take_headings(texts: pl.Series) -> pl.Series:
+    import json
+
+    taken = [take_headings(t) if t is not None else (None, []) for t in texts]
+    return pl.Series(
+        [{"text": t, "headings": json.dumps(h)} for t, h in taken],
+        dtype=pl.Struct({"text": pl.String, "headings": pl.String}),
+    )
+
+
 def clean_frame(
     raw: pl.DataFrame, options: CleaningOptions | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -203,12 +244,17 @@ def clean_frame(
     frame = frame.with_columns(
         pl.struct("kind", "text").map_batches(_clean_texts, return_dtype=pl.String).alias("text")
     )
-    frame = frame.with_columns(
-        pl.col("text")
-        .str.replace_all(r"(?m)[ \t]+$", "")  # trailing spaces on every line
-        .str.replace_all(r"\n{3,}", "\n\n")
-        .str.strip_chars()
-        .alias("text")
+    frame = (
+        frame.with_columns(
+            pl.col("text")
+            .str.replace_all(r"(?m)[ \t]+$", "")  # trailing spaces on every line
+            .str.replace_all(r"\n{3,}", "\n\n")
+            .str.strip_chars()
+            .map_batches(_take_headings, return_dtype=pl.Struct({"text": pl.String, "headings": pl.String}))
+            .alias("parts")
+        )
+        .with_columns(pl.col("parts").struct.field("text"), pl.col("parts").struct.field("headings"))
+        .drop("parts")
     )
     unknown = ~pl.col("kind").is_in(KNOWN_KINDS)
     damaged = pl.col("damage") > options.max_damage
@@ -280,6 +326,7 @@ def clean_frame(
         .alias("language"),
         pl.col("text").str.len_chars().cast(pl.Int32).alias("n_chars"),
         "truncated",
+        "headings",
     )
     return cleaned, pl.concat([rejected, duplicates])
 

@@ -14,7 +14,11 @@ def author_name(conn: psycopg.Connection, author: str) -> str:
 
 def cleaned_documents_of(conn: psycopg.Connection, author: str) -> list[Document]:
     rows = conn.execute(
-        "SELECT id, url, kind, coalesce(title, ''), content FROM cleaned_documents WHERE author = %s ORDER BY id",
+        "SELECT id, url, kind, coalesce(title, ''), content, coalesce(metadata->'headings', '[]'::jsonb)"
+        " FROM cleaned_documents WHERE author = %s ORDER BY id",
         (author,),
     ).fetchall()
-    return [Document(*row) for row in rows]
+    return [
+        Document(doc_id, url, kind, title, content, tuple((h[0], h[1], h[2]) for h in headings))
+        for doc_id, url, kind, title, content, headings in rows
+    ]

@@ -5,6 +5,7 @@ Every write for one author is one transaction; only what changed is read and rew
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ CLEANED_COLUMNS = (
     "language",
     "n_chars",
     "metadata",
+    "cleaner_version",
 )
 CHUNK_COLUMNS = (
     "id",
@@ -49,6 +51,8 @@ CHUNK_COLUMNS = (
     "n_tokens",
     "char_start",
     "char_end",
+    "heading_path",
+    "context",
 )
 REJECTED_SCHEMA = {
     "id": pl.String,
@@ -60,10 +64,10 @@ REJECTED_SCHEMA = {
     "duplicate_of": pl.String,  # the kept document a duplicate repeats
     "clean_hash": pl.String,
 }
-REJECTION_COLUMNS = ("author", *REJECTED_SCHEMA)
+REJECTION_COLUMNS = ("author", *REJECTED_SCHEMA, "cleaner_version")
 # A cleaned row is rewritten only when what it was made from, or what it says, changed; cleaned_at
 # then says when its content last changed.
-_CLEANED_COMPARED = ("raw_content_hash", "kind", "title", "content_hash")
+_CLEANED_COMPARED = ("raw_content_hash", "kind", "title", "content_hash", "cleaner_version")
 _CLEANED_ON_UPDATE = {
     "updated_at": "now()",
     "cleaned_at": "CASE WHEN cleaned_documents.content_hash IS DISTINCT FROM EXCLUDED.content_hash"
@@ -71,8 +75,9 @@ _CLEANED_ON_UPDATE = {
 }
 
 
-def raw_needing_cleaning(conn: psycopg.Connection, author: str) -> pl.DataFrame:
-    """Raw documents not judged yet, or whose content, kind or title changed since they were.
+def raw_needing_cleaning(conn: psycopg.Connection, author: str, cleaner_version: int) -> pl.DataFrame:
+    """Raw documents not judged yet, judged by another cleaner version, or whose content, kind or title
+    changed since they were.
 
     A rejected document is judged again only when its raw content or kind changed, or, for a duplicate,
     when the document it repeats changed or is being judged again now (so both are judged together, in
@@ -83,15 +88,16 @@ def raw_needing_cleaning(conn: psycopg.Connection, author: str) -> pl.DataFrame:
         " LEFT JOIN cleaning_rejections j ON j.id = r.id"
         " LEFT JOIN cleaned_documents o ON o.id = j.duplicate_of"
         " LEFT JOIN raw_documents ro ON ro.id = j.duplicate_of"
-        " WHERE r.author = %s AND CASE"
+        " WHERE r.author = %(author)s AND CASE"
         "  WHEN c.id IS NOT NULL THEN c.raw_content_hash <> r.content_hash OR c.kind <> r.kind"
-        "   OR c.title IS DISTINCT FROM r.title"
+        "   OR c.title IS DISTINCT FROM r.title OR c.cleaner_version <> %(version)s"
         "  WHEN j.id IS NOT NULL THEN j.raw_content_hash <> r.content_hash OR j.kind <> r.kind"
+        "   OR j.cleaner_version <> %(version)s"
         "   OR (j.reason = 'duplicate' AND (o.content_hash IS DISTINCT FROM j.clean_hash"
         "    OR o.raw_content_hash IS DISTINCT FROM ro.content_hash OR o.kind IS DISTINCT FROM ro.kind))"
         "  ELSE true END"
         " ORDER BY r.id",
-        (author,),
+        {"author": author, "version": cleaner_version},
     ).fetchall()
     return pl.DataFrame(rows, schema=RAW_SCHEMA, orient="row")
 
@@ -111,6 +117,7 @@ def write_cleaned(
     judged: Sequence[str],
     cleaned: pl.DataFrame,
     rejected: pl.DataFrame,
+    cleaner_version: int,
 ) -> CleanedWrite:
     """Store the verdicts on the ``judged`` raw documents, in one transaction.
 
@@ -175,7 +182,8 @@ def write_cleaned(
                 r["raw_content_hash"],
                 r["language"],
                 r["n_chars"],
-                Jsonb({"truncated": r["truncated"]}),
+                Jsonb({"truncated": r["truncated"], "headings": json.loads(r["headings"] or "[]")}),
+                cleaner_version,
             )
             for r in cleaned.iter_rows(named=True)
         )
@@ -195,7 +203,10 @@ def write_cleaned(
             conn,
             "cleaning_rejections",
             REJECTION_COLUMNS,
-            ((author, *(r[c] for c in REJECTED_SCHEMA)) for r in rejected.iter_rows(named=True)),
+            (
+                (author, *(r[c] for c in REJECTED_SCHEMA), cleaner_version)
+                for r in rejected.iter_rows(named=True)
+            ),
             compare=None,
             update=[c for c in REJECTION_COLUMNS if c != "id"],
             on_update={"rejected_at": "now()"},
@@ -213,26 +224,47 @@ def rejections_of(conn: psycopg.Connection, author: str) -> dict[str, int]:
     )
 
 
-def documents_needing_chunks(
-    conn: psycopg.Connection, author: str, key_of: Callable[[str, str], str]
-) -> list[tuple[str, str, str, str]]:
-    """(id, kind, content, chunks_key) of documents whose chunks are missing or stale.
+@dataclass(frozen=True)
+class ToChunk:
+    """A cleaned document whose chunks are missing or stale, with what the chunker needs."""
 
-    ``key_of(content_hash, kind)`` names what the chunks are made from (with the chunking settings)."""
+    id: str
+    kind: str
+    content: str
+    key: str
+    title: str
+    headings: list[tuple[int, int, int]]
+    """(start, end, level) of each heading line in ``content``."""
+
+
+def documents_needing_chunks(
+    conn: psycopg.Connection, author: str, key_of: Callable[[str, str, str], str]
+) -> list[ToChunk]:
+    """The documents whose chunks are missing or stale.
+
+    ``key_of(content_hash, kind, outline)`` names what the chunks are made from (with the chunking
+    settings); ``outline`` is the title and the headings, which chunks carry."""
     current = conn.execute(
-        "SELECT id, content_hash, kind, chunks_key FROM cleaned_documents WHERE author = %s", (author,)
+        "SELECT id, content_hash, kind, coalesce(title, '') || coalesce(metadata->>'headings', ''), chunks_key"
+        " FROM cleaned_documents WHERE author = %s",
+        (author,),
     ).fetchall()
     stale = {
-        doc_id: key_of(content_hash, kind)
-        for doc_id, content_hash, kind, key in current
-        if key != key_of(content_hash, kind)
+        doc_id: key_of(content_hash, kind, outline)
+        for doc_id, content_hash, kind, outline, key in current
+        if key != key_of(content_hash, kind, outline)
     }
     if not stale:
         return []
     rows = conn.execute(
-        "SELECT id, kind, content FROM cleaned_documents WHERE id = ANY(%s) ORDER BY id", (list(stale),)
+        "SELECT id, kind, content, coalesce(title, ''), coalesce(metadata->'headings', '[]'::jsonb)"
+        " FROM cleaned_documents WHERE id = ANY(%s) ORDER BY id",
+        (list(stale),),
     ).fetchall()
-    return [(doc_id, kind, content, stale[doc_id]) for doc_id, kind, content in rows]
+    return [
+        ToChunk(doc_id, kind, content, stale[doc_id], title, [(h[0], h[1], h[2]) for h in headings])
+        for doc_id, kind, content, title, headings in rows
+    ]
 
 
 def replace_chunks(
@@ -261,6 +293,8 @@ def replace_chunks(
                 c.n_tokens,
                 c.start,
                 c.end,
+                list(c.heading_path),
+                c.context,
             )
             for c in chunks
         )
@@ -269,8 +303,13 @@ def replace_chunks(
             "chunks",
             CHUNK_COLUMNS,
             rows,
-            compare=("content_hash", "kind", "char_start", "char_end"),
-            on_update={"updated_at": "now()"},
+            compare=("content_hash", "kind", "char_start", "char_end", "heading_path", "context"),
+            on_update={
+                "updated_at": "now()",
+                # what is embedded is the context and the text: a new context needs a new vector
+                "embedding": "CASE WHEN chunks.context IS DISTINCT FROM EXCLUDED.context THEN NULL"
+                " ELSE chunks.embedding END",
+            },
         )
         with conn.cursor() as cur:
             cur.executemany(
@@ -280,12 +319,20 @@ def replace_chunks(
     return result, removed
 
 
+def refresh_statistics(conn: psycopg.Connection) -> None:
+    """ANALYZE the chunks: the planner's row estimates (the vector search picks its path from them) and
+    the term frequencies full-text search weighs terms by."""
+    conn.execute("ANALYZE chunks")
+
+
 def chunks_needing_embeddings(
     conn: psycopg.Connection, author: str, model: str
 ) -> list[tuple[str, str, str]]:
-    """(id, kind, content) of chunks with no embedding, or one from another model."""
+    """(id, kind, what to embed) of chunks with no embedding, or one from another model. What is
+    embedded is the chunk's context (its document's title and heading path) above its text."""
     return conn.execute(
-        "SELECT id, kind, content FROM chunks WHERE author = %s"
+        "SELECT id, kind, CASE WHEN context = '' THEN content ELSE context || chr(10) || content END"
+        " FROM chunks WHERE author = %s"
         " AND (embedding IS NULL OR embedding_model IS DISTINCT FROM %s) ORDER BY id",
         (author, model),
     ).fetchall()

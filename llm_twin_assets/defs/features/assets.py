@@ -19,6 +19,11 @@ class ChunkingConfig(dg.Config):
     """Aim for chunks of about this many word-pieces."""
     overlap_tokens: int = 40
     """Closing sentences repeated at the start of the next chunk of a running paragraph."""
+    context_tokens: int = 32
+    """Word-pieces kept for each chunk's context (document title and heading path), embedded above its
+    text; 0 embeds the text alone (bench/retrieval.py measures both)."""
+    use_headings: bool = True
+    """Follow the document's headings: a heading starts a chunk, chunks carry their heading path."""
 
 
 @dg.asset(
@@ -29,15 +34,15 @@ class ChunkingConfig(dg.Config):
     description="Normalised text of each raw document (prose keeps the author's style; code stays code).",
 )
 def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-    from llm_twin_assets.features.cleaning import clean_frame
+    from llm_twin_assets.features.cleaning import CLEANER_VERSION, clean_frame
     from llm_twin_assets.store.features import raw_needing_cleaning, rejections_of, write_cleaned
 
     author = context.partition_key
     start = time.perf_counter()
     with clear_failures(), store.database().connect() as conn:
-        raw = raw_needing_cleaning(conn, author)
+        raw = raw_needing_cleaning(conn, author, CLEANER_VERSION)
         cleaned, rejected = clean_frame(raw)
-        written = write_cleaned(conn, author, raw["id"].to_list(), cleaned, rejected)
+        written = write_cleaned(conn, author, raw["id"].to_list(), cleaned, rejected, CLEANER_VERSION)
         total = conn.execute("SELECT count(*) FROM cleaned_documents WHERE author = %s", (author,)).fetchone()
         rejections = rejections_of(conn, author)
         version = data_version(conn, "cleaned_documents", author)
@@ -85,7 +90,7 @@ def chunks(
         token_counter,
     )
     from llm_twin_assets.records import stable_id
-    from llm_twin_assets.store.features import documents_needing_chunks, replace_chunks
+    from llm_twin_assets.store.features import documents_needing_chunks, refresh_statistics, replace_chunks
 
     author = context.partition_key
     with clear_failures():
@@ -95,22 +100,36 @@ def chunks(
             max_tokens=int(embedder.max_seq_length or 0),
             target_tokens=config.target_tokens,
             overlap_tokens=config.overlap_tokens,
+            context_tokens=config.context_tokens,
         )
         # Part of every document's chunk key: a new chunker or other settings re-chunk on the next run.
         signature = (
-            f"v{CHUNKER_VERSION}|{options}|{embedder.tokenizer.name_or_path}|{len(embedder.tokenizer)}"
+            f"v{CHUNKER_VERSION}|{options}|{config.use_headings}|{embedder.tokenizer.name_or_path}"
+            f"|{len(embedder.tokenizer)}"
         )
         count = token_counter(embedder.tokenizer)
         with store.database().connect() as conn:
             stale = documents_needing_chunks(
-                conn, author, lambda content_hash, kind: stable_id(content_hash, kind, signature)
+                conn,
+                author,
+                lambda content_hash, kind, outline: stable_id(content_hash, kind, outline, signature),
             )
             made = [
                 c
-                for doc_id, kind, content, _ in stale
-                for c in chunk_document(doc_id, kind, content, options, count)
+                for d in stale
+                for c in chunk_document(
+                    d.id,
+                    d.kind,
+                    d.content,
+                    options,
+                    count,
+                    title=d.title,
+                    headings=d.headings if config.use_headings else (),
+                )
             ]
-            result, removed = replace_chunks(conn, author, [(d, k, key) for d, k, _, key in stale], made)
+            result, removed = replace_chunks(conn, author, [(d.id, d.kind, d.key) for d in stale], made)
+            if result.written or removed:
+                refresh_statistics(conn)
             rows = conn.execute("SELECT kind, n_tokens FROM chunks WHERE author = %s", (author,)).fetchall()
             version = data_version(conn, "chunks", author)
     seconds = time.perf_counter() - start
