@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets bench-train clean
+.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets bench-retrieval bench-train clean
 
 # The Dagster instance config (one run per author at a time, the gpu pool) goes to $(DAGSTER_HOME).
 install: $(STAMP) chromium
@@ -80,6 +80,9 @@ bench-crawl: install
 
 bench-features: install
 	$(BIN)/python bench/features.py
+
+bench-retrieval: install
+	$(BIN)/python bench/retrieval.py
 
 bench-datasets: install
 	$(BIN)/python bench/dataset_teacher.py

@@ -329,7 +329,7 @@ def search_command(
     kind: Annotated[
         list[str] | None, typer.Option(help="Only these kinds: article, post, repository.")
     ] = None,
-    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="How many results.")] = 10,
+    k: Annotated[int, typer.Option("--k", min=1, max=100, help="How many results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
 ) -> None:
     """The chunks nearest to a query, with scores and source URLs."""
@@ -344,8 +344,13 @@ def search_command(
     if not hits:
         typer.echo("no results (has `chunk_embeddings` been materialized for this author?)")
     for rank, hit in enumerate(hits, start=1):
+        where = " › ".join([hit.title or "", *hit.heading_path][: 1 + len(hit.heading_path)]).strip(" ›")
+        similarity = f" (cosine {hit.similarity:.3f})" if hit.similarity is not None else ""
         snippet = " ".join(hit.text.split())[:160]
-        typer.echo(f"{rank:>2}. {hit.score:.3f}  [{hit.kind}] {hit.document_url}\n    {snippet}")
+        typer.echo(
+            f"{rank:>2}. {hit.score:.4f}{similarity}  [{hit.kind}, {hit.author}] {where}\n"
+            f"    {hit.document_url}\n    {snippet}"
+        )
 
 
 @app.command("generate")

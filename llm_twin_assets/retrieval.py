@@ -1,26 +1,91 @@
-"""Retrieval over an author's writing: the one search everything downstream uses.
+"""Retrieval over authors' writing: the one search everything downstream uses.
 
-``search(query, author=None, kinds=None, k=10)`` embeds the query with the configured embedding model
-and returns the nearest chunks with their scores and source URLs (see :mod:`.store.vectors` for the
-index strategy: filtered searches still return k results).
+``search(query, author=None, kinds=None, k=10)`` runs inside PostgreSQL, in one statement:
+
+- vector search: the query embedded with the configured model against ``chunks.embedding`` (each chunk
+  was embedded with its document's title and heading path above it; see :mod:`.store.vectors` for the
+  index strategy: filtered searches still return k results);
+- full-text search: ``websearch_to_tsquery`` against ``chunks.tsv`` (the chunk and its context), which
+  finds the literal terms vectors blur (a command, an option, a placeholder);
+- the two rankings fused by reciprocal rank (RRF, the text ranking at half weight), then each further
+  chunk of a document already placed counts less (``same_document_decay``), so one long page does not
+  fill every slot (a hard ``max_per_document`` is there too).
+
+The author and kind filters are in SQL for both rankings. Self-query: an explicit author wins; otherwise
+an author the question names (full name or slug) restricts the search; otherwise every author's chunks
+are searched and each result names its author. The defaults are the combination measured best on the
+labelled benchmark (``bench/retrieval.py``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
+from psycopg import sql
 
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.records import KINDS
 from llm_twin_assets.settings import TwinSettings, get_settings
 from llm_twin_assets.store.database import Database, open_database
-from llm_twin_assets.store.vectors import nearest
+from llm_twin_assets.store.vectors import nearest_sql, search_filters
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+MAX_QUERY_CHARS = 2_000
+MAX_K = 100
+TEXT_RANKING = sql.SQL(
+    # The question parsed as users type (quotes make phrases, -word excludes); its terms.
+    "WITH asked AS (SELECT websearch_to_tsquery('english', %s) AS strict),"
+    " terms AS (SELECT DISTINCT t.lexeme FROM asked, unnest(to_tsvector('english', %s)) t),"
+    # How often each term is in a chunk, from the planner's statistics on chunks.tsv (ANALYZE keeps them).
+    " seen AS (SELECT e.lexeme, e.freq FROM pg_stats s,"
+    "  unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) e(lexeme, freq)"
+    "  WHERE s.schemaname = current_schema() AND s.tablename = 'chunks' AND s.attname = 'tsv'),"
+    " weighted AS (SELECT to_tsquery('simple', quote_literal(t.lexeme)) AS q,"
+    "  ln(1.0 / coalesce(seen.freq, (SELECT min(freq) / 2 FROM seen), 0.5)) AS idf"
+    "  FROM terms t LEFT JOIN seen USING (lexeme)),"
+    # Any term matches (a question holds words its answer does not), unless the question excludes one.
+    " matching AS (SELECT CASE WHEN strict::text LIKE '%%!%%' OR NOT EXISTS (SELECT 1 FROM weighted)"
+    "  THEN strict ELSE (SELECT string_agg(q::text, ' | ') FROM weighted)::tsquery END AS q FROM asked),"
+    " scored AS (SELECT id, (SELECT coalesce(sum(w.idf), 0) FROM weighted w WHERE tsv @@ w.q) AS held,"
+    "  ts_rank_cd(tsv, m.q) AS close FROM chunks, matching m WHERE tsv @@ m.q AND {where})"
+    " SELECT id, NULL::float8 AS distance, ROW_NUMBER() OVER (ORDER BY held + 0.1 * close DESC, id) AS rank"
+    " FROM scored WHERE held >= %s * (SELECT sum(idf) FROM weighted)"
+    " ORDER BY held + 0.1 * close DESC, id LIMIT %s"
+)
+"""The full-text ranking: chunks holding any of the question's terms, scored by the rarity of the terms
+they hold (inverse frequency, read from PostgreSQL's own statistics of ``chunks.tsv``: a rare literal
+term like a command name outweighs the common words around it), ties broken by ``ts_rank_cd``
+(terms close together). ``websearch_to_tsquery`` parses any user text safely; a question that excludes
+a word (``-word``) is matched as written."""
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """How one search ranks; every field is measured in ``bench/retrieval.py``."""
+
+    mode: Literal["hybrid", "vector", "text"] = "hybrid"
+    candidates: int = 50
+    """Chunks each ranking contributes to the fusion (at least k)."""
+    rrf_k: int = 20
+    """Reciprocal-rank fusion constant: score = sum of weight / (rrf_k + rank) over the rankings."""
+    text_weight: float = 0.5
+    """The full-text ranking's weight in the fusion (the vector ranking's is 1)."""
+    min_text_share: float = 0.35
+    """A chunk enters the full-text ranking only if the terms it holds carry this share of the question's
+    term weight: one common word in common is no evidence."""
+    same_document_decay: float = 0.8
+    """Diversity: a document's second chunk counts this much of its score, its third this squared...
+    (1.0: none), so one long page does not fill every slot while a page that answers twice still can."""
+    max_per_document: int | None = None
+    """A hard limit on the chunks of one document in the results (None: only the decay)."""
+    self_query: bool = True
+    """Restrict to an author the question names, when no author is given."""
 
 
 @dataclass(frozen=True)
@@ -29,10 +94,16 @@ class SearchHit:
     document_id: str
     document_url: str
     title: str | None
+    heading_path: list[str]
     author: str
     kind: str
     score: float
+    """The fused score (reciprocal ranks); in vector mode the cosine similarity."""
+    similarity: float | None
+    """Cosine similarity to the query, when the vector ranking saw the chunk."""
     text: str
+    ranks: dict[str, int] = field(default_factory=dict)
+    """The chunk's rank in each ranking that found it ('vector', 'text'), 1-based."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,39 +121,135 @@ class Retriever:
         return self.embedder.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
 
     def search(
-        self, query: str, author: str | None = None, kinds: Sequence[str] | None = None, k: int = 10
+        self,
+        query: str,
+        author: str | None = None,
+        kinds: Sequence[str] | None = None,
+        k: int = 10,
+        options: SearchOptions | None = None,
     ) -> list[SearchHit]:
-        if not query.strip():
-            raise TwinError("the search query is empty")
+        options = options or SearchOptions()
+        query = check_query(query, k)
         unknown_kinds = sorted(set(kinds or ()) - set(KINDS))
         if unknown_kinds:
             raise TwinError(f"unknown kind(s) {', '.join(unknown_kinds)}: use {', '.join(KINDS)}")
-        vector = self.embed(query)
+        vector = self.embed(query) if options.mode != "text" else None
         with self.database.connect() as conn:
             if author is not None:
                 require_author(conn, author)
-            neighbours = nearest(conn, vector, k=k, author=author, kinds=kinds, dim=self.dim)
-            documents = dict(
-                (row[0], (row[1], row[2]))
-                for row in conn.execute(
-                    "SELECT id, url, title FROM cleaned_documents WHERE id = ANY(%s)",
-                    ([n.document_id for n in neighbours],),
-                ).fetchall()
+            elif options.self_query:
+                author = named_author(conn, query)
+            statements, params = search_sql(
+                conn, query, vector, author=author, kinds=kinds, k=k, options=options, dim=self.dim
             )
+            with conn.transaction():  # SET LOCAL stays scoped to this search
+                for statement in statements[:-1]:
+                    conn.execute(statement)
+                rows = conn.execute(statements[-1], params).fetchall()
         return [
             SearchHit(
-                chunk_id=n.chunk_id,
-                document_id=n.document_id,
-                document_url=documents[n.document_id][0],
-                title=documents[n.document_id][1],
-                author=n.author,
-                kind=n.kind,
-                score=round(n.score, 6),
-                text=n.content,
+                chunk_id=r[0],
+                document_id=r[1],
+                document_url=r[2],
+                title=r[3],
+                heading_path=list(r[4] or []),
+                author=r[5],
+                kind=r[6],
+                score=round(float(r[7]), 6),
+                similarity=None if r[8] is None else round(1.0 - float(r[8]), 6),
+                text=r[9],
+                ranks={name: int(rank) for name, rank in (("vector", r[10]), ("text", r[11])) if rank},
             )
-            for n in neighbours
-            if n.document_id in documents
+            for r in rows
         ]
+
+
+def check_query(query: str, k: int) -> str:
+    """The query, stripped; a clear error for an empty or huge query or a k out of range."""
+    query = query.strip()
+    if not query:
+        raise TwinError("the search query is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise TwinError(
+            f"the search query is {len(query):,} characters; at most {MAX_QUERY_CHARS:,} are searched"
+        )
+    if not 1 <= k <= MAX_K:
+        raise TwinError(f"k must be between 1 and {MAX_K}, got {k}")
+    return query
+
+
+def search_sql(
+    conn: psycopg.Connection,
+    query: str,
+    vector: Any,
+    *,
+    author: str | None,
+    kinds: Sequence[str] | None,
+    k: int,
+    options: SearchOptions,
+    dim: int,
+) -> tuple[list[sql.Composed | sql.SQL], list[object]]:
+    """The statements of one search (settings first, the query last) and the query's parameters.
+
+    Every mode returns the same columns: chunk id, document id, url, title, heading path, author, kind,
+    score, cosine distance (or NULL), text, vector rank, text rank."""
+    n = max(k, options.candidates)
+    where, filter_params = search_filters(author, kinds)
+    ranked: list[tuple[str, sql.Composable]] = []
+    statements: list[sql.Composed | sql.SQL] = []
+    params: list[object] = []
+    if options.mode in ("hybrid", "vector"):
+        vector_statements, vector_params = nearest_sql(
+            conn, vector, k=n, author=author, kinds=kinds, columns="id", dim=dim
+        )
+        statements += vector_statements[:-1]
+        ranked.append(
+            (
+                "vector",
+                sql.SQL(
+                    "SELECT id, distance, ROW_NUMBER() OVER (ORDER BY distance, id) AS rank FROM ({}) v"
+                ).format(vector_statements[-1]),
+            )
+        )
+        params += vector_params
+    if options.mode in ("hybrid", "text"):
+        ranked.append(
+            (
+                "text",
+                TEXT_RANKING.format(where=where),
+            )
+        )
+        params += [query, query, *filter_params, options.min_text_share, n]
+    score = (
+        sql.SQL("max(1.0 - distance)")  # vector alone: the cosine similarity orders it
+        if options.mode == "vector"
+        else sql.SQL("sum(CASE ranking WHEN 'text' THEN {w} ELSE 1.0 END / ({k} + rank))").format(
+            w=sql.Literal(float(options.text_weight)), k=sql.Literal(options.rrf_k)
+        )
+    )
+    union = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT {name} AS ranking, id, distance, rank FROM ({ranking}) {alias}").format(
+            name=sql.Literal(name), ranking=ranking, alias=sql.Identifier(f"r_{name}")
+        )
+        for name, ranking in ranked
+    )
+    cap = options.max_per_document or MAX_K
+    statement = sql.SQL(
+        "WITH found AS ({union}),"
+        " fused AS (SELECT id, ({score})::float8 AS score, min(distance) AS distance,"
+        "  min(rank) FILTER (WHERE ranking = 'vector') AS vector_rank,"
+        "  min(rank) FILTER (WHERE ranking = 'text') AS text_rank FROM found GROUP BY id),"
+        " placed AS (SELECT f.id, f.distance, f.vector_rank, f.text_rank, c.document_id,"
+        "  ROW_NUMBER() OVER (PARTITION BY c.document_id ORDER BY f.score DESC, f.id) AS nth,"
+        "  f.score * power(%s::float8, (ROW_NUMBER() OVER (PARTITION BY c.document_id"
+        "   ORDER BY f.score DESC, f.id) - 1)::float8) AS score"
+        "  FROM fused f JOIN chunks c ON c.id = f.id)"
+        " SELECT c.id, c.document_id, d.url, d.title, c.heading_path, c.author, c.kind, p.score, p.distance,"
+        "  c.content, p.vector_rank, p.text_rank"
+        " FROM placed p JOIN chunks c ON c.id = p.id JOIN cleaned_documents d ON d.id = c.document_id"
+        " WHERE p.nth <= %s ORDER BY p.score DESC, c.id LIMIT %s"
+    ).format(union=union, score=score)
+    return [*statements, statement], [*params, options.same_document_decay, cap, k]
 
 
 def require_author(conn: psycopg.Connection, author: str) -> None:
@@ -94,6 +261,22 @@ def require_author(conn: psycopg.Connection, author: str) -> None:
         f"unknown author {author!r}: the store has "
         + (f"{', '.join(known)}" if known else "no authors yet (materialize raw_documents first)")
     )
+
+
+def named_author(conn: psycopg.Connection, query: str) -> str | None:
+    """The one author whose full name or slug the question names (whole words, any case), if exactly one
+    is named; otherwise None (every author is searched)."""
+    lowered = query.casefold()
+    named = {
+        slug
+        for slug, name in conn.execute("SELECT slug, name FROM authors").fetchall()
+        if any(
+            re.search(rf"(?<!\w){re.escape(term.casefold())}(?!\w)", lowered)
+            for term in (name, slug)
+            if term and len(term) > 2
+        )
+    }
+    return named.pop() if len(named) == 1 else None
 
 
 _RETRIEVERS: dict[tuple[str | None, str, str], Retriever] = {}
@@ -117,6 +300,7 @@ def search(
     k: int = 10,
     *,
     settings: TwinSettings | None = None,
+    options: SearchOptions | None = None,
 ) -> list[SearchHit]:
-    """The ``k`` chunks nearest to ``query``, optionally of one author and of some kinds."""
-    return retriever(settings).search(query, author=author, kinds=kinds, k=k)
+    """The ``k`` chunks that best answer ``query``, optionally of one author and of some kinds."""
+    return retriever(settings).search(query, author=author, kinds=kinds, k=k, options=options)
