@@ -8,9 +8,16 @@ topical clusters, and near-duplicates are as common as in real chunked prose. Au
 ``a00`` holds 30% of rows, ``a19`` 0.5%, the other 18 share the rest. Queries (200) are the same mix
 drawn from held-out sentences, each asked by one author.
 
+Each row also has a kind (article 70%, post 25%, repository 5%, independent of its vector) and the
+table has the production B-tree on ``(author, kind)``.
+
 For each index variant: build time, recall@10 against exact search, p50/p95 latency and queries/s of
 one client, and the speed-up over exact search, unfiltered and filtered by a frequent (30%), a middle
-(~4%) and a rare (0.5%) author.
+(~4%) and a rare (0.5%) author, by the frequent and the middle author asked about another author's
+subjects (off-topic), by a kind, and by an author and a kind. ``nearest()`` is measured with the shared
+index only and with the authors' own indexes (``ensure_author_indexes``), with the path it took. The
+crossover rows measure where exact search stops being faster than an index walk: authors of 250 to
+8,000 rows (carved out of the frequent author) and kind filters keeping 0.5% to 10% of the rows.
 
 Run: ``make bench-vector`` (about 10–15 minutes on 2 cores). ``--rows`` and ``--queries`` shrink it.
 """
@@ -130,18 +137,25 @@ def make_data(
     return np.vstack(rows)[order], np.array(authors)[order], queries, pick
 
 
-def load(conn: psycopg.Connection, vectors: np.ndarray, authors: np.ndarray) -> None:
+KINDS = {"article": 0.70, "post": 0.25, "repository": 0.05}
+BTREE = "bench_chunks_author_kind"
+
+
+def load(conn: psycopg.Connection, vectors: np.ndarray, authors: np.ndarray, seed: int = 1) -> None:
+    """The rows with the columns ``nearest()`` reads (document_id and content are placeholders)."""
+    kinds = np.random.default_rng(seed).choice(list(KINDS), size=len(vectors), p=list(KINDS.values()))
     conn.execute("DROP TABLE IF EXISTS bench_chunks")
     conn.execute(
-        "CREATE TABLE bench_chunks (id integer PRIMARY KEY, author text NOT NULL, embedding vector(384))"
+        "CREATE TABLE bench_chunks (id integer PRIMARY KEY, document_id text NOT NULL, author text NOT NULL,"
+        " kind text NOT NULL, content text NOT NULL, embedding vector(384))"
     )
     with conn.cursor().copy(
-        "COPY bench_chunks (id, author, embedding) FROM STDIN WITH (FORMAT BINARY)"
+        "COPY bench_chunks (id, document_id, author, kind, content, embedding) FROM STDIN WITH (FORMAT BINARY)"
     ) as copy:
-        copy.set_types(["int4", "text", "vector"])
-        for i, (vector, author) in enumerate(zip(vectors, authors, strict=True)):
-            copy.write_row((i, f"a{author:02d}", vector))
-    conn.execute("CREATE INDEX bench_chunks_author ON bench_chunks (author)")
+        copy.set_types(["int4", "text", "text", "text", "text", "vector"])
+        for i, (vector, author, kind) in enumerate(zip(vectors, authors, kinds, strict=True)):
+            copy.write_row((i, f"d{i // 8}", f"a{author:02d}", str(kind), "", vector))
+    conn.execute(f"CREATE INDEX {BTREE} ON bench_chunks (author, kind)")
     conn.execute("VACUUM ANALYZE bench_chunks")
 
 
@@ -160,21 +174,59 @@ def drop_indexes(conn: psycopg.Connection, keep: set[str]) -> None:
             conn.execute(f"DROP INDEX {name}")
 
 
-Query = Callable[[tuple[np.ndarray, str | None]], list[int]]
+Item = tuple[np.ndarray, str | None, list[str] | None]
+"""One search: the query vector, the author filter, the kinds filter."""
+Query = Callable[[Item], list[int]]
 
 
 def query_fn(conn: psycopg.Connection, sql: str, settings: dict[str, str]) -> Query:
     for key, value in settings.items():
         conn.execute(f"SET {key} = {value}")
 
-    def run(item: tuple[np.ndarray, str | None]) -> list[int]:
-        vector, author = item
-        where = "WHERE author = %(author)s" if author else ""
-        return [
-            r[0] for r in conn.execute(sql.format(where=where), {"q": vector, "author": author}, prepare=True)
-        ]
+    def run(item: Item) -> list[int]:
+        vector, author, kinds = item
+        clauses = (["author = %(author)s"] if author else []) + (["kind = ANY(%(kinds)s)"] if kinds else [])
+        where = "WHERE " + " AND ".join(clauses) if clauses else ""
+        params = {"q": vector, "author": author, "kinds": kinds}
+        return [r[0] for r in conn.execute(sql.format(where=where), params, prepare=True)]
 
     return run
+
+
+def nearest_fn(conn: psycopg.Connection, table: str = "bench_chunks", exact: bool = False) -> Query:
+    """What ``llm_twin_assets.store.vectors.nearest`` runs, returning row ids."""
+    from llm_twin_assets.store.vectors import nearest_sql
+
+    def run(item: Item) -> list[int]:
+        statements, params = nearest_sql(
+            conn, item[0], k=10, author=item[1], kinds=item[2], table=table, columns="id", exact=exact
+        )
+        if len(statements) == 1:
+            return [r[0] for r in conn.execute(statements[0], params)]
+        with conn.transaction():
+            for statement in statements[:-1]:
+                conn.execute(statement)
+            return [r[0] for r in conn.execute(statements[-1], params)]
+
+    return run
+
+
+def path_of(conn: psycopg.Connection, item: Item, table: str = "bench_chunks") -> str:
+    """The path nearest() takes for this filter, and the index or scan its plan uses."""
+    from llm_twin_assets.store import vectors
+
+    path = vectors.search_path(conn, author=item[1], kinds=item[2], table=table)
+    statements, params = vectors.nearest_sql(conn, item[0], k=10, author=item[1], kinds=item[2], table=table)
+    with conn.transaction():
+        for statement in statements[:-1]:
+            conn.execute(statement)
+        plan = [r[0] for r in conn.execute(b"EXPLAIN " + statements[-1].as_bytes(conn), params)]
+    scans = [
+        line.split("->")[-1].strip().split("  (")[0].split(" on ")[0]
+        for line in plan
+        if "Scan" in line and "CTE" not in line
+    ]
+    return f"{path}: {'; '.join(scans)}"
 
 
 def reset(conn: psycopg.Connection) -> None:
@@ -195,6 +247,77 @@ BINARY = (
 
 def recall(results: list[list[int]], truth: list[list[int]]) -> float:
     return float(np.mean([len(set(r) & set(t)) / len(t) for r, t in zip(results, truth, strict=True) if t]))
+
+
+CROSS_AUTHORS = (250, 500, 1_000, 2_000, 4_000, 8_000)
+CROSS_KINDS = (0.005, 0.01, 0.02, 0.05, 0.10)
+
+
+def crossover(conn: psycopg.Connection, report: Report, queries: np.ndarray) -> None:
+    """Where exact search stops being faster than an index walk, on a copy of the table: authors of
+    250-8,000 rows carved out of a00 (each with its own index: exact vs that index, on- and off-topic)
+    and kinds keeping 0.5-10% of the rows (exact vs the shared index's filtered walk)."""
+    from llm_twin_assets.store import vectors
+
+    bounds = np.cumsum((0, *CROSS_AUTHORS))
+    authors = " ".join(
+        f"WHEN n <= {hi} THEN 'x{size:05d}'" for size, hi in zip(CROSS_AUTHORS, bounds[1:], strict=True)
+    )
+    edges = np.cumsum(CROSS_KINDS)
+    kinds = " ".join(
+        f"WHEN h < {edge:.4f} THEN 'k{share * 1000:03.0f}'"
+        for share, edge in zip(CROSS_KINDS, edges, strict=True)
+    )
+    conn.execute("DROP TABLE IF EXISTS cross_chunks")
+    conn.execute(
+        "CREATE TABLE cross_chunks AS SELECT id, document_id, content, embedding,"
+        f" CASE WHEN author <> 'a00' THEN author {authors} ELSE author END AS author,"
+        f" CASE {kinds} ELSE 'article' END AS kind"
+        " FROM (SELECT *, row_number() OVER (PARTITION BY author ORDER BY id) AS n,"
+        "  (hashint4(id)::bigint + 2147483648) / 4294967296.0 AS h FROM bench_chunks) s ORDER BY id"
+    )
+    conn.execute("ALTER TABLE cross_chunks ADD PRIMARY KEY (id)")
+    conn.execute("CREATE INDEX cross_chunks_author_kind ON cross_chunks (author, kind)")
+    conn.execute(
+        "CREATE INDEX cross_chunks_hnsw ON cross_chunks USING hnsw ((embedding::halfvec(384)) halfvec_cosine_ops)"
+        " WITH (m = 16, ef_construction = 128)"
+    )
+    conn.execute("VACUUM ANALYZE cross_chunks")
+    for size in CROSS_AUTHORS:
+        vectors.ensure_author_index(conn, f"x{size:05d}", table="cross_chunks", min_rows=0)
+
+    def compare(label: str, items: list[Item], walk: str) -> None:
+        exact_latency, exact_results = measure(nearest_fn(conn, "cross_chunks", exact=True), items)
+        saved = vectors.EXACT_BELOW_ROWS, vectors.SHARED_EXACT_BELOW_ROWS
+        vectors.EXACT_BELOW_ROWS, vectors.SHARED_EXACT_BELOW_ROWS = 0, 0  # always the index walk
+        try:
+            latency, results = measure(nearest_fn(conn, "cross_chunks"), items)
+        finally:
+            vectors.EXACT_BELOW_ROWS, vectors.SHARED_EXACT_BELOW_ROWS = saved
+        for variant, lat, rec in (
+            ("crossover: exact", exact_latency, 1.0),
+            (f"crossover: {walk}", latency, recall(results, exact_results)),  # type: ignore[arg-type]
+        ):
+            report.add(
+                variant=variant,
+                filter=label,
+                build_s="",
+                recall=rec,
+                p50_ms=lat.p50_ms,
+                p95_ms=lat.p95_ms,
+                qps=lat.qps,
+                speedup=exact_latency.p50_ms / lat.p50_ms,
+            )
+
+    for size in CROSS_AUTHORS:
+        author = f"x{size:05d}"
+        compare(f"{size:,} rows, on-topic", [(q, author, None) for q in queries[0][:100]], "author index")
+        compare(f"{size:,} rows, off-topic", [(q, author, None) for q in queries[5][:100]], "author index")
+    for share in CROSS_KINDS:
+        kind = f"k{share * 1000:03.0f}"
+        items: list[Item] = [(q, None, [kind]) for q in queries[N_AUTHORS][:100]]
+        compare(f"kind keeping {share:.1%}", items, "shared index walk")
+    conn.execute("DROP TABLE cross_chunks")
 
 
 def main() -> None:
@@ -232,17 +355,20 @@ def main() -> None:
         report.note("load (COPY binary + btree + analyze) s", elapsed())
         conn.execute("SET maintenance_work_mem = '1GB'")
 
-        filters: dict[str, list[tuple[np.ndarray, str | None]]] = {
-            "unfiltered": [(q, None) for q in queries[N_AUTHORS]],
-            "frequent a00 (30%)": [(q, "a00") for q in queries[0]],
-            "middle a01 (~3.8%)": [(q, "a01") for q in queries[1]],
-            "rare a19 (0.5%)": [(q, "a19") for q in queries[19]],
+        filters: dict[str, list[Item]] = {
+            "unfiltered": [(q, None, None) for q in queries[N_AUTHORS]],
+            "frequent a00 (30%)": [(q, "a00", None) for q in queries[0]],
+            "middle a01 (~3.8%)": [(q, "a01", None) for q in queries[1]],
+            "rare a19 (0.5%)": [(q, "a19", None) for q in queries[19]],
             # Worst case: asking one author about another author's subjects.
-            "a00, off-topic queries": [(q, "a00") for q in queries[5]],
+            "a00, off-topic queries": [(q, "a00", None) for q in queries[5]],
+            "a01, off-topic queries": [(q, "a01", None) for q in queries[5]],
+            "kind repository (5%)": [(q, None, ["repository"]) for q in queries[N_AUTHORS]],
+            "a00 + kind post (7.5%)": [(q, "a00", ["post"]) for q in queries[0]],
         }
         truth: dict[str, list[list[int]]] = {}
         exact_p50: dict[str, float] = {}
-        drop_indexes(conn, keep={"bench_chunks_author"})
+        drop_indexes(conn, keep={BTREE})
         for label, items in filters.items():
             run = query_fn(conn, EXACT, {"enable_indexscan": "off"} if label == "unfiltered" else {})
             latency, results = measure(run, items)
@@ -283,30 +409,19 @@ def main() -> None:
                     speedup=exact_p50[label] / latency.p50_ms,
                 )
 
-        def evaluate_nearest(variant: str, ef: int) -> None:
-            from llm_twin_assets.store.vectors import nearest_sql
-
+        def evaluate_nearest(variant: str, build_s: float | str = "") -> None:
             for label, items in filters.items():
-
-                def run(item: tuple[np.ndarray, str | None]) -> list[int]:
-                    query, params = nearest_sql(
-                        conn, item[0], k=10, author=item[1], table="bench_chunks", columns="id", ef_search=ef
-                    )
-                    with conn.transaction():
-                        for statement in query[:-1]:
-                            conn.execute(statement)
-                        return [r[0] for r in conn.execute(query[-1], params)]
-
-                latency, results = measure(run, items)
+                latency, results = measure(nearest_fn(conn), items)
                 report.add(
                     variant=variant,
                     filter=label,
-                    build_s="",
-                    recall=recall(results, truth[label]),
+                    build_s=build_s if label == "unfiltered" else "",
+                    recall=recall(results, truth[label]),  # type: ignore[arg-type]
                     p50_ms=latency.p50_ms,
                     p95_ms=latency.p95_ms,
                     qps=latency.qps,
                     speedup=exact_p50[label] / latency.p50_ms,
+                    path=path_of(conn, items[0]),
                 )
 
         iterative = {"hnsw.iterative_scan": "relaxed_order"}
@@ -326,7 +441,7 @@ def main() -> None:
                 {"hnsw.ef_search": str(ef), **iterative},
                 None if ef == 64 else ["unfiltered"],
             )
-        drop_indexes(conn, keep={"bench_chunks_author"})
+        drop_indexes(conn, keep={BTREE})
 
         # 2. halfvec: half the bytes per vector, the index fits the cache better
         built = build(
@@ -344,10 +459,22 @@ def main() -> None:
                 ["unfiltered"],
             )
 
-        # 2b. what llm_twin_assets.store.vectors.nearest does on the index sql/001_core.sql creates:
-        # halfvec HNSW, 2k candidates re-ranked in full precision; exact below 2,000 estimated rows.
-        evaluate_nearest("nearest(): halfvec+rerank, ef64", 64)
-        drop_indexes(conn, keep={"bench_chunks_author"})
+        # 2b. what llm_twin_assets.store.vectors.nearest does: halfvec HNSW, 2k candidates re-ranked in
+        # full precision, the path chosen from the filter's estimated rows. First with the index
+        # sql/001_core.sql creates only, then with each author's own index, as the pipeline builds them.
+        from llm_twin_assets.store.vectors import DEFAULT_EF_SEARCH, ensure_author_indexes
+
+        evaluate_nearest(f"nearest(): shared index only, ef{DEFAULT_EF_SEARCH}")
+        with timer() as elapsed:
+            built_authors = ensure_author_indexes(conn, table="bench_chunks")
+        report.note("author indexes built (authors, s)", (len(built_authors), round(elapsed(), 1)))
+        evaluate_nearest(f"nearest(): + author indexes, ef{DEFAULT_EF_SEARCH}", elapsed())
+        sizes = conn.execute(
+            "SELECT pg_size_pretty(sum(pg_relation_size(indexname::regclass))) FROM pg_indexes "
+            "WHERE tablename = 'bench_chunks' AND indexname LIKE 'bench_chunks_hnsw_author_%'"
+        ).fetchone()
+        report.note("author indexes, total size", sizes[0] if sizes else "")
+        drop_indexes(conn, keep={BTREE})
 
         # 3. binary quantization (48 bytes a vector) + exact re-ranking of the candidates
         built = build(
@@ -364,7 +491,7 @@ def main() -> None:
                 {"hnsw.ef_search": str(max(candidates, 40)), **iterative},
                 ["unfiltered"],
             )
-        drop_indexes(conn, keep={"bench_chunks_author"})
+        drop_indexes(conn, keep={BTREE})
 
         # 4. per-author partial indexes (what LIST partitions by author would give each author)
         for author, label in (("a00", "frequent a00 (30%)"), ("a01", "middle a01 (~3.8%)")):
@@ -375,13 +502,15 @@ def main() -> None:
                 f"(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 128) "
                 f"WHERE author = '{author}'",
             )
-            labels = [label, "a00, off-topic queries"] if author == "a00" else [label]
+            labels = [label, f"{author}, off-topic queries"]
             evaluate(f"partial index {author}, ef40", built, HNSW, {"hnsw.ef_search": "40"}, labels)
-        sizes = conn.execute(
+        index_sizes = conn.execute(
             "SELECT indexname, pg_size_pretty(pg_relation_size(indexname::regclass)) FROM pg_indexes "
             "WHERE tablename = 'bench_chunks'"
         ).fetchall()
-        report.note("index sizes", dict(sizes))
+        report.note("index sizes", dict(index_sizes))
+        drop_indexes(conn, keep={BTREE})
+        crossover(conn, report, queries)
         report.note(
             "table size", conn.execute("SELECT pg_size_pretty(pg_table_size('bench_chunks'))").fetchone()[0]
         )  # type: ignore[index]

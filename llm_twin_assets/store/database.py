@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from llm_twin_assets.errors import ConfigError, StoreError
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store import embedded, migrations
+from llm_twin_assets.store.vectors import drop_author_indexes
 
 _URL_FORM = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]+@")
@@ -151,6 +152,7 @@ def ensure_dimension(conn: psycopg.Connection, dim: int, url: str, setting: str)
                 f"{setting} at a fresh store for the new model",
             )
         # No vectors yet: declare the column (and its half-precision HNSW index) for this dimension.
+        drop_author_indexes(conn)  # they cast to the old dimension
         conn.execute("DROP INDEX IF EXISTS chunks_embedding_hnsw")
         conn.execute(f"ALTER TABLE chunks ALTER COLUMN embedding TYPE vector({dim})")
         conn.execute(

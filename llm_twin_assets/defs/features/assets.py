@@ -172,6 +172,8 @@ def chunk_embeddings(
 ) -> dg.MaterializeResult:
     from llm_twin_assets.embeddings import model_label
     from llm_twin_assets.store.features import chunks_needing_embeddings, write_embeddings
+    from llm_twin_assets.store.vectors import author_index as author_index_of
+    from llm_twin_assets.store.vectors import ensure_author_index
 
     author = context.partition_key
     settings = models.settings()
@@ -194,11 +196,16 @@ def chunk_embeddings(
                 (author,),
             ).fetchone()
             version = data_version(conn, "chunk_embeddings", author)
+        # A frequent author gets an HNSW index of their own (off-topic filtered searches stay exact);
+        # built concurrently, outside any transaction.
+        with store.database().connect(autocommit=True) as conn:
+            author_index = ensure_author_index(conn, author) if written else author_index_of(conn, author)
     seconds = time.perf_counter() - start
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
         metadata={
             "embedded": written,
+            "author_index": author_index or "",
             "embedded_total": int(total[0]) if total else 0,
             "chunks_total": int(total[1]) if total else 0,
             "model": label,
