@@ -16,7 +16,13 @@ options, side by side:
 - passage@5: one of the first five chunks holds the answering passage (its labelled quote);
 - ms: mean query latency (embedding the query included).
 
-Run: ``.venv/bin/python bench/retrieval.py [--home DIR]`` (a kept home skips the embedding next time).
+With ``--scale [N]`` it then measures query latency at N chunks (default 100,000): the structured pages'
+chunks, text and vectors (plus a little noise, so every vector differs) copied over 20 authors (one with
+30% of the rows, the others 3.7% each), the 110 questions asked with their vectors computed once (the
+figure is the search alone), vector-only as before vs the default hybrid, unfiltered and per author.
+
+Run: ``.venv/bin/python bench/retrieval.py [--home DIR] [--scale [N]] [--skip-quality]`` (a kept home
+skips the embedding next time).
 """
 
 from __future__ import annotations
@@ -233,16 +239,143 @@ def _covers(hit, start: int, end: int, database) -> bool:  # type: ignore[no-unt
     return overlap >= 0.6 * (end - start)
 
 
+def scale(rows: int) -> None:
+    """Latency of vector-only vs hybrid search at ``rows`` chunks (a fresh store, filled from the pages)."""
+    import shutil
+
+    import numpy as np
+
+    from llm_twin_assets.records import content_hash, document_id
+    from llm_twin_assets.retrieval import Retriever, SearchOptions, retriever
+    from llm_twin_assets.settings import get_settings
+    from llm_twin_assets.store import embedded
+    from llm_twin_assets.store.database import open_database
+    from llm_twin_assets.store.upsert import bulk_upsert
+    from llm_twin_assets.store.vectors import ensure_author_indexes
+
+    source = retriever()
+    with source.database.connect() as conn:
+        chunks = conn.execute(
+            "SELECT content, context, kind, embedding FROM chunks WHERE author = 'bench-pages-struct' ORDER BY id"
+        ).fetchall()
+    questions = [str(q["question"]) for q in yaml.safe_load(QUESTIONS.read_text())]
+    vectors = source.embedder.encode(questions, normalize_embeddings=True, convert_to_numpy=True)
+    home = Path(tempfile.mkdtemp(prefix="llm-twin-bench-scale-"))
+    try:
+        database = open_database(get_settings(home=home))
+        rng = np.random.default_rng(0)
+        authors = ["a00"] * int(0.3 * rows)
+        authors += [f"a{i:02d}" for i in range(1, 20) for _ in range(int(0.7 * rows / 19))]
+        base = np.stack([np.asarray(c[3].to_numpy(), dtype=np.float32) for c in chunks])
+        start = time.perf_counter()
+        with database.connect() as conn:
+            conn.execute("DROP INDEX chunks_embedding_hnsw")  # built once, after the load
+            for slug in sorted(set(authors)):
+                doc = document_id(slug, "bench")
+                conn.execute("INSERT INTO authors (slug, name) VALUES (%s, %s)", (slug, slug))
+                for table in ("raw_documents", "cleaned_documents"):
+                    extra = ", raw_content_hash, n_chars" if table == "cleaned_documents" else ""
+                    values = ", %s, 1" if table == "cleaned_documents" else ""
+                    conn.execute(
+                        f"INSERT INTO {table} (id, author, url, kind, content, content_hash{extra})"
+                        f" VALUES (%s, %s, %s, 'article', 'x', %s{values})",
+                        (
+                            doc,
+                            slug,
+                            f"bench:{slug}",
+                            content_hash("x"),
+                            *([content_hash("x")] if extra else []),
+                        ),
+                    )
+            out = []
+            for i, slug in enumerate(authors):
+                content, context, kind, _ = chunks[i % len(chunks)]
+                noise = rng.standard_normal(base.shape[1]).astype(np.float32) * 0.015
+                vector = base[i % len(chunks)] + noise
+                text = f"{content} ({i})"
+                out.append(
+                    (
+                        f"c{i}",
+                        document_id(slug, "bench"),
+                        slug,
+                        kind,
+                        i,
+                        text,
+                        content_hash(text),
+                        1,
+                        context,
+                        vector / np.linalg.norm(vector),
+                        "bench",
+                    )
+                )
+            columns = ("id", "document_id", "author", "kind", "ordinal", "content", "content_hash",
+                       "n_tokens", "context", "embedding", "embedding_model")  # fmt: skip
+            bulk_upsert(conn, "chunks", columns, out)
+        with database.connect(autocommit=True) as conn:
+            conn.execute("SET maintenance_work_mem = '512MB'")
+            conn.execute(
+                "CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw ((embedding::halfvec(384))"
+                " halfvec_cosine_ops) WITH (m = 16, ef_construction = 128)"
+            )
+            conn.execute("ANALYZE chunks")
+            ensure_author_indexes(conn)
+        print(
+            f"# scale: {len(authors):,} chunks loaded and indexed in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+        search = Retriever(database, source.embedder)
+        report = Report("retrieval_scale")
+        for label, author in (("unfiltered", None), ("author with 30%", "a00"), ("author with 3.7%", "a05")):
+            for name, options in (
+                (
+                    "vector only (before)",
+                    SearchOptions(mode="vector", same_document_decay=1.0, self_query=False),
+                ),
+                ("hybrid (default)", SearchOptions(self_query=False)),
+            ):
+                for q, v in zip(questions[:10], vectors[:10], strict=True):  # warm-up
+                    search.search(q, author=author, k=10, options=options, vector=v)
+                samples = []
+                for q, v in zip(questions, vectors, strict=True):
+                    began = time.perf_counter()
+                    search.search(q, author=author, k=10, options=options, vector=v)
+                    samples.append(time.perf_counter() - began)
+                samples.sort()
+                report.add(
+                    rows=len(authors),
+                    filter=label,
+                    search=name,
+                    p50_ms=round(1000 * samples[len(samples) // 2], 2),
+                    p95_ms=round(1000 * samples[int(0.95 * (len(samples) - 1))], 2),
+                )
+        report.save()
+    finally:
+        embedded.stop(home / "pgdata")
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--home", type=Path, help="a data home to keep between runs (default: a temporary one)"
     )
+    parser.add_argument(
+        "--scale", type=int, nargs="?", const=100_000, help="also measure latency at N chunks"
+    )
+    parser.add_argument("--skip-quality", action="store_true", help="with --scale: the latency part only")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="llm-twin-bench-retrieval-"))
     home.mkdir(parents=True, exist_ok=True)
     try:
-        run(home.absolute())
+        if args.skip_quality:
+            os.environ["LLM_TWIN_HOME"] = str(home.absolute())
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ["LLM_TWIN_LOCAL_ROOTS"] = ""
+            load(home.absolute())
+        else:
+            run(home.absolute())
+        if args.scale:
+            scale(args.scale)
     finally:
         if args.home is None:
             from llm_twin_assets.store import embedded

