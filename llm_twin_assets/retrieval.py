@@ -23,7 +23,9 @@ labelled benchmark (``bench/retrieval.py``).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -50,22 +52,34 @@ TEXT_RANKING = sql.SQL(
     "  unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) e(lexeme, freq)"
     "  WHERE s.schemaname = current_schema() AND s.tablename = 'chunks' AND s.attname = 'tsv'),"
     " weighted AS (SELECT to_tsquery('simple', quote_literal(t.lexeme)) AS q,"
+    "  coalesce(seen.freq, 0) * (SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = 'chunks'::regclass) AS rows,"
     "  ln(1.0 / coalesce(seen.freq, (SELECT min(freq) / 2 FROM seen), 0.5)) AS idf"
     "  FROM terms t LEFT JOIN seen USING (lexeme)),"
-    # Any term matches (a question holds words its answer does not), unless the question excludes one.
-    " matching AS (SELECT CASE WHEN strict::text LIKE '%%!%%' OR NOT EXISTS (SELECT 1 FROM weighted)"
-    "  THEN strict ELSE (SELECT string_agg(q::text, ' | ') FROM weighted)::tsquery END AS q FROM asked),"
-    " scored AS (SELECT id, (SELECT coalesce(sum(w.idf), 0) FROM weighted w WHERE tsv @@ w.q) AS held,"
-    "  ts_rank_cd(tsv, m.q) AS close FROM chunks, matching m WHERE tsv @@ m.q AND {where})"
+    # What finds chunks: each informative term (a question holds words its answer does not); the question
+    # as written when it excludes a word or has no informative term.
+    " probes AS (SELECT w.q, w.idf FROM weighted w, asked a WHERE w.rows <= %s AND a.strict::text NOT LIKE '%%!%%'"
+    "  UNION ALL SELECT a.strict, 1.0 FROM asked a WHERE a.strict::text <> '' AND (a.strict::text LIKE '%%!%%'"
+    "   OR NOT EXISTS (SELECT 1 FROM weighted w WHERE w.rows <= %s))),"
+    # Each probe through the GIN index; the chunks holding the rarest terms first.
+    " hits AS (SELECT c.id, p.idf FROM probes p CROSS JOIN LATERAL (SELECT id FROM chunks WHERE tsv @@ p.q AND {where}) c),"
+    " found AS (SELECT id FROM hits GROUP BY id ORDER BY sum(idf) DESC, id LIMIT %s),"
+    # The few chunks found are scored on every term of the question, rare and common alike.
+    " matching AS (SELECT CASE WHEN a.strict::text LIKE '%%!%%' OR NOT EXISTS (SELECT 1 FROM weighted)"
+    "  THEN a.strict ELSE (SELECT string_agg(q::text, ' | ') FROM weighted)::tsquery END AS q FROM asked a),"
+    " scored AS (SELECT f.id, (SELECT coalesce(sum(w.idf), 0) FROM weighted w WHERE c.tsv @@ w.q) AS held,"
+    "  ts_rank_cd(c.tsv, m.q) AS close FROM found f JOIN chunks c ON c.id = f.id, matching m)"
+    # Ties (the same terms held) broken by how close together they are.
     " SELECT id, NULL::float8 AS distance, ROW_NUMBER() OVER (ORDER BY held + 0.1 * close DESC, id) AS rank"
     " FROM scored WHERE held >= %s * (SELECT sum(idf) FROM weighted)"
     " ORDER BY held + 0.1 * close DESC, id LIMIT %s"
 )
-"""The full-text ranking: chunks holding any of the question's terms, scored by the rarity of the terms
-they hold (inverse frequency, read from PostgreSQL's own statistics of ``chunks.tsv``: a rare literal
-term like a command name outweighs the common words around it), ties broken by ``ts_rank_cd``
-(terms close together). ``websearch_to_tsquery`` parses any user text safely; a question that excludes
-a word (``-word``) is matched as written."""
+"""The full-text ranking: chunks holding the question's informative terms (those in at most
+``max_term_rows`` chunks), scored by the rarity of the terms they hold (inverse frequency,
+read from PostgreSQL's own statistics of ``chunks.tsv``: a rare literal term like a command name
+outweighs the common words around it), ties broken by ``ts_rank_cd`` (terms close together). The
+informative terms find the candidates, each through the GIN index on its own (a term in a third of the
+chunks would bring a third of the table); the best few hundred are then scored on every term. ``websearch_to_tsquery`` parses any user text safely; a question that excludes a
+word (``-word``), or holds no informative term, is matched as written."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,10 @@ class SearchOptions:
     min_text_share: float = 0.35
     """A chunk enters the full-text ranking only if the terms it holds carry this share of the question's
     term weight: one common word in common is no evidence."""
+    max_term_rows: int = 1_000
+    """A term in more chunks than this (by the statistics) does not bring chunks into the full-text
+    ranking (it still counts in their score): what keeps it fast on a large store; on a small one every
+    term does."""
     same_document_decay: float = 0.8
     """Diversity: a document's second chunk counts this much of its score, its third this squared...
     (1.0: none), so one long page does not fill every slot while a page that answers twice still can."""
@@ -125,6 +143,19 @@ class Retriever:
         self.dim = dim
         self.reranker = reranker
         """A sentence-transformers CrossEncoder, or None."""
+        self._local = threading.local()  # one kept connection per thread: no connect per query
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """This thread's kept connection; opened again after the server went away (a restart)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = self._local.conn = self.database.open()
+        try:
+            yield conn
+        except psycopg.OperationalError:
+            conn.close()
+            raise
 
     def embed(self, query: str):  # type: ignore[no-untyped-def]
         return self.embedder.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
@@ -147,19 +178,10 @@ class Retriever:
             raise TwinError(f"unknown kind(s) {', '.join(unknown_kinds)}: use {', '.join(KINDS)}")
         if vector is None and options.mode != "text":
             vector = self.embed(query)
-        with self.database.connect() as conn:
-            if author is not None:
-                require_author(conn, author)
-            elif options.self_query:
-                author = named_author(conn, query)
-            depth = max(k, options.rerank_depth) if self.reranker is not None else k
-            statements, params = search_sql(
-                conn, query, vector, author=author, kinds=kinds, k=depth, options=options, dim=self.dim
-            )
-            with conn.transaction():  # SET LOCAL stays scoped to this search
-                for statement in statements[:-1]:
-                    conn.execute(statement)
-                rows = conn.execute(statements[-1], params).fetchall()
+        try:
+            rows = self._rows(query, vector, author, kinds, k, options)
+        except psycopg.OperationalError:  # the kept connection died (a server restart): once more, afresh
+            rows = self._rows(query, vector, author, kinds, k, options)
         hits = [
             SearchHit(
                 chunk_id=r[0],
@@ -177,6 +199,29 @@ class Retriever:
             for r in rows
         ]
         return self.rerank(query, hits)[:k] if self.reranker is not None and hits else hits
+
+    def _rows(
+        self,
+        query: str,
+        vector: Any,
+        author: str | None,
+        kinds: Sequence[str] | None,
+        k: int,
+        options: SearchOptions,
+    ) -> list[tuple[Any, ...]]:
+        with self._connection() as conn:
+            if author is not None:
+                require_author(conn, author)
+            elif options.self_query:
+                author = named_author(conn, query)
+            depth = max(k, options.rerank_depth) if self.reranker is not None else k
+            statements, params = search_sql(
+                conn, query, vector, author=author, kinds=kinds, k=depth, options=options, dim=self.dim
+            )
+            with conn.transaction():  # SET LOCAL stays scoped to this search
+                for statement in statements[:-1]:
+                    conn.execute(statement)
+                return conn.execute(statements[-1], params).fetchall()
 
     def rerank(self, query: str, hits: list[SearchHit]) -> list[SearchHit]:
         """The hits re-scored by the cross-encoder (query against title, heading path and text), best first;
@@ -245,7 +290,8 @@ def search_sql(
                 TEXT_RANKING.format(where=where),
             )
         )
-        params += [query, query, *filter_params, options.min_text_share, n]
+        common = options.max_term_rows
+        params += [query, query, common, common, *filter_params, 4 * n, options.min_text_share, n]
     score = (
         sql.SQL("max(1.0 - distance)")  # vector alone: the cosine similarity orders it
         if options.mode == "vector"

@@ -154,3 +154,15 @@ def test_a_configured_cross_encoder_reorders_the_fused_results(seeded: Database,
     ]
     with pytest.raises(TwinError, match="LLM_TWIN_RERANKER_MODEL"):
         load_reranker(str(tmp_path / "missing"))
+
+
+def test_the_kept_connection_reconnects_after_a_server_restart(seeded: Database, embedder, settings) -> None:  # type: ignore[no-untyped-def]
+    from llm_twin_assets.store import embedded
+
+    retriever = Retriever(seeded, embedder)
+    before = retriever.search("rye bread", author="maya", k=2)
+    kept = retriever._local.conn
+    embedded.stop(settings.pgdata)
+    embedded.ensure_running(settings.pgdata)
+    after = retriever.search("rye bread", author="maya", k=2)  # the old connection is dead: a new one
+    assert [h.chunk_id for h in after] == [h.chunk_id for h in before] and retriever._local.conn is not kept

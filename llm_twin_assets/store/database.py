@@ -56,6 +56,14 @@ class Database:
         finally:
             conn.close()
 
+    def open(self) -> psycopg.Connection:
+        """A long-lived autocommit connection with pgvector types (for a process that asks many queries:
+        retrieval, the service); the caller keeps it, and closes it."""
+        conn = _open(self.url, "LLM_TWIN_DATABASE_URL" if not self.embedded else "LLM_TWIN_HOME")
+        conn.autocommit = True
+        register_vector(conn)
+        return conn
+
 
 def _open(url: str, setting: str) -> psycopg.Connection:
     try:
