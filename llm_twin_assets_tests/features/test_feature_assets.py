@@ -186,9 +186,16 @@ def test_search_from_the_command_line_as_json(seeded: Database) -> None:
     assert out.returncode == 0, out.stderr
     hits = json.loads(out.stdout)
     assert len(hits) == 2
-    assert {"chunk_id", "document_url", "title", "heading_path", "author", "score", "similarity", "text"} <= set(
-        hits[0]
-    )
+    assert {
+        "chunk_id",
+        "document_url",
+        "title",
+        "heading_path",
+        "author",
+        "score",
+        "similarity",
+        "text",
+    } <= set(hits[0])
     assert hits[0]["document_url"] == "https://maya.example/sourdough"
     nobody = subprocess.run(
         [LLM_TWIN, "search", "bread", "--author", "nobody"], capture_output=True, text=True, env=env
