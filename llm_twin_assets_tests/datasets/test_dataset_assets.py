@@ -55,21 +55,21 @@ def seed(db: Database, author: str, documents: int = 8, paragraphs: int = 3) -> 
 def run(
     author: str, artifacts: Path, teacher: TeacherResource, models: ModelsResource, config: dict[str, object]
 ) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("authors", [author])
-    return dg.materialize(
-        [cleaned_documents, instruct_dataset, preference_dataset],
-        partition_key=author,
-        instance=instance,
-        resources={
-            "store": StoreResource(),
-            "models": models,
-            "teacher": teacher,
-            "artifacts": ArtifactsResource(url=str(artifacts)),
-        },
-        run_config={"ops": config},
-        raise_on_error=False,
-    )
+    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
+        instance.add_dynamic_partitions("authors", [author])
+        return dg.materialize(
+            [cleaned_documents, instruct_dataset, preference_dataset],
+            partition_key=author,
+            instance=instance,
+            resources={
+                "store": StoreResource(),
+                "models": models,
+                "teacher": teacher,
+                "artifacts": ArtifactsResource(url=str(artifacts)),
+            },
+            run_config={"ops": config},
+            raise_on_error=False,
+        )
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:
@@ -192,20 +192,20 @@ def test_the_openai_backend_builds_the_dataset_over_http(db: Database, tmp_path:
     with openai_server(lm) as (url, seen):
         teacher = TeacherResource(backend="openai", model="smollm2", base_url=url)
         config = {"instruct_dataset": SMALL["instruct_dataset"]}
-        instance = dg.DagsterInstance.ephemeral()
-        instance.add_dynamic_partitions("authors", ["ada"])
-        result = dg.materialize(
-            [cleaned_documents, instruct_dataset],
-            partition_key="ada",
-            instance=instance,
-            resources={
-                "store": StoreResource(),
-                "teacher": teacher,
-                "artifacts": ArtifactsResource(url=str(tmp_path)),
-            },
-            run_config={"ops": config},
-            raise_on_error=False,
-        )
+        with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
+            instance.add_dynamic_partitions("authors", ["ada"])
+            result = dg.materialize(
+                [cleaned_documents, instruct_dataset],
+                partition_key="ada",
+                instance=instance,
+                resources={
+                    "store": StoreResource(),
+                    "teacher": teacher,
+                    "artifacts": ArtifactsResource(url=str(tmp_path)),
+                },
+                run_config={"ops": config},
+                raise_on_error=False,
+            )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     assert all(e.passed for e in result.get_asset_check_evaluations())
     assert seen.requests == 8  # one request per passage (max_passages), none retried

@@ -32,20 +32,20 @@ def add_documents(db: Database, texts: dict[str, str]) -> None:
 
 
 def build(artifacts: Path, teacher: TeacherResource) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("authors", ["ada"])
-    return dg.materialize(
-        [cleaned_documents, instruct_dataset],
-        partition_key="ada",
-        instance=instance,
-        resources={
-            "store": StoreResource(),
-            "teacher": teacher,
-            "artifacts": ArtifactsResource(url=str(artifacts)),
-        },
-        run_config={"ops": CONFIG},
-        raise_on_error=False,
-    )
+    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
+        instance.add_dynamic_partitions("authors", ["ada"])
+        return dg.materialize(
+            [cleaned_documents, instruct_dataset],
+            partition_key="ada",
+            instance=instance,
+            resources={
+                "store": StoreResource(),
+                "teacher": teacher,
+                "artifacts": ArtifactsResource(url=str(artifacts)),
+            },
+            run_config={"ops": CONFIG},
+            raise_on_error=False,
+        )
 
 
 def materialization(result: dg.ExecuteInProcessResult) -> tuple[dict[str, object], str]:

@@ -55,15 +55,15 @@ def seed(db: Database, author: str, docs: dict[str, str]) -> None:
 
 
 def run(author: str) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("authors", [author])
-    return dg.materialize(
-        ASSETS,
-        partition_key=author,
-        instance=instance,
-        resources={"store": StoreResource(), "models": ModelsResource(device="cpu")},
-        raise_on_error=False,
-    )
+    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
+        instance.add_dynamic_partitions("authors", [author])
+        return dg.materialize(
+            ASSETS,
+            partition_key=author,
+            instance=instance,
+            resources={"store": StoreResource(), "models": ModelsResource(device="cpu")},
+            raise_on_error=False,
+        )
 
 
 def meta(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:

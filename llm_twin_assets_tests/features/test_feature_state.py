@@ -16,13 +16,13 @@ TEXT = PLANTED["sourdough"]
 
 
 def clean(author: str) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("authors", [author])
-    result = dg.materialize(
-        [cleaned_documents], partition_key=author, instance=instance, resources={"store": StoreResource()}
-    )
-    assert result.success
-    return result
+    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
+        instance.add_dynamic_partitions("authors", [author])
+        result = dg.materialize(
+            [cleaned_documents], partition_key=author, instance=instance, resources={"store": StoreResource()}
+        )
+        assert result.success
+        return result
 
 
 def state(db: Database, table: str, author: str = "maya") -> dict[str, tuple[object, ...]]:

@@ -15,19 +15,21 @@ FAST = {"ops": {"raw_documents": {"config": {"min_delay_s": 0.05}}}}
 
 
 def materialize(authors_dir: Path, slug: str, *, allow_private: bool = True) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("authors", [slug])
-    return dg.materialize(
-        [raw_documents, raw_documents_have_content, raw_documents_unique_content],
-        partition_key=slug,
-        instance=instance,
-        resources={
-            "store": StoreResource(),
-            "authors": AuthorsResource(authors_dir=str(authors_dir), allow_private_networks=allow_private),
-        },
-        run_config=FAST,
-        raise_on_error=False,
-    )
+    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
+        instance.add_dynamic_partitions("authors", [slug])
+        return dg.materialize(
+            [raw_documents, raw_documents_have_content, raw_documents_unique_content],
+            partition_key=slug,
+            instance=instance,
+            resources={
+                "store": StoreResource(),
+                "authors": AuthorsResource(
+                    authors_dir=str(authors_dir), allow_private_networks=allow_private
+                ),
+            },
+            run_config=FAST,
+            raise_on_error=False,
+        )
 
 
 def metadata(result: dg.ExecuteInProcessResult) -> dict[str, object]:
