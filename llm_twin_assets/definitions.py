@@ -4,6 +4,7 @@ import dagster as dg
 
 from llm_twin_assets.defs.automation import automation_sensor
 from llm_twin_assets.defs.datasets import definitions as datasets
+from llm_twin_assets.defs.evaluation import definitions as evaluation
 from llm_twin_assets.defs.features import definitions as features
 from llm_twin_assets.defs.ingest import definitions as ingest
 from llm_twin_assets.defs.partitions import authors_partitions
@@ -24,6 +25,7 @@ defs = dg.Definitions.merge(
     features.defs,
     datasets.defs,
     training.defs,
+    evaluation.defs,
     dg.Definitions(
         sensors=[automation_sensor],
         resources={

@@ -69,14 +69,6 @@ def test_models_prepare_reports_both_models(tmp_path: Path) -> None:
     assert "embedding:" in result.stdout and "(384-d)" in result.stdout
 
 
-def test_generate_without_a_trained_twin_says_what_to_materialize(tmp_path: Path) -> None:
-    result = run("generate", "Hello?", "--author", "nobody", home=tmp_path / "home")
-    assert result.returncode == 2
-    assert (
-        "no dpo adapter for author 'nobody' yet" in result.stderr and "materialize it first" in result.stderr
-    )
-
-
 def test_a_failed_step_is_reported_by_its_cause_not_by_dagsters_wrapper() -> None:
     import dagster as dg
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from llm_twin_assets.store.database import Database, open_database
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from llm_twin_assets.evaluation.job import EvalJob
     from llm_twin_assets.models.registry import ModelRef
     from llm_twin_assets.training.config import TrainJob
 
@@ -154,7 +154,8 @@ class ArtifactsResource(dg.ConfigurableResource):
 
 
 class TrainerResource(dg.ConfigurableResource):
-    """How training runs: a local subprocess (default), or an ECS task on AWS, both through Dagster Pipes."""
+    """How training (and evaluation, which runs the same models) runs: a local subprocess (default), or an
+    ECS task on AWS, both through Dagster Pipes."""
 
     launcher: str = "subprocess"
     """``subprocess`` (this machine's GPU or CPU) or ``ecs`` (a GPU task; artifacts must be in S3)."""
@@ -186,21 +187,21 @@ class TrainerResource(dg.ConfigurableResource):
         spec = ref.source if ref.source == "bundled" else ref.name_or_path
         return spec, f"{ref.source}:{Path(ref.name_or_path).name if ref.is_local else ref.name_or_path}"
 
-    def launch(self, context: dg.AssetExecutionContext, job: TrainJob) -> dict[str, Any]:
-        """Run the trainer for ``job`` and return what it reported (losses, tokens/s, peak memory...)."""
-        module = f"llm_twin_assets.training.{job.stage}"
+    def launch(self, context: dg.AssetExecutionContext, job: TrainJob | EvalJob) -> dict[str, Any]:
+        """Run the trainer (or the evaluation) for ``job`` and return what it reported (losses, tokens/s,
+        peak memory, timings...)."""
         work = Path(job.output_dir)
         try:
             if self.launcher == "ecs":
-                invocation = self._ecs(context, job, module)
+                invocation = self._ecs(context, job)
             elif self.launcher == "subprocess":
                 work.mkdir(parents=True, exist_ok=True)
                 job_file = work / "job.yaml"
                 job.to_file(job_file)
                 invocation = dg.PipesSubprocessClient(forward_stdio=True).run(
                     context=context,
-                    command=[self.python or sys.executable, "-m", module, "--config", str(job_file)],
-                    extras={"job_file": str(job_file), "adapter_version": job.adapter_version},
+                    command=[self.python or sys.executable, "-m", job.module, "--config", str(job_file)],
+                    extras={"job_file": str(job_file), "stage": job.stage},
                 )
             else:
                 raise ConfigError(
@@ -209,24 +210,25 @@ class TrainerResource(dg.ConfigurableResource):
         except dg.Failure:
             raise
         except Exception as exc:  # Dagster's DagsterPipesExecutionError, or the launcher's own error
-            log = work / "train.log"
-            tail = "\n".join(log.read_text().splitlines()[-25:]) if log.exists() else "(no train.log)"
-            # Exit code 2 is a problem named before training (retrying cannot help); a crash may resume.
+            log = work / job.log_name
+            tail = "\n".join(log.read_text().splitlines()[-25:]) if log.exists() else f"(no {job.log_name})"
+            # Exit code 2 is a problem named before the work began (retrying cannot help); a crash may resume.
             named = re.search(r"failed with code 2\b", str(exc)) is not None
+            what = "trainer" if job.stage in ("sft", "dpo") else "step"
             raise dg.Failure(
-                description=f"the {job.stage} trainer failed: {exc}\nlast lines of {log}:\n{tail}",
+                description=f"the {job.stage} {what} failed: {exc}\nlast lines of {log}:\n{tail}",
                 allow_retries=not named,
             ) from exc
         materialization = invocation.get_materialize_result()
         return {k: v.value for k, v in (materialization.metadata or {}).items()}
 
-    def _ecs(self, context: dg.AssetExecutionContext, job: TrainJob, module: str):  # type: ignore[no-untyped-def]
+    def _ecs(self, context: dg.AssetExecutionContext, job: TrainJob | EvalJob):  # type: ignore[no-untyped-def]
         from dagster_aws.pipes import PipesECSClient
 
         if not job.artifacts_url.startswith("s3://"):
             raise ConfigError(
                 "LLM_TWIN_ARTIFACTS_URL",
-                "must be s3://... when training runs on ECS",
+                f"must be s3://... when the {job.stage} step runs on ECS",
                 "set it to a bucket the task can read and write",
             )
         if not (self.ecs_cluster and self.ecs_task_definition):
@@ -239,7 +241,7 @@ class TrainerResource(dg.ConfigurableResource):
             "launchType": self.ecs_launch_type,
             "count": 1,
             "overrides": {
-                "containerOverrides": [{"name": self.ecs_container, "command": ["python", "-m", module]}]
+                "containerOverrides": [{"name": self.ecs_container, "command": ["python", "-m", job.module]}]
             },
         }
         if self.ecs_subnets:
@@ -249,10 +251,10 @@ class TrainerResource(dg.ConfigurableResource):
                     "securityGroups": self.ecs_security_groups,
                 }
             }
-        return PipesECSClient().run(context=context, run_task_params=params, extras={"job": remote_job(job)})
+        return PipesECSClient().run(context=context, run_task_params=params, extras={"job": job.remote()})
 
 
 def remote_job(job: TrainJob) -> dict[str, Any]:
     """The job as a remote task gets it: model specs, versions and the artifact store's URL, nothing of
     this machine's file system (its work folder is relative: on the task's own disk, where it runs)."""
-    return replace(job, output_dir=f"llm-twin-training/{job.stage}/{job.adapter_version}").to_dict()
+    return job.remote()

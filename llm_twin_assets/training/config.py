@@ -85,8 +85,11 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "sft": {
             "lora_r": 8,
             "lora_alpha": 16,
-            "learning_rate": 3e-4,
-            "epochs": 2.0,
+            # Measured on the demo author's held-out split: 2 epochs at 3e-4 (8 optimizer steps on 14
+            # examples) left the twin 3.7% below its base in perplexity and no more like her; 6 epochs at
+            # 1e-3 (24 steps) 18.8% below and +0.13 in author-likeness (README, "Evaluation").
+            "learning_rate": 1e-3,
+            "epochs": 6.0,
             "batch_size": 2,
             "gradient_accumulation": 2,
             "max_length": 384,
@@ -96,8 +99,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         "dpo": {
             "lora_r": 8,
             "lora_alpha": 16,
-            "learning_rate": 5e-5,
-            "epochs": 1.0,
+            "learning_rate": 2e-4,  # 5e-5 for 4 steps left the policy where SFT put it
+            "epochs": 2.0,
             "batch_size": 2,
             "max_length": 384,
             "beta": 0.5,
@@ -164,6 +167,20 @@ class TrainJob:
     @property
     def dataset_name(self) -> str:
         return "instruct" if self.stage == "sft" else "preference"
+
+    @property
+    def module(self) -> str:
+        """The entry point that runs this job (``python -m <module> --config job.yaml``)."""
+        return f"llm_twin_assets.training.{self.stage}"
+
+    @property
+    def log_name(self) -> str:
+        return "train.log"
+
+    def remote(self) -> dict[str, Any]:
+        """The job as a remote task gets it: model specs, versions and the artifact store's URL, nothing
+        of this machine's file system (its work folder is relative: on the task's own disk)."""
+        return replace(self, output_dir=f"llm-twin-training/{self.stage}/{self.adapter_version}").to_dict()
 
     def version(self, base_label: str, parent: str | None = None) -> str:
         """Derived from the dataset version, the base model, the parent adapter and the hyper-parameters."""

@@ -9,7 +9,6 @@ reference the raw base model, which the SFT stage had already moved away from.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from dataclasses import asdict
@@ -257,6 +256,12 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
+    # The whole curve, from the trainer's state: a run resumed from a checkpoint (even its last one, when
+    # the process died after training but before publishing) keeps the losses logged before it.
+    history = [
+        {"step": int(e["step"]), "loss": float(e["loss"])} for e in trainer.state.log_history if "loss" in e
+    ]
+    losses = history or losses
     adapter = out / "adapter"
     trainer.model.save_pretrained(adapter)
     tokenizer.save_pretrained(adapter)
@@ -311,54 +316,19 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
 
 def main(stage: str, argv: list[str] | None = None) -> int:
     """The entry point: exit 0 when trained, 2 for a problem named in one line (also in train.log)."""
-    import argparse
-    import sys
-    import traceback
-    from contextlib import ExitStack
-
-    from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, open_dagster_pipes
-
-    from llm_twin_assets.errors import TwinError
     from llm_twin_assets.training.config import job_from_dict, load_job
+    from llm_twin_assets.training.reporting import entry_point
 
-    parser = argparse.ArgumentParser(prog=f"python -m llm_twin_assets.training.{stage}")
-    parser.add_argument("--config", type=Path, help="a training job file (YAML); else the Pipes extra 'job'")
-    args = parser.parse_args(argv)
-    log_file: Path | None = None
-    with ExitStack() as stack:
-        # Launched by Dagster: one Pipes session for the whole run (an ECS task gets its job as an extra).
-        pipes = (
-            stack.enter_context(open_dagster_pipes())
-            if os.environ.get(DAGSTER_PIPES_CONTEXT_ENV_VAR)
-            else None
-        )
-        try:
-            if args.config:
-                job = load_job(args.config)
-            elif pipes is not None:
-                job = job_from_dict(pipes.get_extra("job"), "the Pipes extra 'job'")
-            else:
-                raise TrainingConfigError(
-                    "no --config and not launched by Dagster Pipes: pass --config job.yaml"
-                )
-            log_file = Path(job.output_dir) / "train.log"
-            if job.stage != stage:
-                raise TrainingConfigError(f"stage is {job.stage!r}; this entry point trains {stage!r}")
-            train(job, pipes)
-        except TwinError as exc:
-            _append(log_file, f"error: {exc}")
-            print(f"error: {exc}", file=sys.stderr)
-            if pipes is not None:
-                pipes.log.error(str(exc))
-            return 2
-        except BaseException:
-            _append(log_file, traceback.format_exc())
-            raise
-    return 0
+    def run(job: TrainJob, pipes: Any) -> None:
+        if job.stage != stage:
+            raise TrainingConfigError(f"stage is {job.stage!r}; this entry point trains {stage!r}")
+        train(job, pipes)
 
-
-def _append(log_file: Path | None, text: str) -> None:
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        with log_file.open("a") as f:
-            f.write(text.rstrip() + "\n")
+    return entry_point(
+        f"python -m llm_twin_assets.training.{stage}",
+        argv,
+        load_job,
+        lambda extra: job_from_dict(extra, "the Pipes extra 'job'"),
+        lambda job: Path(job.output_dir) / "train.log",
+        run,
+    )

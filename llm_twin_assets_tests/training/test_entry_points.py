@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -192,4 +193,15 @@ def test_a_killed_trainer_resumes_from_its_last_checkpoint(tmp_path: Path, tiny_
     assert "checkpoint-" in metrics["resumed_from"] and metrics["steps"] == 40
     resumed_at = int(metrics["resumed_from"].rsplit("-", 1)[1])
     assert resumed_at >= 8
-    assert min(p["step"] for p in metrics["losses"]) > resumed_at  # the steps before were not redone
+    trained_now = [int(m) for m in re.findall(r"step (\d+)/40 loss", done.stderr)]
+    assert min(trained_now) > resumed_at  # the steps before were not redone
+    assert [p["step"] for p in metrics["losses"]] == list(range(1, 41))  # the whole curve, once
+
+    # Died after training but before publishing: the retry resumes from the last checkpoint, trains
+    # nothing, and still reports the run's real final loss (not NaN, which would fail its check forever).
+    (tmp_path / "sft" / "metrics.json").unlink()
+    again = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    redone = json.loads((tmp_path / "sft" / "metrics.json").read_text())
+    assert redone["resumed_from"].endswith("checkpoint-40") and redone["steps"] == 40
+    assert redone["final_loss"] == metrics["final_loss"] and redone["losses"] == metrics["losses"]

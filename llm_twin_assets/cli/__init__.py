@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
+from llm_twin_assets.cli.common import friendly_errors
+from llm_twin_assets.cli.releases import eval_app, release_app
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.settings import get_settings
 
@@ -32,22 +32,8 @@ app.add_typer(author_app, name="author")
 app.add_typer(demo_app, name="demo")
 instance_app = typer.Typer(help="The Dagster instance of this machine.", no_args_is_help=True)
 app.add_typer(instance_app, name="instance")
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly_errors(func: F) -> F:
-    """Our own errors print one clear line and exit 2, instead of a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TwinError as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
+app.add_typer(eval_app, name="eval")
+app.add_typer(release_app, name="release")
 
 
 @db_app.command("start")
@@ -358,36 +344,36 @@ def search_command(
 def generate_command(
     prompt: Annotated[str, typer.Argument(help="What to ask.")],
     author: Annotated[str, typer.Option(help="The twin's author (slug).")],
-    stage: Annotated[str, typer.Option(help="dpo (the full twin) or sft.")] = "dpo",
     max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 128,
     compare: Annotated[bool, typer.Option(help="Also answer with the base model.")] = True,
 ) -> None:
-    """Answer a prompt with the author's twin (the latest DPO adapter on the SFT adapter it was trained
-    on; or the latest SFT adapter alone), and with the base model to compare."""
+    """Answer a prompt with the author's released twin (the current release: see `llm-twin release
+    list`), and with the base model to compare."""
     from llm_twin_assets.artifacts import open_store
+    from llm_twin_assets.evaluation.releases import serving
     from llm_twin_assets.llm import generate, load_causal_lm
     from llm_twin_assets.models.registry import ModelRef
-    from llm_twin_assets.training.adapters import adapter_folder, resolve_twin
+    from llm_twin_assets.store.database import open_database
+    from llm_twin_assets.training.adapters import adapter_folder
     from llm_twin_assets.training.twin import load_twin, trained_base
 
-    if stage not in ("sft", "dpo"):
-        raise TwinError(f"--stage {stage!r}: use sft or dpo")
     settings = get_settings()
     store = open_store(settings.artifacts_url, settings.artifacts_dir)
+    release, twin_adapters = serving(open_database(settings), store, author)
+    assert twin_adapters.dpo is not None
     cache = settings.home / "cache" / "adapters"
-    twin_adapters = resolve_twin(store, author, stage)
     sft = adapter_folder(store, twin_adapters.sft, cache)
-    dpo = adapter_folder(store, twin_adapters.dpo, cache) if twin_adapters.dpo else None
+    dpo = adapter_folder(store, twin_adapters.dpo, cache)
     messages = [{"role": "user", "content": prompt}]
     if compare:
         base = load_causal_lm(ModelRef(str(trained_base(sft)), True, "path"))
         typer.secho("base model:", bold=True)
         typer.echo(generate(base, [messages], max_new_tokens=max_new_tokens)[0] + "\n")
     twin = load_twin(sft, dpo)
-    lineage = f"sft {twin_adapters.sft.version}" + (
-        f", dpo {twin_adapters.dpo.version} trained on it" if twin_adapters.dpo else ""
+    typer.secho(
+        f"{author}'s twin, release {release.release} (sft {release.sft_version}, dpo {release.dpo_version}):",
+        bold=True,
     )
-    typer.secho(f"{author}'s twin ({lineage}):", bold=True)
     typer.echo(generate(twin, [messages], max_new_tokens=max_new_tokens)[0])
 
 

@@ -1,0 +1,127 @@
+"""``llm-twin eval show`` and ``llm-twin release list|rollback``: what was measured, what is served."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from llm_twin_assets.cli.common import friendly_errors
+
+eval_app = typer.Typer(help="Evaluations of the twins against their base models.", no_args_is_help=True)
+release_app = typer.Typer(help="Released twins: what is served, and going back.", no_args_is_help=True)
+
+
+def _database() -> Any:
+    from llm_twin_assets.settings import get_settings
+    from llm_twin_assets.store.database import open_database
+
+    return open_database(get_settings())
+
+
+def _artifacts() -> Any:
+    from llm_twin_assets.artifacts import open_store
+    from llm_twin_assets.settings import get_settings
+
+    settings = get_settings()
+    return open_store(settings.artifacts_url, settings.artifacts_dir)
+
+
+@eval_app.command("show")
+@friendly_errors
+def eval_show(
+    author: Annotated[str, typer.Option(help="The author (slug).")],
+    evaluation: Annotated[str | None, typer.Option(help="An evaluation id; default: the latest.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One object per model: its version and a metrics map.")
+    ] = False,
+) -> None:
+    """The comparison table of the author's latest evaluation (or one by id), and the gate's decision."""
+    from llm_twin_assets.evaluation import EvaluationError
+    from llm_twin_assets.evaluation.report import retrieval_line, text_table
+    from llm_twin_assets.store import evaluations
+
+    with _database().connect() as conn:
+        record = evaluations.get(conn, evaluation) if evaluation else evaluations.latest(conn, author)
+        if record is None or record.author != author:
+            raise EvaluationError(
+                f"no evaluation {evaluation + ' ' if evaluation else ''}of {author!r}: materialize twin_evaluation"
+            )
+        models = evaluations.metrics(conn, record.id)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "model": name,
+                        "version": entry["version"],
+                        "evaluation_id": record.id,
+                        "metrics": entry["metrics"],
+                    }
+                    for name, entry in models.items()
+                ],
+                indent=2,
+            )
+        )
+        return
+    auc = record.classifier.get("held_out_auc")
+    typer.echo(
+        f"evaluation {record.id} of {author} ({record.evaluated_at:%Y-%m-%d %H:%M} UTC) on {record.examples} "
+        f"held-out examples; twin = sft {record.sft_version} + dpo {record.dpo_version}"
+    )
+    typer.echo(text_table(models))
+    line = retrieval_line(models)
+    if line:
+        typer.echo(line)
+    typer.echo(
+        "authorship classifier held-out AUC: " + (f"{auc:.3f}" if auc is not None else "not measurable")
+    )
+    verdict = "PASSED" if record.gate_passed else "FAILED"
+    details = [c["detail"] for c in record.gate.get("checks", {}).values()]
+    typer.secho(
+        f"quality gate {verdict}",
+        bold=True,
+        fg=typer.colors.GREEN if record.gate_passed else typer.colors.RED,
+    )
+    for reason in record.gate.get("reasons", []) if not record.gate_passed else details:
+        typer.echo(f"  - {reason}")
+
+
+@release_app.command("list")
+@friendly_errors
+def release_list(
+    author: Annotated[str | None, typer.Option(help="Only this author (slug).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of releases.")] = False,
+) -> None:
+    """Every release, oldest first; the one each author serves now is marked."""
+    from llm_twin_assets.store import releases
+
+    with _database().connect() as conn:
+        found = releases.all_releases(conn, author)
+    if as_json:
+        typer.echo(json.dumps([r.as_dict() for r in found], indent=2))
+        return
+    if not found:
+        typer.echo("no releases yet (materialize twin_release; its evaluation must pass the quality gate)")
+    for r in found:
+        mark = "*" if r.current else " "
+        typer.echo(
+            f"{mark} {r.author} release {r.release}  {r.released_at:%Y-%m-%d %H:%M}  sft {r.sft_version}  "
+            f"dpo {r.dpo_version}  evaluation {r.evaluation_id}"
+        )
+
+
+@release_app.command("rollback")
+@friendly_errors
+def release_rollback(
+    author: Annotated[str, typer.Argument(help="The author (slug).")],
+    version: Annotated[str, typer.Argument(help="A release number, or the DPO adapter version it released.")],
+) -> None:
+    """Serve an earlier release of the author again (from the next request on)."""
+    from llm_twin_assets.evaluation.releases import rollback
+
+    release = rollback(_database(), _artifacts(), author, version)
+    typer.echo(
+        f"{author} now serves release {release.release} (sft {release.sft_version}, dpo {release.dpo_version})"
+    )

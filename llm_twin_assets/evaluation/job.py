@@ -1,0 +1,130 @@
+"""An evaluation job: which twin, on which held-out examples (with their retrieved context), how.
+
+The job is complete in itself (a remote GPU task needs no database): the asset retrieves each test
+example's context before launching it. Its id hashes everything that decides the results: the model
+versions, the examples and their contexts, the generation settings and :data:`METRICS_VERSION`; the
+same id is never evaluated twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from llm_twin_assets.evaluation import EvaluationError
+
+METRICS_VERSION = "1"
+"""Bump when a metric's code changes what it measures: older evaluations are then not reused."""
+
+MODELS = ("base", "sft", "twin")
+VARIANTS = ("plain", "rag")
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    document_id: str
+    instruction: str
+    answer: str
+    """The author's real answer (held out: no training example comes from its document)."""
+    context: list[str] = field(default_factory=list)
+    """The author's retrieved passages for the instruction, from other documents than this one."""
+    context_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    """An optional LLM judge through the teacher backends (local model or OpenAI-compatible endpoint)."""
+
+    backend: str = "openai"
+    model: str = ""
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_new_tokens: int = 96
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    author: str
+    artifacts_url: str
+    output_dir: str
+    sft_version: str
+    dpo_version: str
+    base_model: str
+    """How the adapters' manifests name their base model (the models are loaded from the adapters)."""
+    instruct_version: str
+    preference_version: str
+    embedding_model: str
+    """The embedding model for content similarity, as settings name it ('bundled', a path, a hub id)."""
+    examples: list[Example]
+    max_new_tokens: int = 128
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    judge: JudgeSettings | None = None
+    evaluation_id: str = ""
+    stage: str = "evaluation"
+
+    @property
+    def module(self) -> str:
+        return "llm_twin_assets.evaluation.run"
+
+    @property
+    def log_name(self) -> str:
+        return "evaluate.log"
+
+    @property
+    def label(self) -> str:
+        return f"evaluation {self.evaluation_id}"
+
+    def key(self) -> str:
+        """The id: what decides the results, hashed (paths and devices are not part of it)."""
+        data = asdict(self)
+        for name in ("artifacts_url", "output_dir", "device", "threads", "evaluation_id", "stage"):
+            data.pop(name)
+        data["metrics_version"] = METRICS_VERSION
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_file(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+
+    def remote(self) -> dict[str, Any]:
+        """The job as a remote task gets it: its work folder on the task's own disk."""
+        return {**self.to_dict(), "output_dir": f"llm-twin-evaluation/{self.evaluation_id}"}
+
+
+def job_from_dict(data: Any, source: str) -> EvalJob:
+    if not isinstance(data, dict):
+        raise EvaluationError(f"{source}: expected a mapping")
+    known = {f.name for f in fields(EvalJob)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise EvaluationError(f"{source}: unknown keys {unknown}")
+    data = dict(data)
+    try:
+        data["examples"] = [Example(**e) for e in data.get("examples") or []]
+        if data.get("judge"):
+            data["judge"] = JudgeSettings(**data["judge"])
+        job = EvalJob(**data)
+    except TypeError as exc:
+        raise EvaluationError(f"{source}: {exc}") from None
+    if not job.examples:
+        raise EvaluationError(f"{source}: no test examples to evaluate on")
+    return job
+
+
+def load_job(path: Path) -> EvalJob:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise EvaluationError(f"--config {path}: {exc}") from None
+    return job_from_dict(data, f"--config {path}")

@@ -1,0 +1,190 @@
+"""``python -m llm_twin_assets.evaluation.run --config job.yaml``: evaluate a twin against its base model.
+
+For the base model, the SFT adapter and the twin (DPO on its recorded SFT parent), each without and with
+the author's retrieved passages: generate an answer to every held-out instruction (batched, greedy) and
+score the author's real answer (perplexity). Then measure the answers: author-likeness, stylometric
+distance and content similarity (and the optional judge). Results go to the artifact store:
+
+    evaluations/<author>/<id>/examples.parquet   one row per (example, model, variant)
+    evaluations/<author>/<id>/results.json       metrics per model, the classifier, timings (last)
+
+Launched by Dagster (Pipes) like the trainers, on the same launcher, so it runs where the GPU is.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llm_twin_assets.artifacts import ArtifactStore, open_store, read_json, write_json
+from llm_twin_assets.evaluation import EvaluationError
+from llm_twin_assets.evaluation.job import MODELS, VARIANTS, EvalJob, Example, job_from_dict, load_job
+from llm_twin_assets.training.reporting import Reporter, entry_point
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from llm_twin_assets.llm import LoadedLM
+
+
+def results_key(author: str, evaluation_id: str) -> str:
+    return f"evaluations/{author}/{evaluation_id}/results.json"
+
+
+def examples_key(author: str, evaluation_id: str) -> str:
+    return f"evaluations/{author}/{evaluation_id}/examples.parquet"
+
+
+def stored_results(store: ArtifactStore, author: str, evaluation_id: str) -> dict[str, Any] | None:
+    """The results of a finished evaluation (written last), or None."""
+    key = results_key(author, evaluation_id)
+    return read_json(store, key, "") if store.exists(key) else None
+
+
+def messages_for(example: Example, variant: str) -> list[dict[str, str]]:
+    from llm_twin_assets.prompting import plain_messages, rag_messages
+
+    return (
+        rag_messages(example.instruction, example.context)
+        if variant == "rag"
+        else plain_messages(example.instruction)
+    )
+
+
+def evaluate(job: EvalJob, pipes: Any = None) -> dict[str, Any]:
+    """Run the job; returns its results (also in the artifact store, under the job's id)."""
+    if not job.evaluation_id:
+        raise EvaluationError("the evaluation job has no evaluation_id: build it with EvalJob.key()")
+    out = Path(job.output_dir)
+    with Reporter(out / job.log_name, pipes) as reporter:
+        results = _evaluate(job, out, reporter)
+        reporter.materialized(
+            {"evaluation_id": job.evaluation_id, **{k: v for k, v in results["timings"].items()}}
+        )
+    return results
+
+
+def _evaluate(job: EvalJob, out: Path, reporter: Reporter) -> dict[str, Any]:
+    import polars as pl
+    import torch
+
+    from llm_twin_assets.training.adapters import LineageError, adapter_folder, check_lineage, get_adapter
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    store = open_store(job.artifacts_url, Path(job.artifacts_url))
+    try:
+        sft = get_adapter(store, job.author, "sft", job.sft_version)
+        dpo = get_adapter(store, job.author, "dpo", job.dpo_version)
+        check_lineage(sft, dpo)
+    except LineageError:
+        raise
+    except Exception as exc:  # a version that no longer exists
+        raise EvaluationError(f"cannot evaluate {job.author!r}'s twin: {exc}") from exc
+    cache = out / "inputs"
+    folders = {"sft": adapter_folder(store, sft, cache), "dpo": adapter_folder(store, dpo, cache)}
+    reporter.info(
+        f"evaluating {job.author}'s twin (sft {sft.version}, dpo {dpo.version}) on {len(job.examples)} "
+        f"held-out examples, {device}"
+    )
+    rows: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    for model in MODELS:
+        lm = _load(model, folders, device)
+        for variant in VARIANTS:
+            prompts = [messages_for(e, variant) for e in job.examples]
+            start = time.perf_counter()
+            answers = _generate(lm, prompts, job)
+            generated = time.perf_counter() - start
+            start = time.perf_counter()
+            from llm_twin_assets.evaluation.perplexity import score_answers
+
+            scored = score_answers(lm, prompts, [e.answer for e in job.examples])
+            scoring = time.perf_counter() - start
+            timings[f"{model}_{variant}_generate_examples_per_s"] = round(len(prompts) / generated, 3)
+            timings[f"{model}_{variant}_perplexity_examples_per_s"] = round(len(prompts) / scoring, 3)
+            for example, reply, score in zip(job.examples, answers, scored, strict=True):
+                rows.append(
+                    {
+                        "example_id": example.id,
+                        "document_id": example.document_id,
+                        "instruction": example.instruction,
+                        "author_answer": example.answer,
+                        "model": model,
+                        "variant": variant,
+                        "answer": reply.text,
+                        "finished": reply.finished,
+                        "nll": score.nll,
+                        "tokens": score.tokens,
+                        "truncated": score.truncated,
+                    }
+                )
+            reporter.info(
+                f"{model} {variant}: {len(prompts)} answers in {generated:.1f}s, perplexity pass {scoring:.1f}s"
+            )
+        del lm
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    frame = pl.DataFrame(rows)
+    from llm_twin_assets.evaluation.measures import measure
+
+    frame, results = measure(job, frame, store, reporter)
+    results["timings"] = timings
+    results["device"] = device
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd")
+    store.put(examples_key(job.author, job.evaluation_id), buffer.getvalue())
+    write_json(store, results_key(job.author, job.evaluation_id), results)  # last: the evaluation is whole
+    return results
+
+
+def _load(model: str, folders: dict[str, Path], device: str) -> LoadedLM:
+    from llm_twin_assets.llm import load_causal_lm
+    from llm_twin_assets.models.registry import ModelRef
+    from llm_twin_assets.training.twin import load_twin, trained_base
+
+    if model == "base":
+        return load_causal_lm(ModelRef(str(trained_base(folders["sft"])), True, "path"), device=device)
+    return load_twin(folders["sft"], folders["dpo"] if model == "twin" else None, device=device)
+
+
+def _generate(lm: LoadedLM, prompts: list[list[dict[str, str]]], job: EvalJob) -> list[Any]:
+    """Greedy replies in batches of similar prompt length, returned in the prompts' order."""
+    from llm_twin_assets.llm import chat_prompt_ids, generate_replies
+
+    order = sorted(range(len(prompts)), key=lambda i: len(chat_prompt_ids(lm, prompts[i])))
+    replies: dict[int, Any] = {}
+    for start in range(0, len(order), job.batch_size):
+        batch = order[start : start + job.batch_size]
+        out = generate_replies(
+            lm, [prompts[i] for i in batch], max_new_tokens=job.max_new_tokens, seed=job.seed
+        )
+        replies.update(zip(batch, out, strict=True))
+    return [replies[i] for i in range(len(prompts))]
+
+
+def read_examples(store: ArtifactStore, author: str, evaluation_id: str) -> pl.DataFrame:
+    import polars as pl
+
+    return pl.read_parquet(io.BytesIO(store.get(examples_key(author, evaluation_id))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return entry_point(
+        "python -m llm_twin_assets.evaluation.run",
+        argv,
+        load_job,
+        lambda extra: job_from_dict(extra, "the Pipes extra 'job'"),
+        lambda job: Path(job.output_dir) / job.log_name,
+        evaluate,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

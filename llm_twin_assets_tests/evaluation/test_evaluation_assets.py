@@ -1,0 +1,175 @@
+"""twin_evaluation -> twin_release through Dagster, on the real store, with tiny adapters trained through
+Pipes: the gate blocks a twin no better than its base and releases one that is, evaluations are reused,
+and a person can see, list, roll back and generate from the command line."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from llm_twin_assets.artifacts import LocalArtifactStore
+from llm_twin_assets.defs.evaluation.assets import twin_evaluation, twin_release
+from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
+from llm_twin_assets.defs.training.assets import dpo_adapter, sft_adapter
+from llm_twin_assets.store import evaluations, releases
+from llm_twin_assets.store.database import Database
+from llm_twin_assets.training.adapters import latest_adapter
+from llm_twin_assets_tests.store.helpers import add_author
+from llm_twin_assets_tests.test_cli import LLM_TWIN
+from llm_twin_assets_tests.training.helpers import publish_small
+
+EVALUATE = {"max_new_tokens": 16, "batch_size": 4}
+
+
+def ops(learning_rate: float | None = None, sft_steps: int = 24, **evaluation: Any) -> dict[str, Any]:
+    rate = {} if learning_rate is None else {"learning_rate": learning_rate}
+    return {
+        "sft_adapter": {"config": {"profile": "tiny", "max_steps": sft_steps, **rate}},
+        "dpo_adapter": {"config": {"profile": "tiny", "max_steps": 4, **rate}},
+        "twin_evaluation": {"config": {**EVALUATE, **evaluation}},
+    }
+
+
+def materialize(
+    artifacts: Path, assets: list[Any], config: dict[str, Any], instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
+    if not instance.has_dynamic_partition("authors", "ada"):
+        instance.add_dynamic_partitions("authors", ["ada"])
+    return dg.materialize(
+        assets,
+        partition_key="ada",
+        instance=instance,
+        resources={
+            "store": StoreResource(),
+            "models": ModelsResource(device="cpu"),
+            "artifacts": ArtifactsResource(url=str(artifacts)),
+            "trainer": TrainerResource(),
+        },
+        run_config={
+            "ops": {k: v for k, v in config.items() if k in {a.key.to_user_string() for a in assets}}
+        },
+        raise_on_error=False,
+    )
+
+
+def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, Any]:
+    [event] = result.asset_materializations_for_node(asset)
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def gate(result: dg.ExecuteInProcessResult) -> Any:
+    [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "twin_beats_base"]
+    return check
+
+
+def cli(*args: str, artifacts: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LLM_TWIN_ARTIFACTS_URL": str(artifacts), "LLM_TWIN_DEVICE": "cpu"}
+    return subprocess.run([LLM_TWIN, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+ALL = [sft_adapter, dpo_adapter, twin_evaluation, twin_release]
+
+
+def test_the_gate_blocks_a_twin_no_better_than_its_base_then_releases_one_that_is(
+    db: Database, tmp_path: Path, settings
+) -> None:  # type: ignore[no-untyped-def]
+    artifacts = tmp_path / "artifacts"
+    instruct, preference = publish_small(artifacts)
+    with db.connect() as conn:
+        add_author(conn, "ada")
+    with dg.DagsterInstance.ephemeral() as instance:
+        # A learning rate of 0: the adapters change nothing, the twin is its base model exactly.
+        still = materialize(artifacts, ALL, ops(learning_rate=0.0), instance)
+        check = gate(still)
+        assert not check.passed
+        assert "missed by" in check.description and "perplexity" in check.description
+        assert not still.asset_materializations_for_node("twin_release")  # the blocking check stopped it
+        blocked = metadata(still, "twin_evaluation")
+        assert blocked["gate_passed"] is False
+        assert blocked["twin_perplexity"] == blocked["base_perplexity"]  # the same model, measured so
+
+        alone = materialize(artifacts, [twin_release], {}, instance)  # asked for directly: still refused
+        [failure] = [e for e in alone.all_events if e.is_step_failure]
+        assert "quality gate did not pass" in failure.step_failure_data.error.message
+        assert "nothing released" in failure.step_failure_data.error.message
+
+        learnt = materialize(artifacts, ALL, ops(), instance)
+        assert learnt.success, [e.message for e in learnt.all_events if e.is_failure]
+        check = gate(learnt)
+        assert check.passed, check.description
+        evaluated, released = metadata(learnt, "twin_evaluation"), metadata(learnt, "twin_release")
+        assert evaluated["twin_perplexity"] < 0.95 * evaluated["base_perplexity"]
+        assert evaluated["classifier_auc"] == 1.0
+        assert evaluated["twin_author_likeness"] > evaluated["base_author_likeness"] + 0.05
+        assert "| twin |" in evaluated["comparison"] and "![held-out evaluation]" in evaluated["chart"]
+        assert evaluated["examples_preview"].startswith("| instruction | author | base | twin |")
+        assert released["release"] == 1 and released["new"] is True
+        assert released["evaluation_id"] == evaluated["evaluation_id"]
+        assert released["instruct_version"] == instruct.version
+        assert released["preference_version"] == preference.version
+
+        again = materialize(artifacts, [twin_evaluation], ops(), instance)  # same inputs: reused
+        assert metadata(again, "twin_evaluation")["reused"] is True
+        assert metadata(again, "twin_evaluation")["evaluation_id"] == evaluated["evaluation_id"]
+
+    store = LocalArtifactStore(artifacts)
+    dpo = latest_adapter(store, "ada", "dpo")
+    with db.connect() as conn:
+        record = evaluations.get(conn, evaluated["evaluation_id"])
+        assert record is not None and record.gate_passed and record.dpo_version == dpo.version
+        rows = conn.execute(
+            "SELECT count(*), count(DISTINCT model) FROM evaluation_metrics WHERE evaluation_id = %s",
+            (record.id,),
+        ).fetchone()
+        assert rows is not None and rows[1] == 8  # base, sft, twin, each +rag, author, retrieval
+        [current] = [r for r in releases.all_releases(conn, "ada") if r.current]
+        assert current.release == 1 and current.dpo_version == dpo.version
+
+    shown = cli("eval", "show", "--author", "ada", "--json", artifacts=artifacts)
+    assert shown.returncode == 0, shown.stderr
+    table = {entry["model"]: entry for entry in json.loads(shown.stdout)}
+    assert table["twin"]["version"] == dpo.version
+    assert table["twin"]["metrics"]["perplexity"] == evaluated["twin_perplexity"]
+    assert set(table) >= {"base", "sft", "twin", "base+rag", "twin+rag", "retrieval"}
+    text = cli("eval", "show", "--author", "ada", artifacts=artifacts)
+    assert "quality gate PASSED" in text.stdout and "perplexity ↓" in text.stdout
+
+
+def test_a_newer_release_can_be_rolled_back_and_generate_serves_only_the_current_release(
+    db: Database, tmp_path: Path, settings
+) -> None:  # type: ignore[no-untyped-def]
+    artifacts = tmp_path / "artifacts"
+    publish_small(artifacts)
+    with db.connect() as conn:
+        add_author(conn, "ada")
+    nothing = cli("generate", "Hello?", "--author", "ada", "--no-compare", artifacts=artifacts)
+    assert nothing.returncode == 2 and "'ada' has no released twin" in nothing.stderr
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = materialize(artifacts, ALL, ops(), instance)
+        second = materialize(artifacts, ALL, ops(sft_steps=30), instance)  # another twin, also better
+    for result in (first, second):
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+    one, two = metadata(first, "twin_release"), metadata(second, "twin_release")
+    assert (one["release"], two["release"]) == (1, 2) and one["dpo_version"] != two["dpo_version"]
+
+    listed = json.loads(cli("release", "list", "--json", artifacts=artifacts).stdout)
+    assert [(r["release"], r["current"]) for r in listed] == [(1, False), (2, True)]
+    served = cli("generate", "Tell me about topic 3.", "--author", "ada", "--no-compare", artifacts=artifacts)
+    assert served.returncode == 0, served.stderr
+    assert f"release 2 (sft {two['sft_version']}, dpo {two['dpo_version']})" in served.stdout
+
+    rolled = cli("release", "rollback", "ada", "1", artifacts=artifacts)
+    assert rolled.returncode == 0 and "now serves release 1" in rolled.stdout
+    served = cli("generate", "Tell me about topic 3.", "--author", "ada", "--no-compare", artifacts=artifacts)
+    assert f"release 1 (sft {one['sft_version']}" in served.stdout
+    by_version = cli("release", "rollback", "ada", two["dpo_version"], artifacts=artifacts)  # by DPO version
+    assert by_version.returncode == 0 and "now serves release 2" in by_version.stdout
+    unknown = cli("release", "rollback", "ada", "7", artifacts=artifacts)
+    assert unknown.returncode == 2 and "'ada' has no release '7'; its releases: 1 (dpo" in unknown.stderr
+    with db.connect() as conn:
+        current = releases.current(conn, "ada")
+        assert current is not None and current.release == 2
