@@ -46,10 +46,12 @@ demo: install
 	  for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(DEMO_PORT)) 2>/dev/null && break; sleep 0.1; done; \
 	  LLM_TWIN_ALLOW_PRIVATE_NETWORKS=1 $(BIN)/llm-twin materialize --author maya \
 	    --select raw_documents,cleaned_documents,chunks,chunk_embeddings
-	$(BIN)/llm-twin materialize --author maya \
-	  --select instruct_dataset,preference_dataset,sft_adapter,dpo_adapter --config samples/demo_run.yaml
+	$(BIN)/llm-twin materialize --author maya --config samples/demo_run.yaml \
+	  --select instruct_dataset,preference_dataset,sft_adapter,dpo_adapter,twin_evaluation,twin_release
 	$(BIN)/llm-twin db status
 	$(BIN)/llm-twin search "why should a data job be safe to run twice?" --author maya --k 3
+	$(BIN)/llm-twin eval show --author maya
+	$(BIN)/llm-twin release list --author maya
 	$(BIN)/llm-twin generate "Write a short post about running data jobs twice." --author maya --max-new-tokens 96
 
 test: install models

@@ -263,6 +263,9 @@ def materialize(
         typer.echo(
             f"   done {name} in {seconds:.1f} s: {shown}" + (f" | checks: {verdicts}" if verdicts else "")
         )
+        for check in checks:
+            if not check.passed and check.description:
+                typer.secho(f"   {check.check_name}: {check.description}", fg=typer.colors.RED, err=True)
         if any(not c.passed and c.severity == dg.AssetCheckSeverity.ERROR for c in checks):
             raise typer.Exit(1)
 
