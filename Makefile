@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets bench-retrieval bench-train clean
+.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets bench-retrieval bench-train bench-evaluation clean
 
 # The Dagster instance config (one run per author at a time, the gpu pool) goes to $(DAGSTER_HOME).
 install: $(STAMP) chromium
@@ -76,6 +76,9 @@ db-status: install
 
 bench-vector: install
 	$(BIN)/python bench/vector_search.py
+
+bench-evaluation: install
+	$(BIN)/python bench/evaluation.py
 
 bench-crawl: install
 	$(BIN)/python bench/crawl.py

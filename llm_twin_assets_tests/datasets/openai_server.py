@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from llm_twin_assets.llm import LoadedLM, generate_replies
+from llm_twin_assets.llm import LoadedLM, Reply, generate_replies
 
 
 @dataclass
@@ -27,6 +27,8 @@ class Behaviour:
     always_status: int | None = None
     garbage: bool = False
     delay_s: float = 0.0
+    answer: Callable[[list[dict[str, str]]], str] | None = None
+    """Answer with this function of the messages instead of the model (a scripted judge, say)."""
 
 
 @dataclass
@@ -84,8 +86,11 @@ def _handler(
             messages = body.get("messages")
             if not isinstance(messages, list) or not messages:
                 return self._send(400, {"error": {"message": "messages must be a non-empty list"}})
-            with model_lock:
-                [reply] = generate_replies(lm, [messages], max_new_tokens=int(body.get("max_tokens", 64)))
+            if behaviour.answer is not None:
+                reply = Reply(behaviour.answer(messages), True)
+            else:
+                with model_lock:
+                    [reply] = generate_replies(lm, [messages], max_new_tokens=int(body.get("max_tokens", 64)))
             self._send(
                 200,
                 {

@@ -1,4 +1,4 @@
-"""sft_adapter and dpo_adapter launched from the Dagster UI.
+"""sft_adapter, dpo_adapter, twin_evaluation and twin_release launched from the Dagster UI.
 
 ``dagster dev`` (webserver + daemon, the real run queue and the ``gpu`` pool) serves our code location;
 the test sends the GraphQL requests the UI sends when a person adds a partition and clicks
@@ -21,10 +21,13 @@ import pytest
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.datasets.versions import latest
 from llm_twin_assets.defs.instance import ensure_instance_config
+from llm_twin_assets.settings import get_settings
 from llm_twin_assets.store import embedded
+from llm_twin_assets.store.database import open_database
 from llm_twin_assets.training.adapters import latest_adapter
 from llm_twin_assets_tests.conftest import fresh_home
 from llm_twin_assets_tests.servers import free_port, wait_for_dagster
+from llm_twin_assets_tests.store.helpers import add_author
 from llm_twin_assets_tests.training.helpers import publish_small
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +44,12 @@ LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $pa
 RUN = """query($id: ID!) { runOrError(runId: $id) { ... on Run { status startTime endTime
   assetMaterializations { assetKey { path } partition
     metadataEntries { label ... on TextMetadataEntry { text } ... on IntMetadataEntry { intValue }
-      ... on FloatMetadataEntry { floatValue } ... on BoolMetadataEntry { boolValue } } } } } }"""
+      ... on FloatMetadataEntry { floatValue } ... on BoolMetadataEntry { boolValue }
+      ... on MarkdownMetadataEntry { mdStr } } } } } }"""
+CHECKS = """query($key: AssetKeyInput!, $name: String!) {
+  assetCheckExecutions(assetKey: $key, checkName: $name, limit: 5) {
+    status partition evaluation { success description
+      metadataEntries { label ... on TextMetadataEntry { text } ... on BoolMetadataEntry { boolValue } } } } }"""
 EVENTS = """query($id: ID!) { logsForRun(runId: $id, limit: 5000) {
   ... on EventConnection { events { __typename ... on MessageEvent { message } } } } }"""
 
@@ -144,7 +152,7 @@ def _launch(ui: UI, assets: list[str], partition: str, ops: dict[str, Any]) -> s
     return str(launched["run"]["runId"])
 
 
-def test_both_adapters_materialize_from_the_ui(dagster_dev: tuple[UI, Path]) -> None:
+def test_the_twin_is_trained_evaluated_and_released_from_the_ui(dagster_dev: tuple[UI, Path]) -> None:
     ui, home = dagster_dev
     store = LocalArtifactStore(home / "artifacts")
     instruct, preference = latest(store, "ada", "instruct"), latest(store, "ada", "preference")
@@ -154,7 +162,7 @@ def test_both_adapters_materialize_from_the_ui(dagster_dev: tuple[UI, Path]) -> 
         ["sft_adapter", "dpo_adapter"],
         "ada",
         {
-            "sft_adapter": {"config": {"profile": "tiny", "max_steps": 4}},
+            "sft_adapter": {"config": {"profile": "tiny", "max_steps": 24}},
             "dpo_adapter": {"config": {"profile": "tiny", "max_steps": 3}},
         },
     )
@@ -175,14 +183,43 @@ def test_both_adapters_materialize_from_the_ui(dagster_dev: tuple[UI, Path]) -> 
     sft, dpo = values[("sft_adapter",)], values[("dpo_adapter",)]
     assert all(m["partition"] == "ada" for m in materialized.values())
     assert sft["dataset_version"] == instruct.version and dpo["dataset_version"] == preference.version
-    assert sft["steps"] == 4 and dpo["steps"] == 3
+    assert sft["steps"] == 24 and dpo["steps"] == 3
     assert float(sft["final_loss"]) > 0 and float(sft["tokens_per_s"]) > 0
     assert dpo["parent_adapter"] == sft["version"]
     # The adapters are in the artifact store the code location was configured with
     assert latest_adapter(store, "ada", "sft").version == sft["version"]
     assert latest_adapter(store, "ada", "dpo").version == dpo["version"]
     # The trainer's own log lines reached the run (Pipes, through the UI's run worker)
-    assert any("step 4/4 loss" in m for m in messages), messages[-30:]
+    assert any("step 24/24 loss" in m for m in messages), messages[-30:]
+
+    # Then the evaluation and the release, as a person launches them next; the gate's decision and the
+    # comparison table are where the UI shows them (the check's history, the materialization's metadata).
+    with open_database(get_settings(home=str(home))).connect() as conn:
+        add_author(conn, "ada")  # as crawling her would have (evaluations and releases name the author)
+    run_id = _launch(
+        ui,
+        ["twin_evaluation", "twin_release"],
+        "ada",
+        {"twin_evaluation": {"config": {"max_new_tokens": 16}}},
+    )
+    run = _follow(ui, run_id)
+    messages = [e.get("message", "") for e in ui(EVENTS, id=run_id)["logsForRun"]["events"]]
+    assert run["status"] == "SUCCESS", "\n".join(messages[-30:])
+    shown = {
+        m["assetKey"]["path"][0]: {e["label"]: e.get("mdStr", e.get("text")) for e in m["metadataEntries"]}
+        for m in run["assetMaterializations"]
+    }
+    assert set(shown) == {"twin_evaluation", "twin_release"}
+    assert shown["twin_evaluation"]["comparison"].startswith("| model | version | perplexity ↓")
+    assert "| twin | " + dpo["version"] in shown["twin_evaluation"]["comparison"]
+    assert shown["twin_evaluation"]["chart"].startswith("![held-out evaluation](data:image/png;base64,")
+    assert shown["twin_evaluation"]["gate"].startswith("passed: perplexity")
+    [execution] = ui(CHECKS, key={"path": ["twin_evaluation"]}, name="twin_beats_base")[
+        "assetCheckExecutions"
+    ]
+    assert execution["status"] == "SUCCEEDED" and execution["partition"] == "ada"
+    assert execution["evaluation"]["success"] is True
+    assert execution["evaluation"]["description"].startswith("passed: perplexity")
 
 
 def test_one_run_per_author_at_a_time_when_two_are_launched_at_once(dagster_dev: tuple[UI, Path]) -> None:
