@@ -8,6 +8,7 @@ from llm_twin_assets.defs.evaluation import definitions as evaluation
 from llm_twin_assets.defs.features import definitions as features
 from llm_twin_assets.defs.ingest import definitions as ingest
 from llm_twin_assets.defs.partitions import authors_partitions
+from llm_twin_assets.defs.release import definitions as release
 from llm_twin_assets.defs.resources import (
     ArtifactsResource,
     AuthorsResource,
@@ -26,6 +27,7 @@ defs = dg.Definitions.merge(
     datasets.defs,
     training.defs,
     evaluation.defs,
+    release.defs,
     dg.Definitions(
         sensors=[automation_sensor],
         resources={

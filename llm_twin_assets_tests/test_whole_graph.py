@@ -17,6 +17,7 @@ from llm_twin_assets.defs.resources import (
 )
 from llm_twin_assets.store import releases
 from llm_twin_assets.store.database import Database
+from llm_twin_assets_tests.datasets.test_dataset_assets import SMALL
 
 TOPICS = [
     "why I keep choosing Postgres",
@@ -31,16 +32,7 @@ TOPICS = [
 
 RUN_CONFIG = {
     "raw_documents": {"config": {"min_delay_s": 0.05}},
-    "instruct_dataset": {
-        "config": {
-            "style": "topic",
-            "max_passages": 8,
-            "max_new_tokens": 32,
-            "min_examples": 4,
-            "test_ratio": 0.25,
-        }
-    },
-    "preference_dataset": {"config": {"max_new_tokens": 128, "min_examples": 2}},
+    **SMALL,  # the datasets as their own test builds them with the bundled teacher
     "sft_adapter": {"config": {"profile": "tiny", "max_steps": 40, "max_length": 512}},
     "dpo_adapter": {"config": {"profile": "tiny", "max_steps": 6, "max_length": 512}},
     "twin_evaluation": {"config": {"max_new_tokens": 24}},

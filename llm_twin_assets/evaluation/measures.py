@@ -79,7 +79,7 @@ def measure(
             "style_distance": delta(answers, held_out, background) if answers else None,
             "content_similarity": float(group["content_similarity"].mean()),  # type: ignore[arg-type]
             "finished": float(group["finished"].cast(pl.Float64).mean()),  # type: ignore[arg-type]
-            "answer_words": float(group["answer"].str.split(" ").list.len().mean()),  # type: ignore[arg-type]
+            "answer_words": float(group["answer"].str.count_matches(r"\S+").mean()),  # type: ignore[arg-type]
         }
         if job.judge is not None:
             metrics["judge_accuracy"] = _mean_or_none(group["judge_accuracy"])
@@ -90,7 +90,7 @@ def measure(
         "version": job.instruct_version,
         "metrics": {
             "author_likeness": sum(own) / len(own),
-            "answer_words": sum(len(a.split(" ")) for a in held_out) / len(held_out),
+            "answer_words": sum(len(a.split()) for a in held_out) / len(held_out),
         },
     }
     truncated = int(frame["truncated"].sum())

@@ -11,7 +11,8 @@ from typing import Any
 import dagster as dg
 
 from llm_twin_assets.artifacts import LocalArtifactStore
-from llm_twin_assets.defs.evaluation.assets import twin_evaluation, twin_release
+from llm_twin_assets.defs.evaluation.assets import twin_evaluation
+from llm_twin_assets.defs.release.assets import twin_release
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 from llm_twin_assets.defs.training.assets import dpo_adapter, sft_adapter
 from llm_twin_assets.store import evaluations, releases

@@ -1,11 +1,10 @@
-"""dpo_adapter -> twin_evaluation -> twin_release: measure the twin against its base model on held-out
-text, gate it, and release it only when the gate passed.
+"""dpo_adapter -> twin_evaluation: measure the twin against its base model on held-out text, and gate it.
 
 ``twin_evaluation`` builds the job here (held-out examples, their retrieved context, the retrieval's own
 quality) and runs the models out of process on the training launcher (``gpu`` pool), then records the
 metrics in PostgreSQL. An evaluation of the same model versions, test data and metric code is reused.
-Its blocking check ``twin_beats_base`` is the quality gate: when it fails, ``twin_release`` does not run
-in that run, and on its own it refuses to release an evaluation that failed.
+Its blocking check ``twin_beats_base`` is the quality gate: when it fails, ``twin_release`` (defs/release)
+does not run in that run, and on its own it refuses to release an evaluation that failed.
 """
 
 import time
@@ -219,39 +218,3 @@ def _metadata(
         "examples_preview": dg.MetadataValue.md(examples_preview(frame)),
         "wall_seconds": round(seconds, 2),
     }
-
-
-@dg.asset(
-    partitions_def=authors_partitions,
-    deps=[twin_evaluation],
-    group_name="evaluation",
-    kinds={"postgres"},
-    automation_condition=follows_changed_inputs(),
-    description="Releases the author's twin (a numbered row in `releases`, made current) once its evaluation "
-    "passed the quality gate; `llm-twin generate` and the service serve the current release only.",
-)
-def twin_release(
-    context: dg.AssetExecutionContext, store: StoreResource, artifacts: ArtifactsResource
-) -> dg.MaterializeResult:
-    from llm_twin_assets.evaluation.releases import release_latest
-
-    author = context.partition_key
-    with clear_failures():
-        release, new = release_latest(store.database(), artifacts.store(), author)
-    context.log.info(
-        f"{author}'s twin {'released' if new else 'is current again'} as release {release.release} "
-        f"(sft {release.sft_version}, dpo {release.dpo_version})"
-    )
-    return dg.MaterializeResult(
-        metadata={
-            "release": release.release,
-            "new": new,
-            "sft_version": release.sft_version,
-            "dpo_version": release.dpo_version,
-            "instruct_version": release.instruct_version,
-            "preference_version": release.preference_version,
-            "evaluation_id": release.evaluation_id,
-            "released_at": release.released_at.isoformat(timespec="seconds"),
-        },
-        data_version=dg.DataVersion(f"{release.release}:{release.dpo_version}"),
-    )
