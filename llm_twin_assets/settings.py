@@ -110,6 +110,42 @@ class TwinSettings(BaseSettings):
         description="Where datasets and adapters go: unset = <home>/artifacts, or s3://bucket/prefix.",
     )
 
+    generator: Literal["local", "openai"] = Field(
+        default="local",
+        description="Who generates for the service: the base model in the service process with each author's "
+        "released adapter (local), or an OpenAI-compatible server with LoRA adapters, e.g. vLLM (openai).",
+    )
+    generator_base_url: str | None = Field(
+        default=None, description="openai: the generator's base URL, up to and including /v1."
+    )
+    generator_api_key_env: str = Field(
+        default="OPENAI_API_KEY", description="openai: the variable holding the generator's API key (may be unset)."
+    )
+    generator_model: str = Field(
+        default="{author}-r{release}",
+        description="openai: the adapter name the generator serves an author's release under.",
+    )
+    generator_base_model: str = Field(
+        default="base", description="openai: the model name of the base model (for /generate without author)."
+    )
+    generator_timeout_s: float = Field(default=300.0, gt=0, description="openai: seconds per generation.")
+    serve_max_batch: int = Field(default=8, ge=1, description="Generations decoded together in one batch.")
+    serve_batch_wait_ms: float = Field(
+        default=10.0, ge=0, description="How long a forming batch waits for more requests."
+    )
+    serve_max_pending: int = Field(
+        default=32, ge=1, description="Generations that may wait; past this a request gets 503 + Retry-After."
+    )
+    serve_max_new_tokens: int = Field(default=512, ge=1, description="The most tokens one request may ask for.")
+    serve_max_top_k: int = Field(default=20, ge=1, le=100, description="The most passages one request may ask for.")
+    serve_gap_similarity: float = Field(
+        default=0.35,
+        description="serving_report: a question whose best passage is less similar than this is a content gap.",
+    )
+    serve_release_poll_s: float = Field(
+        default=30.0, gt=0, description="The service re-reads current releases this often (besides LISTEN)."
+    )
+
     @field_validator("home", "model_cache", "authors_dir", mode="after")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -131,7 +167,9 @@ class TwinSettings(BaseSettings):
     def _absolute_roots(cls, value: list[Path]) -> list[Path]:
         return [root.expanduser().absolute() for root in value]
 
-    @field_validator("database_url", "teacher_base_url", "artifacts_url", "reranker_model", mode="before")
+    @field_validator(
+        "database_url", "teacher_base_url", "artifacts_url", "reranker_model", "generator_base_url", mode="before"
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

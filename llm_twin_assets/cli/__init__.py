@@ -11,6 +11,7 @@ import typer
 
 from llm_twin_assets.cli.common import friendly_errors
 from llm_twin_assets.cli.releases import eval_app, release_app
+from llm_twin_assets.cli.serving import register as register_serving
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.settings import get_settings
 
@@ -34,6 +35,7 @@ instance_app = typer.Typer(help="The Dagster instance of this machine.", no_args
 app.add_typer(instance_app, name="instance")
 app.add_typer(eval_app, name="eval")
 app.add_typer(release_app, name="release")
+register_serving(app)
 
 
 @db_app.command("start")

@@ -118,3 +118,12 @@ def all_releases(conn: psycopg.Connection, author: str | None = None) -> list[Re
         (author, author),
     ).fetchall()
     return [Release(*row) for row in rows]
+
+
+def all_current(conn: psycopg.Connection) -> dict[str, Release]:
+    """Every author's current release, by author."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM releases r JOIN current_releases c ON c.author = r.author "
+        "AND c.release = r.release ORDER BY r.author"
+    ).fetchall()
+    return {row[0]: Release(*row) for row in rows}

@@ -1,0 +1,118 @@
+"""One real service for the module: `llm-twin serve` (bentoml serve) as its own process, on the test
+store, with two authors' writing embedded by the real feature assets and a tiny released twin each, and a
+third author with writing but no release."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llm_twin_assets.artifacts import LocalArtifactStore
+from llm_twin_assets.settings import TwinSettings
+from llm_twin_assets.store.database import Database
+from llm_twin_assets_tests.features.test_feature_assets import run, seed
+from llm_twin_assets_tests.serving.helpers import Adapters, publish_twin, release
+from llm_twin_assets_tests.servers import free_port
+from llm_twin_assets_tests.test_cli import LLM_TWIN
+
+ADA = {
+    "kettles": "I descale my kettle every Sunday with citric acid; the scale flakes off like snow and the tea "
+    "tastes of tea again.",
+    "bikes": "My bicycle chain gets a drop of oil every two hundred kilometres, wiped back off at once.",
+}
+BOB = {
+    # matches the isolation question far better than anything Ada wrote
+    "compilers": "A register allocator colours the interference graph; spilling to the stack is what "
+    "happens when the graph needs more colours than the machine has registers.",
+    "kettles": "Bob never descales anything; his kettle is a geological record.",
+}
+CAROL = {"gardens": "Carol grows tomatoes against the south wall and waters them at dusk."}
+
+SERVICE_ENV = {
+    "LLM_TWIN_BASE_MODEL": "tiny",
+    "LLM_TWIN_DEVICE": "cpu",
+    "LLM_TWIN_TORCH_THREADS": "2",
+    "LLM_TWIN_SERVE_MAX_BATCH": "4",
+    "LLM_TWIN_SERVE_MAX_PENDING": "4",
+    "LLM_TWIN_SERVE_BATCH_WAIT_MS": "300",  # concurrent test requests reliably share a batch
+    "LLM_TWIN_SERVE_MAX_NEW_TOKENS": "64",
+    "LLM_TWIN_SERVE_RELEASE_POLL_S": "600",  # releases must arrive by LISTEN/NOTIFY, not by the poll
+}
+
+
+@dataclass
+class Service:
+    url: str
+    artifacts: Path
+    store: LocalArtifactStore
+    database: Database
+    twins: dict[str, Adapters]
+    work: Path
+    log: Path
+
+
+@pytest.fixture(scope="package")
+def service(
+    database: Database, settings: TwinSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    from llm_twin_assets.models.registry import tiny_llama
+
+    with database.connect() as conn:
+        conn.execute("TRUNCATE authors, raw_documents, cleaned_documents, chunks, serving_traces CASCADE")
+    for author, docs in (("ada", ADA), ("bob", BOB), ("carol", CAROL)):
+        seed(database, author, docs)
+        assert run(author).success
+    work = tmp_path_factory.mktemp("serving")
+    artifacts = work / "artifacts"
+    store = LocalArtifactStore(artifacts)
+    base = tiny_llama(settings)
+    twins = {
+        author: publish_twin(store, base, work, author, seed) for author, seed in (("ada", 1), ("bob", 2))
+    }
+    with database.connect() as conn:
+        for author, adapters in twins.items():
+            release(conn, author, adapters)
+    port = free_port()
+    log = work / "service.log"
+    env = {**os.environ, **SERVICE_ENV, "LLM_TWIN_ARTIFACTS_URL": str(artifacts)}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [LLM_TWIN, "serve", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(proc, url, log)
+        yield Service(url, artifacts, store, database, twins, work, log)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the service exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"the service was not ready in {timeout_s} s:\n{log.read_text()[-4000:]}")
