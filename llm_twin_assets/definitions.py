@@ -17,6 +17,7 @@ from llm_twin_assets.defs.resources import (
     TeacherResource,
     TrainerResource,
 )
+from llm_twin_assets.defs.serving import definitions as serving
 from llm_twin_assets.defs.training import definitions as training
 
 __all__ = ["authors_partitions", "defs"]
@@ -28,6 +29,7 @@ defs = dg.Definitions.merge(
     training.defs,
     evaluation.defs,
     release.defs,
+    serving.defs,
     dg.Definitions(
         sensors=[automation_sensor],
         resources={

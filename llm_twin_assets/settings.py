@@ -119,7 +119,8 @@ class TwinSettings(BaseSettings):
         default=None, description="openai: the generator's base URL, up to and including /v1."
     )
     generator_api_key_env: str = Field(
-        default="OPENAI_API_KEY", description="openai: the variable holding the generator's API key (may be unset)."
+        default="OPENAI_API_KEY",
+        description="openai: the variable holding the generator's API key (may be unset).",
     )
     generator_model: str = Field(
         default="{author}-r{release}",
@@ -136,8 +137,12 @@ class TwinSettings(BaseSettings):
     serve_max_pending: int = Field(
         default=32, ge=1, description="Generations that may wait; past this a request gets 503 + Retry-After."
     )
-    serve_max_new_tokens: int = Field(default=512, ge=1, description="The most tokens one request may ask for.")
-    serve_max_top_k: int = Field(default=20, ge=1, le=100, description="The most passages one request may ask for.")
+    serve_max_new_tokens: int = Field(
+        default=512, ge=1, description="The most tokens one request may ask for."
+    )
+    serve_max_top_k: int = Field(
+        default=20, ge=1, le=100, description="The most passages one request may ask for."
+    )
     serve_gap_similarity: float = Field(
         default=0.35,
         description="serving_report: a question whose best passage is less similar than this is a content gap.",
@@ -168,7 +173,12 @@ class TwinSettings(BaseSettings):
         return [root.expanduser().absolute() for root in value]
 
     @field_validator(
-        "database_url", "teacher_base_url", "artifacts_url", "reranker_model", "generator_base_url", mode="before"
+        "database_url",
+        "teacher_base_url",
+        "artifacts_url",
+        "reranker_model",
+        "generator_base_url",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

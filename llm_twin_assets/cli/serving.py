@@ -55,7 +55,9 @@ def ask(
     ] = None,
     url: Annotated[str, typer.Option(help="The service's address.")] = DEFAULT_URL,
     top_k: Annotated[int, typer.Option(min=1, max=100, help="Passages given to the twin.")] = 3,
-    max_new_tokens: Annotated[int, typer.Option(min=1, max=4096)] = 128,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(min=1, max=4096, help="Omitted: the service's default.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The whole response as JSON.")] = False,
 ) -> None:
     """Ask the running service (POST /rag) and print the twin's answer and the passages it was given."""

@@ -52,6 +52,11 @@ class Batcher:
         self._thread.start()
 
     def submit(self, request: GenerationRequest) -> None:
+        self.check_capacity()
+        self._requests.put(request)
+        self._wake.set()
+
+    def check_capacity(self) -> None:
         waiting = self._requests.qsize()
         if waiting >= self.max_pending:
             batches_ahead = waiting // self.max_batch + 1
@@ -60,8 +65,6 @@ class Batcher:
                 f"the service is at capacity ({waiting} requests waiting for generation); retry in {retry:g} s",
                 retry_after=retry,
             )
-        self._requests.put(request)
-        self._wake.set()
 
     def call_soon(self, task: Callable[[], None]) -> None:
         """Run ``task`` on the generation thread, between batches."""

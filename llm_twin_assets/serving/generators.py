@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from llm_twin_assets.llm import Message
 from llm_twin_assets.serving import NotReleased, Overloaded, ServingError
@@ -49,6 +49,9 @@ class Generator(Protocol):
         usage: Usage,
     ) -> AsyncIterator[str]:
         """Text pieces as they are generated (``release`` None: the base model); fills ``usage``."""
+
+    def check_capacity(self) -> None:
+        """Raise Overloaded now if a generation would be refused (before a stream's first byte)."""
 
     def close(self) -> None: ...
 
@@ -165,6 +168,9 @@ class LocalGenerator:
             usage.timings["first_token"] = round((request.first_token_at - request.queued_at) * 1000, 1)
         usage.timings["generate"] = round(((request.finished_at or time.perf_counter()) - started) * 1000, 1)
 
+    def check_capacity(self) -> None:
+        self.batcher.check_capacity()
+
     def close(self) -> None:
         self.batcher.stop()
 
@@ -210,10 +216,7 @@ class RemoteGenerator:
     ) -> AsyncIterator[str]:
         import openai
 
-        if self._in_flight >= self.max_pending:
-            raise Overloaded(
-                f"{self._in_flight} generations in flight at the generator; retry shortly", retry_after=1
-            )
+        self.check_capacity()
         self._in_flight += 1
         queued = time.perf_counter()
         try:
@@ -250,6 +253,12 @@ class RemoteGenerator:
         finally:
             self._in_flight -= 1
         usage.timings["generate"] = round((time.perf_counter() - queued) * 1000, 1)
+
+    def check_capacity(self) -> None:
+        if self._in_flight >= self.max_pending:
+            raise Overloaded(
+                f"{self._in_flight} generations in flight at the generator; retry shortly", retry_after=1
+            )
 
     def close(self) -> None:
         pass

@@ -202,6 +202,7 @@ class TwinServer:
                 request.temperature,
                 request.seed,
             )
+            self.generator.check_capacity()
             return call
         except ServingError as exc:
             self._fail(call, exc)
@@ -232,6 +233,7 @@ class TwinServer:
             await self._retrieve(call, question, author, top_k)
             call.messages = chat_messages(messages, [s.text for s in call.sources])
             call.max_new_tokens, call.temperature, call.seed = max_new_tokens, temperature, seed
+            self.generator.check_capacity()
             return call
         except ServingError as exc:
             self._fail(call, exc)
@@ -253,6 +255,7 @@ class TwinServer:
                 request.temperature,
                 request.seed,
             )
+            self.generator.check_capacity()
             return call
         except ServingError as exc:
             self._fail(call, exc)
@@ -263,6 +266,7 @@ class TwinServer:
         """'sources' (when retrieved), 'token' pieces, then 'done' with the whole answer — or 'error'."""
         usage = Usage()
         pieces: list[str] = []
+        answered = False
         try:
             if call.route != "/generate":
                 yield {
@@ -278,6 +282,7 @@ class TwinServer:
                 yield {"type": "token", "text": piece}
             call.trace.tokens_in, call.trace.tokens_out = usage.prompt_tokens, usage.completion_tokens
             call.trace.timings.update(usage.timings)
+            answered = True
             yield {
                 "type": "done",
                 "answer": "".join(pieces).strip(),
@@ -293,9 +298,10 @@ class TwinServer:
             }
         except ServingError as exc:
             self._fail(call, exc)
-            yield {"type": "error", "status": exc.status, "message": str(exc)}
+            yield {"type": "error", "status": exc.status, "message": str(exc), "retry_after": exc.retry_after}
         except (asyncio.CancelledError, GeneratorExit):
-            call.trace.status, call.trace.error = 499, "the client went away"
+            if not answered:
+                call.trace.status, call.trace.error = 499, "the client went away"
             raise
         finally:
             self._finish(call)
@@ -304,7 +310,7 @@ class TwinServer:
         """The 'done' event of a call run to the end (a failure raises its ServingError)."""
         async for event in self.events(call):
             if event["type"] == "error":
-                raise ServingError(event["message"], status=event["status"])
+                raise ServingError(event["message"], status=event["status"], retry_after=event["retry_after"])
             if event["type"] == "done":
                 return event
         raise ServingError("generation ended without an answer", status=500)

@@ -19,8 +19,8 @@ from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.features.test_feature_assets import run, seed
-from llm_twin_assets_tests.serving.helpers import Adapters, publish_twin, release
 from llm_twin_assets_tests.servers import free_port
+from llm_twin_assets_tests.serving.helpers import Adapters, publish_twin, release
 from llm_twin_assets_tests.test_cli import LLM_TWIN
 
 ADA = {
