@@ -91,6 +91,8 @@ def _handler(
             else:
                 with model_lock:
                     [reply] = generate_replies(lm, [messages], max_new_tokens=int(body.get("max_tokens", 64)))
+            if body.get("stream"):
+                return self._stream(number, body, reply)
             self._send(
                 200,
                 {
@@ -106,6 +108,24 @@ def _handler(
                     ],
                 },
             )
+
+        def _stream(self, number: int, body: dict[str, object], reply: Reply) -> None:
+            """Server-sent events as OpenAI streams them: a chunk per word, the finish, usage, [DONE]."""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            words = reply.text.split(" ")
+            head = {"id": f"chatcmpl-{number}", "object": "chat.completion.chunk", "created": 0, "model": body.get("model")}
+            events = [
+                {**head, "choices": [{"index": 0, "delta": {"content": w if i == 0 else " " + w}, "finish_reason": None}]}
+                for i, w in enumerate(words)
+            ]
+            finish = "stop" if reply.finished else "length"
+            events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+            events.append({**head, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}})
+            for event in events:
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self.wfile.write(b"data: [DONE]\n\n")
 
     return Handler
 
