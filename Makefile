@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets bench-retrieval bench-train bench-evaluation clean
+.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets bench-retrieval bench-train bench-evaluation bench-serve serve clean
 
 # The Dagster instance config (one run per author at a time, the gpu pool) goes to $(DAGSTER_HOME).
 install: $(STAMP) chromium
@@ -35,6 +35,7 @@ models: install
 # The demo author (samples/maya.yaml): her site served on 127.0.0.1:8765 while she is crawled.
 # Her export and repository lie under samples/: local links are read only from allowed folders.
 DEMO_PORT := 8765
+SERVE_PORT ?= 3001
 demo: export LLM_TWIN_LOCAL_ROOTS := $(CURDIR)/samples$(if $(LLM_TWIN_LOCAL_ROOTS),:$(LLM_TWIN_LOCAL_ROOTS))
 demo: install
 	$(BIN)/llm-twin models prepare
@@ -52,7 +53,16 @@ demo: install
 	$(BIN)/llm-twin search "why should a data job be safe to run twice?" --author maya --k 3
 	$(BIN)/llm-twin eval show --author maya
 	$(BIN)/llm-twin release list --author maya
-	$(BIN)/llm-twin generate "Write a short post about running data jobs twice." --author maya --max-new-tokens 96
+	@echo "starting the twin service on http://127.0.0.1:$(SERVE_PORT) (log: $(LLM_TWIN_HOME)/logs/service.log)"
+	@mkdir -p $(LLM_TWIN_HOME)/logs
+	set -m; $(BIN)/llm-twin serve --port $(SERVE_PORT) > $(LLM_TWIN_HOME)/logs/service.log 2>&1 & service=$$!; \
+	  trap 'kill $$service 2>/dev/null; wait $$service 2>/dev/null' EXIT; \
+	  $(BIN)/llm-twin ask "Why should a data job be safe to run twice?" --author maya \
+	    --url http://127.0.0.1:$(SERVE_PORT) --max-new-tokens 96 --wait 300
+	@echo
+	@echo "Maya's twin is released and answers over HTTP. Next:"
+	@echo "  make serve    then open http://127.0.0.1:$(SERVE_PORT)/ (chat page; OpenAI API at /v1, OpenAPI at /docs.json)"
+	@echo "  make dagster  then open http://127.0.0.1:3000/ (Dagster UI: the asset graph, runs, the quality gate)"
 
 test: install models
 	$(BIN)/pytest
@@ -62,6 +72,10 @@ lint: install
 	$(BIN)/ruff format --check llm_twin_assets llm_twin_assets_tests bench
 	$(BIN)/mypy llm_twin_assets
 	$(BIN)/lint-imports --no-cache
+
+# The twin service (bentos/llm_twin): chat page, /rag, /retrieve, /generate, /v1; Ctrl-C stops it.
+serve: install
+	set -m; exec $(BIN)/llm-twin serve --port $(SERVE_PORT)
 
 dagster: install
 	mkdir -p $(DAGSTER_HOME)
@@ -98,3 +112,6 @@ bench-train: install
 clean:
 	-$(BIN)/llm-twin db stop
 	rm -rf $(VENV) .llm_twin .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+bench-serve: install
+	$(BIN)/python bench/serve.py

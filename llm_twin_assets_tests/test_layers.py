@@ -23,4 +23,6 @@ def test_the_service_imports_only_the_plain_libraries() -> None:
     imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     ours = {m for m in imported if m.startswith("llm_twin_assets")}
-    assert ours and all(m.startswith(("llm_twin_assets.serving", "llm_twin_assets.settings")) for m in ours), ours
+    assert ours and all(
+        m.startswith(("llm_twin_assets.serving", "llm_twin_assets.settings")) for m in ours
+    ), ours

@@ -59,9 +59,13 @@ def ask(
         int | None, typer.Option(min=1, max=4096, help="Omitted: the service's default.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="The whole response as JSON.")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the service to be ready (/readyz).")] = 0,
 ) -> None:
     """Ask the running service (POST /rag) and print the twin's answer and the passages it was given."""
     import httpx
+
+    if wait:
+        _wait_ready(url, wait)
 
     payload = {"query": question, "author": author, "top_k": top_k, "max_new_tokens": max_new_tokens}
     try:
@@ -87,6 +91,23 @@ def ask(
         f"\n{body['usage']['completion_tokens']} tokens in {timings.get('total', 0) / 1000:.1f} s "
         f"(retrieval {timings.get('retrieve', 0):.0f} ms)"
     )
+
+
+def _wait_ready(url: str, seconds: float) -> None:
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url.rstrip('/')}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise TwinError(f"the service at {url} was not ready within {seconds:g} s (see its log)")
+        time.sleep(0.5)
 
 
 def register(app: typer.Typer) -> None:

@@ -115,14 +115,34 @@ def _handler(
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
             words = reply.text.split(" ")
-            head = {"id": f"chatcmpl-{number}", "object": "chat.completion.chunk", "created": 0, "model": body.get("model")}
+            head = {
+                "id": f"chatcmpl-{number}",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": body.get("model"),
+            }
             events = [
-                {**head, "choices": [{"index": 0, "delta": {"content": w if i == 0 else " " + w}, "finish_reason": None}]}
+                {
+                    **head,
+                    "choices": [
+                        {"index": 0, "delta": {"content": w if i == 0 else " " + w}, "finish_reason": None}
+                    ],
+                }
                 for i, w in enumerate(words)
             ]
             finish = "stop" if reply.finished else "length"
             events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
-            events.append({**head, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7 + len(words)}})
+            events.append(
+                {
+                    **head,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": 7,
+                        "completion_tokens": len(words),
+                        "total_tokens": 7 + len(words),
+                    },
+                }
+            )
             for event in events:
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")

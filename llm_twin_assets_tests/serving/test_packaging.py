@@ -22,7 +22,11 @@ def test_bentoml_build_works_offline(tmp_path: Path) -> None:
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
     built = subprocess.run(
         [bentoml, "build", "-f", "bentos/llm_twin/bentofile.yaml", ".", "--output", "tag"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     [bento] = list((tmp_path / "bentoml" / "bentos" / "llm_twin").glob("*/src"))

@@ -17,11 +17,16 @@ from llm_twin_assets_tests.datasets.openai_server import Behaviour, openai_serve
 from llm_twin_assets_tests.serving.conftest import Service
 
 
-def test_an_openai_compatible_generator_serves_each_release_by_adapter_name(service: Service, tiny_model_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_openai_compatible_generator_serves_each_release_by_adapter_name(
+    service: Service, tiny_model_path
+) -> None:  # type: ignore[no-untyped-def]
     lm = load_causal_lm(ModelRef(str(tiny_model_path), True, "path"))
     with openai_server(lm, Behaviour(answer=lambda messages: "Scale flakes off like snow.")) as (url, seen):
         settings = get_settings(
-            generator="openai", generator_base_url=url, artifacts_url=str(service.artifacts), base_model="tiny"
+            generator="openai",
+            generator_base_url=url,
+            artifacts_url=str(service.artifacts),
+            base_model="tiny",
         )
         server = TwinServer(settings)
         try:
@@ -37,7 +42,9 @@ def test_an_openai_compatible_generator_serves_each_release_by_adapter_name(serv
         finally:
             server.close()
     with openai_server(lm, Behaviour(always_status=404)) as (url, _):
-        server = TwinServer(get_settings(generator="openai", generator_base_url=url, artifacts_url=str(service.artifacts)))
+        server = TwinServer(
+            get_settings(generator="openai", generator_base_url=url, artifacts_url=str(service.artifacts))
+        )
         try:
             with pytest.raises(ServingError, match="answered 404 for model 'bob-r1'") as failed:
                 asyncio.run(server.generate(GenerateRequest(prompt="hello", author="bob")))
