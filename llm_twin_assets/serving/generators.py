@@ -5,6 +5,7 @@ OpenAI-compatible server that serves LoRA adapters by name (vLLM with ``--enable
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -109,15 +110,13 @@ class LocalGenerator:
                         f"the base model this service holds ({self.settings.base_model}); serve it with "
                         "LLM_TWIN_BASE_MODEL set to that model"
                     )
-                self.batcher.run(
-                    lambda a=author, r=release.release, s=sft, d=dpo: self.models.install(a, r, s, d)
-                )
+                self.batcher.run(functools.partial(self.models.install, author, release.release, sft, dpo))
                 log.info("serving %s release %s", author, release.release)
             except Exception as exc:  # one author's broken release never stops the others
                 problems[author] = str(exc)
                 log.error("cannot serve %s release %s: %s", author, release.release, exc)
         for author in set(self.models.installed) - set(current):
-            self.batcher.run(lambda a=author: self.models.remove(a))
+            self.batcher.run(functools.partial(self.models.remove, author))
         return problems
 
     async def stream(
@@ -146,7 +145,7 @@ class LocalGenerator:
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             seed=seed,
-            on_text=lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text),
+            on_text=lambda text: _put(loop, pieces, text),
         )
         self.batcher.submit(request)
         waiter = loop.run_in_executor(None, request.done.wait)
@@ -220,9 +219,9 @@ class RemoteGenerator:
         self._in_flight += 1
         queued = time.perf_counter()
         try:
-            stream = await self.client.chat.completions.create(
+            stream = await self.client.chat.completions.create(  # type: ignore[call-overload]
                 model=self.model_name(release),
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
                 max_tokens=max_new_tokens,
                 temperature=temperature,
                 seed=seed,
@@ -262,6 +261,10 @@ class RemoteGenerator:
 
     def close(self) -> None:
         pass
+
+
+def _put(loop: asyncio.AbstractEventLoop, pieces: asyncio.Queue[str | None], text: str) -> None:
+    loop.call_soon_threadsafe(pieces.put_nowait, text)
 
 
 def make_generator(settings: TwinSettings, database: Database, store: ArtifactStore) -> Generator:
