@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,30 +184,16 @@ class TwinServer:
         finally:
             self._finish(call)
 
-    async def prepare_rag(self, request: RagRequest, route: str = "/rag") -> Call:
+    async def prepare_rag(self, request: RagRequest) -> Call:
         """Everything before the first token: author, release, caps, passages, the prompt."""
-        call = self._call(route, request.query, request.author)
-        try:
-            max_new_tokens = request.max_new_tokens or self._default_tokens()
-            self._check_caps(max_new_tokens, request.top_k)
-            author = request.author or self._author_for_query(request.query)
-            call.author = call.trace.author = author
-            call.release = self.release_of(author)
-            call.trace.release = call.release.release
-            # The author filter is fixed here, before any retrieved text exists: passages cannot change it.
-            await self._retrieve(call, request.query, author, request.top_k)
-            call.messages = rag_messages(request.query, [s.text for s in call.sources])
-            call.max_new_tokens, call.temperature, call.seed = (
-                max_new_tokens,
-                request.temperature,
-                request.seed,
-            )
-            self.generator.check_capacity()
-            return call
-        except ServingError as exc:
-            self._fail(call, exc)
-            self._finish(call)
-            raise
+        return await self._prepare(
+            self._call("/rag", request.query, request.author),
+            author=request.author or (lambda: self._author_for_query(request.query)),
+            query=request.query,
+            top_k=request.top_k,
+            build=lambda passages: rag_messages(request.query, passages),
+            sampling=(request.max_new_tokens, request.temperature, request.seed),
+        )
 
     async def prepare_chat(
         self,
@@ -218,43 +204,53 @@ class TwinServer:
         seed: int | None,
         top_k: int,
     ) -> Call:
-        """An OpenAI chat: the last user message retrieves; earlier turns stay as the conversation. No
-        ``max_tokens``: 128 or the service's cap, whichever is smaller."""
-        max_new_tokens = max_new_tokens or self._default_tokens()
+        """An OpenAI chat: the last user message retrieves; earlier turns stay as the conversation."""
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         call = self._call("/v1/chat/completions", question, author)
-        try:
-            if not question.strip():
-                raise ServingError("messages: the conversation needs a user message")
-            self._check_caps(max_new_tokens, top_k)
-            call.author = author
-            call.release = self.release_of(author)
-            call.trace.release = call.release.release
-            await self._retrieve(call, question, author, top_k)
-            call.messages = chat_messages(messages, [s.text for s in call.sources])
-            call.max_new_tokens, call.temperature, call.seed = max_new_tokens, temperature, seed
-            self.generator.check_capacity()
-            return call
-        except ServingError as exc:
-            self._fail(call, exc)
-            self._finish(call)
-            raise
+        if not question.strip():
+            refused = _refuse("messages: the conversation needs a user message")
+            return await self._prepare(call, author=refused, build=lambda _: [])
+        return await self._prepare(
+            call,
+            author=author,
+            query=question,
+            top_k=top_k,
+            build=lambda passages: chat_messages(messages, passages),
+            sampling=(max_new_tokens, temperature, seed),
+        )
 
     async def prepare_generate(self, request: GenerateRequest) -> Call:
-        call = self._call("/generate", request.prompt, request.author)
+        return await self._prepare(
+            self._call("/generate", request.prompt, request.author),
+            author=request.author,
+            build=lambda _: plain_messages(request.prompt),
+            sampling=(request.max_new_tokens, request.temperature, request.seed),
+        )
+
+    async def _prepare(
+        self,
+        call: Call,
+        *,
+        author: str | Callable[[], str] | None,
+        build: Callable[[list[str]], list[Message]],
+        query: str | None = None,
+        top_k: int | None = None,
+        sampling: tuple[int | None, float, int | None] = (None, 0.0, None),
+    ) -> Call:
+        """Caps, the author (fixed here, before any retrieved text exists: passages cannot change it) and
+        their current release, the passages, the prompt, and room in the queue; a refusal is traced."""
         try:
-            max_new_tokens = request.max_new_tokens or self._default_tokens()
-            self._check_caps(max_new_tokens)
-            if request.author is not None:
-                call.release = self.release_of(request.author)
-                call.author = request.author
+            max_new_tokens = sampling[0] or self._default_tokens()
+            self._check_caps(max_new_tokens, top_k)
+            chosen = author() if callable(author) else author
+            if chosen is not None:
+                call.author = call.trace.author = chosen
+                call.release = self.release_of(chosen)
                 call.trace.release = call.release.release
-            call.messages = plain_messages(request.prompt)
-            call.max_new_tokens, call.temperature, call.seed = (
-                max_new_tokens,
-                request.temperature,
-                request.seed,
-            )
+            if query is not None and top_k is not None:
+                await self._retrieve(call, query, chosen, top_k)
+            call.messages = build([s.text for s in call.sources])
+            call.max_new_tokens, call.temperature, call.seed = max_new_tokens, sampling[1], sampling[2]
             self.generator.check_capacity()
             return call
         except ServingError as exc:
@@ -343,6 +339,13 @@ class TwinServer:
         self.watcher.stop()
         self.generator.close()
         self.traces.stop()
+
+
+def _refuse(message: str) -> Callable[[], str]:
+    def refuse() -> str:
+        raise ServingError(message)
+
+    return refuse
 
 
 def chat_messages(messages: list[Message], passages: list[str]) -> list[Message]:
