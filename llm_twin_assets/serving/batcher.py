@@ -1,14 +1,16 @@
-"""The generation thread: requests that arrive while a batch is being formed go into it together.
+"""The generation thread: continuous batching over a :class:`RunningBatch`.
 
-The first waiting request opens a batch; others that arrive within ``max_wait_s`` join it, up to
-``max_batch``; the batch decodes to the end (each row stops on its own) and the next one forms from
-whatever queued meanwhile. Past ``max_pending`` waiting requests a new one is refused at once with an
-estimate of when to retry, rather than queued into a client's timeout. Adapter changes run on this thread
-between batches, so a forward pass never sees an adapter appear or vanish.
+When nothing runs, the first request waits up to ``max_wait_s`` for company; while rows are decoding,
+waiting requests join between two steps, up to ``max_batch`` rows, and a finished row leaves at once.
+Past ``max_pending`` waiting requests a new one is refused at once with an estimate of when to retry,
+rather than queued into a client's timeout. Adapter changes (tasks) run on this thread when no row is
+running: a pending task stops admissions until the running rows finish, so a forward pass never sees an
+adapter appear or vanish.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -17,14 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llm_twin_assets.serving import Overloaded
-from llm_twin_assets.serving.decoding import GenerationRequest
+from llm_twin_assets.serving.decoding import GenerationRequest, RunningBatch
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class BatchStats:
-    batches: int = 0
+    steps: int = 0
     rows: int = 0
     largest: int = 0
 
@@ -32,13 +34,13 @@ class BatchStats:
 class Batcher:
     def __init__(
         self,
-        run_batch: Callable[[list[GenerationRequest]], None],
+        batch: RunningBatch,
         *,
         max_batch: int = 8,
         max_wait_s: float = 0.01,
         max_pending: int = 32,
     ) -> None:
-        self.run_batch = run_batch
+        self.batch = batch
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.max_pending = max_pending
@@ -47,7 +49,7 @@ class Batcher:
         self._tasks: queue.Queue[Callable[[], None]] = queue.Queue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._batch_seconds = 1.0  # the last batch's duration: the basis of Retry-After
+        self._step_seconds = 0.05  # a recent decoding step's duration: the basis of Retry-After
         self._thread = threading.Thread(target=self._loop, name="twin-generation", daemon=True)
         self._thread.start()
 
@@ -59,8 +61,8 @@ class Batcher:
     def check_capacity(self) -> None:
         waiting = self._requests.qsize()
         if waiting >= self.max_pending:
-            batches_ahead = waiting // self.max_batch + 1
-            retry = max(1.0, round(batches_ahead * self._batch_seconds, 1))
+            # a slot frees about every (cap / rows) steps; assume answers of ~256 tokens
+            retry = max(1.0, round((waiting // self.max_batch + 1) * 256 * self._step_seconds, 1))
             raise Overloaded(
                 f"the service is at capacity ({waiting} requests waiting for generation); retry in {retry:g} s",
                 retry_after=retry,
@@ -102,23 +104,29 @@ class Batcher:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            self._wake.wait(timeout=0.5)
-            self._wake.clear()
-            self._run_tasks()
-            batch = self._take_batch()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            try:
-                self.run_batch(batch)
-            except Exception:  # the requests carry the error; the thread lives on
-                log.exception("a generation batch of %d failed", len(batch))
-            self._batch_seconds = time.perf_counter() - started
-            self.stats.batches += 1
-            self.stats.rows += len(batch)
-            self.stats.largest = max(self.stats.largest, len(batch))
-            if not self._requests.empty() or not self._tasks.empty():
-                self._wake.set()
+            if not len(self.batch):
+                if self._tasks.empty() and self._requests.empty():
+                    self._wake.wait(timeout=0.5)
+                self._wake.clear()
+                self._run_tasks()
+            if self._tasks.empty():  # a pending task lets the running rows finish first
+                joining = self._take(self.max_batch - len(self.batch), wait=not len(self.batch))
+                if joining:
+                    self._guarded(functools.partial(self.batch.admit, joining))
+                    self.stats.rows += len(joining)
+            if len(self.batch):
+                started = time.perf_counter()
+                self._guarded(self.batch.step)
+                self._step_seconds = 0.9 * self._step_seconds + 0.1 * (time.perf_counter() - started)
+                self.stats.steps += 1
+                self.stats.largest = max(self.stats.largest, len(self.batch))
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception as exc:  # the rows carry the error; the thread lives on
+            log.exception("a generation step of %d rows failed", len(self.batch))
+            self.batch.fail(exc)
 
     def _run_tasks(self) -> None:
         while True:
@@ -131,22 +139,21 @@ class Batcher:
             except Exception:
                 log.exception("a generation-thread task failed")
 
-    def _take_batch(self) -> list[GenerationRequest]:
-        batch: list[GenerationRequest] = []
-        try:
-            batch.append(self._requests.get_nowait())
-        except queue.Empty:
-            return batch
-        deadline = time.perf_counter() + self.max_wait_s
-        while len(batch) < self.max_batch:
+    def _take(self, room: int, wait: bool) -> list[GenerationRequest]:
+        """Up to ``room`` waiting requests; with ``wait``, the first one waits ``max_wait_s`` for others."""
+        taken: list[GenerationRequest] = []
+        deadline = time.perf_counter() + (self.max_wait_s if wait else 0)
+        while len(taken) < room:
             left = deadline - time.perf_counter()
             try:
-                batch.append(
-                    self._requests.get(timeout=max(left, 0)) if left > 0 else self._requests.get_nowait()
-                )
+                if taken and left > 0:
+                    request = self._requests.get(timeout=left)
+                else:
+                    request = self._requests.get_nowait()
             except queue.Empty:
                 break
-        return [r for r in batch if not r.cancelled.is_set() or _finish_cancelled(r)]
+            taken.append(request)
+        return [r for r in taken if not r.cancelled.is_set() or _finish_cancelled(r)]
 
 
 def _finish_cancelled(request: GenerationRequest) -> bool:

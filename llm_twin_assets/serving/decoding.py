@@ -55,46 +55,87 @@ def stop_ids(lm: LoadedLM) -> set[int]:
     return ids
 
 
-def decode(lm: LoadedLM, model: Any, requests: list[GenerationRequest]) -> None:
-    """Generate for every request together; fills each request and sets ``done`` (errors included)."""
-    try:
-        _decode(lm, model, requests)
-    except BaseException as exc:  # a failed batch fails its requests, not the generation thread
-        for request in requests:
-            if not request.done.is_set():
-                request.error = exc
-        raise
-    finally:
+class RunningBatch:
+    """The rows being decoded now. New requests join between steps (continuous batching): they are
+    prefilled on their own, then their key/value cache is left-padded to the running one's length (or
+    the running one to theirs) and stacked under it; a finished row leaves at once, and padding columns
+    no row needs any more are cut. Every row keeps its own positions, so joining changes no row's tokens.
+    """
+
+    def __init__(self, lm: LoadedLM, model_of: Callable[[], Any]) -> None:
+        """``model_of``: the model to run now (it changes when the first adapter is installed)."""
+        self.lm = lm
+        self.model_of = model_of
+        self.rows: list[GenerationRequest] = []
+        self._generators: list[Any] = []
+        self._cache: Any = None
+        self._mask: Any = None  # rows x cached positions (+1 per step): 1 where a real token is
+        self._next: Any = None  # rows x 1: each row's next input token
+        self._positions: Any = None  # rows x 1: that token's position in its own sequence
+        self._stops = stop_ids(lm)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def admit(self, requests: list[GenerationRequest]) -> None:
+        """Prefill ``requests`` together, choose their first tokens, and add them to the running rows."""
+        import torch
+        from transformers import DynamicCache
+
+        started = time.perf_counter()
+        prompts = [chat_prompt_ids(self.lm, r.messages) for r in requests]
+        for request, prompt in zip(requests, prompts, strict=True):
+            request.prompt_tokens = len(prompt)
+            request.started_at = started
+        pad = self.lm.tokenizer.pad_token_id
+        width = max(len(p) for p in prompts)
+        device = self.lm.device
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        logits = self._forward(ids, mask, positions, cache, requests)
+        generators = [_generator(r) for r in requests]
+        chosen = [_choose(logits[i], r.temperature, generators[i]) for i, r in enumerate(requests)]
+        nexts = torch.tensor(chosen, device=device).unsqueeze(1)
+        if self._cache is None:
+            self._cache, self._mask, self._next = cache, mask, nexts
+            self._positions = positions[:, -1:] + 1
+        else:
+            self._cache, self._mask = _stack(self._cache, self._mask, cache, mask)
+            self._next = torch.cat([self._next, nexts])
+            self._positions = torch.cat([self._positions, positions[:, -1:] + 1])
+        start = len(self.rows)
+        self.rows += requests
+        self._generators += generators
+        self._after_choosing(chosen, start)
+
+    def step(self) -> None:
+        """One token for every running row."""
+        import torch
+
+        self._mask = torch.cat([self._mask, torch.ones_like(self._next)], dim=1)
+        logits = self._forward(self._next, self._mask, self._positions, self._cache, self.rows)
+        chosen = [_choose(logits[i], r.temperature, self._generators[i]) for i, r in enumerate(self.rows)]
+        self._next = torch.tensor(chosen, device=self.lm.device).unsqueeze(1)
+        self._positions = self._positions + 1
+        self._after_choosing(chosen)
+
+    def fail(self, error: BaseException) -> None:
+        """Every running row ends with ``error`` (a failed forward pass); the batch starts afresh."""
         now = time.perf_counter()
-        for request in requests:
-            if not request.done.is_set():
-                request.finished_at = now
-                request.done.set()
+        for request in self.rows:
+            request.error = error
+            request.finished_at = now
+            request.done.set()
+        self.rows, self._generators, self._cache = [], [], None
 
+    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any, rows: list[GenerationRequest]) -> Any:
+        import torch
 
-def _decode(lm: LoadedLM, model: Any, requests: list[GenerationRequest]) -> None:
-    import torch
-    from transformers import DynamicCache
-
-    started = time.perf_counter()
-    prompts = [chat_prompt_ids(lm, r.messages) for r in requests]
-    for request, prompt in zip(requests, prompts, strict=True):
-        request.prompt_tokens = len(prompt)
-        request.started_at = started
-        request.batch_size = len(requests)
-    pad = lm.tokenizer.pad_token_id
-    width = max(len(p) for p in prompts)
-    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=lm.device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=lm.device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    adapters = {"adapter_names": [r.adapter for r in requests]} if hasattr(model, "peft_config") else {}
-    generators = [_generator(r) for r in requests]
-    stops = stop_ids(lm)
-    live = [True] * len(requests)
-    cache = DynamicCache()
-    cap = max(r.max_new_tokens for r in requests)
-    with torch.inference_mode():
-        for _ in range(cap):
+        model = self.model_of()
+        adapters = {"adapter_names": [r.adapter for r in rows]} if hasattr(model, "peft_config") else {}
+        with torch.inference_mode():
             out = model(
                 input_ids=ids,
                 attention_mask=mask,
@@ -104,26 +145,78 @@ def _decode(lm: LoadedLM, model: Any, requests: list[GenerationRequest]) -> None
                 logits_to_keep=1,
                 **adapters,
             )
-            logits = out.logits[:, -1, :].float()
-            chosen = []
-            for i, request in enumerate(requests):
-                if not live[i]:
-                    chosen.append(pad)
-                    continue
-                token = _choose(logits[i], request.temperature, generators[i])
-                chosen.append(token)
-                _emit(lm, request, token, token in stops)
-                if request.cancelled.is_set() and request.finish_reason is None:
-                    request.finish_reason = "cancelled"
-                if request.finish_reason is not None:
-                    live[i] = False
-                    request.finished_at = time.perf_counter()
-                    request.done.set()
-            if not any(live):
-                break
-            ids = torch.tensor(chosen, device=lm.device).unsqueeze(1)
-            mask = torch.cat([mask, torch.ones_like(ids)], dim=1)
-            positions = positions[:, -1:] + 1
+        return out.logits[:, -1, :].float()
+
+    def _after_choosing(self, chosen: list[int], start: int = 0) -> None:
+        """Hand rows ``start``… their chosen tokens; rows that ended leave the batch."""
+        size = len(self.rows)
+        ended = set()
+        for i, token in enumerate(chosen, start):
+            request = self.rows[i]
+            request.batch_size = max(request.batch_size, size)
+            if request.cancelled.is_set():
+                request.finish_reason = request.finish_reason or "cancelled"
+            else:
+                _emit(self.lm, request, token, token in self._stops)
+            if request.finish_reason is not None:
+                request.finished_at = time.perf_counter()
+                request.done.set()
+                ended.add(i)
+        if ended:
+            self._select([i for i in range(size) if i not in ended])
+
+    def _select(self, keep: list[int]) -> None:
+        import torch
+
+        self.rows = [self.rows[i] for i in keep]
+        self._generators = [self._generators[i] for i in keep]
+        if not keep:
+            self._cache = self._mask = self._next = self._positions = None
+            return
+        index = torch.tensor(keep, device=self.lm.device)
+        self._cache.batch_select_indices(index)
+        self._mask, self._next, self._positions = self._mask[index], self._next[index], self._positions[index]
+        unused = int((self._mask.sum(dim=0) > 0).int().argmax())  # leading columns no row attends to
+        if unused:
+            self._mask = self._mask[:, unused:]
+            for layer in self._cache.layers:
+                layer.keys, layer.values = layer.keys[..., unused:, :], layer.values[..., unused:, :]
+
+
+def _stack(cache_a: Any, mask_a: Any, cache_b: Any, mask_b: Any) -> tuple[Any, Any]:
+    """Two batches' caches as one: the shorter left-padded (masked out) to the longer, rows stacked."""
+    import torch
+    import torch.nn.functional as F
+
+    length = max(mask_a.shape[1], mask_b.shape[1])
+
+    def pad(tensor: Any, to: int, dim_from_end: int) -> Any:
+        missing = to - tensor.shape[-dim_from_end]
+        if not missing:
+            return tensor
+        spec = [0, 0] * (dim_from_end - 1) + [missing, 0]
+        return F.pad(tensor, spec)
+
+    for layer_a, layer_b in zip(cache_a.layers, cache_b.layers, strict=True):
+        layer_a.keys = torch.cat([pad(layer_a.keys, length, 2), pad(layer_b.keys, length, 2)])
+        layer_a.values = torch.cat([pad(layer_a.values, length, 2), pad(layer_b.values, length, 2)])
+    return cache_a, torch.cat([pad(mask_a, length, 1), pad(mask_b, length, 1)])
+
+
+def decode(lm: LoadedLM, model: Any, requests: list[GenerationRequest]) -> None:
+    """Generate for ``requests`` together, to the end (one batch, nobody joining)."""
+    batch = RunningBatch(lm, lambda: model)
+    try:
+        batch.admit(requests)
+        while len(batch):
+            batch.step()
+    except Exception as exc:
+        batch.fail(exc)
+        for request in requests:
+            if not request.done.is_set():
+                request.error = exc
+                request.done.set()
+        raise
 
 
 def _generator(request: GenerationRequest) -> Any:

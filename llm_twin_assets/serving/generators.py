@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from llm_twin_assets.llm import Message
 from llm_twin_assets.serving import NotReleased, Overloaded, ServingError
 from llm_twin_assets.serving.batcher import Batcher
-from llm_twin_assets.serving.decoding import GenerationRequest, decode
+from llm_twin_assets.serving.decoding import GenerationRequest, RunningBatch
 
 if TYPE_CHECKING:
     from llm_twin_assets.artifacts import ArtifactStore
@@ -78,7 +78,7 @@ class LocalGenerator:
         self.store = store
         self.models = TwinModels(model_folder(settings.base_model, settings), settings.resolved_device())
         self.batcher = Batcher(
-            lambda batch: decode(self.models.lm, self.models.forward_model, batch),
+            RunningBatch(self.models.lm, lambda: self.models.forward_model),
             max_batch=max_batch,
             max_wait_s=max_wait_s,
             max_pending=max_pending,
