@@ -25,6 +25,11 @@ class ArtifactStore(Protocol):
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def uri(self, key: str) -> str: ...
+    def list_keys(self, prefix: str = "") -> list[str]:
+        """Every key under ``prefix``, sorted (temporary files of unfinished writes excluded)."""
+        ...
+
+    def delete(self, key: str) -> None: ...
 
 
 def _check_key(key: str) -> str:
@@ -65,6 +70,15 @@ class LocalArtifactStore:
     def uri(self, key: str) -> str:
         return str(self._path(key))
 
+    def list_keys(self, prefix: str = "") -> list[str]:
+        if not self.root.is_dir():
+            return []
+        found = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
+        return sorted(k for k in found if k.startswith(prefix) and not k.rsplit("/", 1)[-1].startswith("."))
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
 
 class S3ArtifactStore:
     """A bucket and prefix, through a boto3 S3 client (dagster-aws's ``S3Resource.get_client()``)."""
@@ -101,6 +115,25 @@ class S3ArtifactStore:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
+
+    def list_keys(self, prefix: str = "") -> list[str]:
+        base = f"{self.prefix}/" if self.prefix else ""
+        found: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=base + prefix
+            )
+            for page in pages:
+                found += [item["Key"][len(base) :] for item in page.get("Contents", [])]
+        except Exception as exc:
+            raise ArtifactError(f"cannot list s3://{self.bucket}/{base}{prefix}: {exc}") from exc
+        return sorted(found)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except Exception as exc:
+            raise ArtifactError(f"cannot delete artifact {self.uri(key)}: {exc}") from exc
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

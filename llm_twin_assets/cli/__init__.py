@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from llm_twin_assets.cli.backup import register as register_backup
 from llm_twin_assets.cli.common import friendly_errors
 from llm_twin_assets.cli.releases import eval_app, release_app
 from llm_twin_assets.cli.serving import register as register_serving
@@ -36,6 +37,7 @@ app.add_typer(instance_app, name="instance")
 app.add_typer(eval_app, name="eval")
 app.add_typer(release_app, name="release")
 register_serving(app)
+register_backup(app)
 
 
 @db_app.command("start")
