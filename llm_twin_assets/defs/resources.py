@@ -169,6 +169,8 @@ class TrainerResource(dg.ConfigurableResource):
     """ecs (awsvpc networking): the subnets, and the security groups below."""
     ecs_security_groups: list[str] | None = None
     ecs_launch_type: str = "EC2"
+    ecs_gpus: int = 1
+    """ecs: GPUs the task's trainer container asks for (``resourceRequirements``; 0 for a CPU task)."""
 
     def base_model(self, profile: str, models: ModelsResource) -> tuple[str, str]:
         """The base model as the trainer names it (a spec any machine can resolve: 'tiny', 'bundled', a
@@ -240,9 +242,7 @@ class TrainerResource(dg.ConfigurableResource):
             "taskDefinition": self.ecs_task_definition,
             "launchType": self.ecs_launch_type,
             "count": 1,
-            "overrides": {
-                "containerOverrides": [{"name": self.ecs_container, "command": ["python", "-m", job.module]}]
-            },
+            "overrides": {"containerOverrides": [self._ecs_container_overrides(job)]},
         }
         if self.ecs_subnets:
             params["networkConfiguration"] = {
@@ -252,6 +252,12 @@ class TrainerResource(dg.ConfigurableResource):
                 }
             }
         return PipesECSClient().run(context=context, run_task_params=params, extras={"job": job.remote()})
+
+    def _ecs_container_overrides(self, job: TrainJob | EvalJob) -> dict[str, Any]:
+        overrides: dict[str, Any] = {"name": self.ecs_container, "command": ["python", "-m", job.module]}
+        if self.ecs_gpus:
+            overrides["resourceRequirements"] = [{"type": "GPU", "value": str(self.ecs_gpus)}]
+        return overrides
 
 
 def remote_job(job: TrainJob) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import dagster as dg
 from llm_twin_assets.defs.automation import follows_changed_inputs
 from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.features.assets import chunk_embeddings
+from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 from llm_twin_assets.defs.training.assets import dpo_adapter
@@ -70,6 +71,7 @@ def _options(config: EvaluationConfig) -> Any:
     group_name="evaluation",
     kinds={"pytorch", "scikitlearn"},
     pool="gpu",
+    op_tags=GPU_STEP_TAGS,
     retry_policy=dg.RetryPolicy(max_retries=1),
     check_specs=[
         dg.AssetCheckSpec(

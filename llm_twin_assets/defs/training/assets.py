@@ -16,6 +16,7 @@ import dagster as dg
 from llm_twin_assets.defs.automation import follows_changed_inputs
 from llm_twin_assets.defs.datasets.assets import instruct_dataset, preference_dataset
 from llm_twin_assets.defs.failures import clear_failures
+from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, TrainerResource
 
@@ -187,6 +188,7 @@ def _metadata(
     group_name="training",
     kinds={"pytorch", "peft"},
     pool="gpu",
+    op_tags=GPU_STEP_TAGS,
     retry_policy=dg.RetryPolicy(max_retries=1),
     check_specs=_check_specs("sft"),
     automation_condition=follows_changed_inputs(),
@@ -208,6 +210,7 @@ def sft_adapter(
     group_name="training",
     kinds={"pytorch", "peft"},
     pool="gpu",
+    op_tags=GPU_STEP_TAGS,
     retry_policy=dg.RetryPolicy(max_retries=1),
     check_specs=_check_specs("dpo"),
     automation_condition=follows_changed_inputs(),
