@@ -159,5 +159,5 @@ class Batcher:
 def _finish_cancelled(request: GenerationRequest) -> bool:
     """A request whose client left while it waited: finished without running."""
     request.finish_reason = "cancelled"
-    request.done.set()
+    request.finish()
     return False

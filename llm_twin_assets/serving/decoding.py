@@ -28,6 +28,8 @@ class GenerationRequest:
     seed: int | None = None
     on_text: Callable[[str], None] | None = None
     """Called from the generation thread with each new piece of text."""
+    on_done: Callable[[], None] | None = None
+    """Called from the generation thread once the request ended (finished, failed or cancelled)."""
     # filled in by the decoder
     prompt_tokens: int = 0
     batch_size: int = 0
@@ -46,6 +48,14 @@ class GenerationRequest:
     def cancel(self) -> None:
         self.cancelled.set()
 
+    def finish(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            self.error = error
+        self.finished_at = time.perf_counter()
+        self.done.set()
+        if self.on_done is not None:
+            self.on_done()
+
 
 def stop_ids(lm: LoadedLM) -> set[int]:
     configured = lm.model.generation_config.eos_token_id
@@ -62,10 +72,18 @@ class RunningBatch:
     no row needs any more are cut. Every row keeps its own positions, so joining changes no row's tokens.
     """
 
-    def __init__(self, lm: LoadedLM, model_of: Callable[[], Any]) -> None:
-        """``model_of``: the model to run now (it changes when the first adapter is installed)."""
+    def __init__(
+        self,
+        lm: LoadedLM,
+        model_of: Callable[[], Any],
+        route: Callable[[list[str]], dict[str, Any]] | None = None,
+    ) -> None:
+        """``model_of``: the model to run now (it changes when the first adapter is installed);
+        ``route``: sets the model up for the rows' adapters and returns the forward's extra arguments
+        (default: PEFT's per-row ``adapter_names`` when the model has adapters)."""
         self.lm = lm
         self.model_of = model_of
+        self.route = route
         self.rows: list[GenerationRequest] = []
         self._generators: list[Any] = []
         self._cache: Any = None
@@ -123,18 +141,19 @@ class RunningBatch:
 
     def fail(self, error: BaseException) -> None:
         """Every running row ends with ``error`` (a failed forward pass); the batch starts afresh."""
-        now = time.perf_counter()
         for request in self.rows:
-            request.error = error
-            request.finished_at = now
-            request.done.set()
+            request.finish(error)
         self.rows, self._generators, self._cache = [], [], None
 
     def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any, rows: list[GenerationRequest]) -> Any:
         import torch
 
         model = self.model_of()
-        adapters = {"adapter_names": [r.adapter for r in rows]} if hasattr(model, "peft_config") else {}
+        names = [r.adapter for r in rows]
+        if self.route is not None:
+            adapters = self.route(names)
+        else:
+            adapters = {"adapter_names": names} if hasattr(model, "peft_config") else {}
         with torch.inference_mode():
             out = model(
                 input_ids=ids,
@@ -159,8 +178,7 @@ class RunningBatch:
             else:
                 _emit(self.lm, request, token, token in self._stops)
             if request.finish_reason is not None:
-                request.finished_at = time.perf_counter()
-                request.done.set()
+                request.finish()
                 ended.add(i)
         if ended:
             self._select([i for i in range(size) if i not in ended])
@@ -203,9 +221,14 @@ def _stack(cache_a: Any, mask_a: Any, cache_b: Any, mask_b: Any) -> tuple[Any, A
     return cache_a, torch.cat([pad(mask_a, length, 1), pad(mask_b, length, 1)])
 
 
-def decode(lm: LoadedLM, model: Any, requests: list[GenerationRequest]) -> None:
+def decode(
+    lm: LoadedLM,
+    model: Any,
+    requests: list[GenerationRequest],
+    route: Callable[[list[str]], dict[str, Any]] | None = None,
+) -> None:
     """Generate for ``requests`` together, to the end (one batch, nobody joining)."""
-    batch = RunningBatch(lm, lambda: model)
+    batch = RunningBatch(lm, lambda: model, route)
     try:
         batch.admit(requests)
         while len(batch):
@@ -214,8 +237,7 @@ def decode(lm: LoadedLM, model: Any, requests: list[GenerationRequest]) -> None:
         batch.fail(exc)
         for request in requests:
             if not request.done.is_set():
-                request.error = exc
-                request.done.set()
+                request.finish(exc)
         raise
 
 

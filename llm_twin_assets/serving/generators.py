@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -78,12 +79,16 @@ class LocalGenerator:
         self.store = store
         self.models = TwinModels(model_folder(settings.base_model, settings), settings.resolved_device())
         self.batcher = Batcher(
-            RunningBatch(self.models.lm, lambda: self.models.forward_model),
+            RunningBatch(self.models.lm, lambda: self.models.forward_model, self.models.route),
             max_batch=max_batch,
             max_wait_s=max_wait_s,
             max_pending=max_pending,
         )
         self._lock = threading.Lock()
+        # torch's CPU thread count is per thread (OpenMP): set it where the decoding runs, or the
+        # generation thread gets the worker's default (BentoML sets 1), and batches run at half speed
+        threads = settings.torch_threads or max(1, os.cpu_count() or 1)
+        self.batcher.run(functools.partial(_set_threads, threads))
 
     def sync(self, current: dict[str, Release]) -> dict[str, str]:
         with self._lock:  # the watcher and start-up may both sync
@@ -146,10 +151,9 @@ class LocalGenerator:
             temperature=temperature,
             seed=seed,
             on_text=lambda text: _put(loop, pieces, text),
+            on_done=lambda: _put(loop, pieces, None),
         )
         self.batcher.submit(request)
-        waiter = loop.run_in_executor(None, request.done.wait)
-        waiter.add_done_callback(lambda _: pieces.put_nowait(None))
         try:
             while (piece := await pieces.get()) is not None:
                 yield piece
@@ -263,7 +267,13 @@ class RemoteGenerator:
         pass
 
 
-def _put(loop: asyncio.AbstractEventLoop, pieces: asyncio.Queue[str | None], text: str) -> None:
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _put(loop: asyncio.AbstractEventLoop, pieces: asyncio.Queue[str | None], text: str | None) -> None:
     loop.call_soon_threadsafe(pieces.put_nowait, text)
 
 

@@ -22,6 +22,7 @@ from llm_twin_assets.prompting import RAG_SYSTEM, plain_messages, rag_messages
 from llm_twin_assets.serving import NotReleased, Overloaded, ServingError
 from llm_twin_assets.serving.background import ReleaseWatcher, TraceWriter
 from llm_twin_assets.serving.generators import Generator, Usage, make_generator
+from llm_twin_assets.serving.queries import QueryEmbedder
 from llm_twin_assets.serving.schemas import (
     GenerateRequest,
     GenerateResponse,
@@ -68,6 +69,7 @@ class TwinServer:
         self.store = open_store(settings.artifacts_url, settings.artifacts_dir)
         self.retriever = retrieval.retriever(settings)
         self.retriever.embed("warm up")  # the first encode pays for lazy initialisation
+        self.queries = QueryEmbedder(self._encode_queries)
         self.generator = generator or make_generator(settings, self.database, self.store)
         self.current: dict[str, Release] = {}
         self.problems: dict[str, str] = {}
@@ -75,6 +77,14 @@ class TwinServer:
         self._retrievals = 0
         self.refresh()
         self.watcher = ReleaseWatcher(self.database, self.refresh, settings.serve_release_poll_s)
+
+    def _encode_queries(self, texts: list[str]) -> Any:
+        import torch
+
+        torch.set_num_threads(self.settings.torch_threads or 2)  # per thread (OpenMP): this worker's
+        return self.retriever.embedder.encode(
+            texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
     # releases
 
@@ -141,7 +151,8 @@ class TwinServer:
         self._retrievals += 1
         started = time.perf_counter()
         try:
-            hits = await asyncio.to_thread(self.retriever.search, query, author, None, top_k)
+            vector = await self.queries.embed(query.strip())
+            hits = await asyncio.to_thread(self.retriever.search, query, author, None, top_k, vector=vector)
         except TwinError as exc:
             raise ServingError(str(exc)) from exc
         finally:

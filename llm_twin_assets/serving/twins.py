@@ -45,6 +45,7 @@ class TwinModels:
         self.lm: LoadedLM = load_causal_lm(ModelRef(str(base_folder), True, "path"), device=device)
         self.model: Any = None  # a PeftModel once the first twin is installed
         self.installed: dict[str, Installed] = {}
+        self._mode: str | None = None  # the adapter every layer runs now, BASE, or None (per row)
 
     @property
     def forward_model(self) -> Any:
@@ -54,6 +55,27 @@ class TwinModels:
         if author is None:
             return BASE
         return self.installed[author].adapter
+
+    def route(self, adapters: list[str]) -> dict[str, Any]:
+        """Make the model run ``adapters`` (one name per row) and return the forward's extra arguments.
+
+        Rows that all use one adapter (or all the base) run on PEFT's plain path, with that adapter
+        active or the adapter layers off: PEFT's per-row path walks every module on every forward, which
+        in Python costs more than the tiny model's arithmetic. Mixed rows take the per-row path."""
+        if self.model is None:
+            return {}
+        names = set(adapters)
+        mode = next(iter(names)) if len(names) == 1 else None
+        if mode != self._mode:
+            if mode == BASE:
+                self.model.base_model.disable_adapter_layers()
+            else:
+                if self._mode == BASE:
+                    self.model.base_model.enable_adapter_layers()
+                if mode is not None:
+                    self.model.set_adapter(mode)
+            self._mode = mode
+        return {} if mode is not None else {"adapter_names": adapters}
 
     def install(self, author: str, release: int, sft: Path, dpo: Path | None) -> Installed:
         """Load the author's release as one adapter (SFT and DPO concatenated), replacing the author's
@@ -81,6 +103,7 @@ class TwinModels:
                         self.model.delete_adapter(part)
         self.model.eval()
         self.model.requires_grad_(False)
+        self._reset_mode()
         installed = Installed(author, release, name, int(self.model.peft_config[name].r))
         self.installed[author] = installed
         if current is not None:
@@ -92,4 +115,11 @@ class TwinModels:
     def remove(self, author: str) -> None:
         current = self.installed.pop(author, None)
         if current is not None and self.model is not None:
+            self._reset_mode()
             self.model.delete_adapter(current.adapter)
+
+    def _reset_mode(self) -> None:
+        """Adapter layers on (the per-row path needs them), the next route() decides again."""
+        if self._mode == BASE:
+            self.model.base_model.enable_adapter_layers()
+        self._mode = None

@@ -41,6 +41,7 @@ def request(models: TwinModels, author: str | None, text: str, tokens: int = 12)
 
 
 def alone(models: TwinModels, author: str | None, text: str, tokens: int = 12) -> list[int]:
+    """PEFT's per-row path (``adapter_names``), one request: the reference."""
     r = request(models, author, text, tokens)
     decode(models.lm, models.forward_model, [r])
     return r.token_ids
@@ -56,7 +57,8 @@ def test_rows_joining_and_leaving_a_running_batch_get_their_own_tokens(twins) ->
         ("ada", "Write about bicycles.", 12),
     ]
     expected = [alone(models, a, t, n) for a, t, n in cases]
-    batch = RunningBatch(models.lm, lambda: models.forward_model)
+    # as the service runs it: one adapter -> PEFT's plain path, mixed rows -> the per-row path
+    batch = RunningBatch(models.lm, lambda: models.forward_model, models.route)
     rows = [request(models, a, t, n) for a, t, n in cases]
     batch.admit([rows[0]])  # a short prompt runs alone for a while
     for _ in range(3):
@@ -77,7 +79,7 @@ def test_rows_joining_and_leaving_a_running_batch_get_their_own_tokens(twins) ->
 
 def test_a_cancelled_row_leaves_and_the_others_go_on(twins) -> None:  # type: ignore[no-untyped-def]
     models, _ = twins
-    batch = RunningBatch(models.lm, lambda: models.forward_model)
+    batch = RunningBatch(models.lm, lambda: models.forward_model, models.route)
     keep, leave = request(models, "ada", "Hi.", 10), request(models, "bob", "Hello.", 10)
     batch.admit([keep, leave])
     leave.cancel()
@@ -92,8 +94,12 @@ def test_the_concatenated_adapter_is_the_merged_twin(twins) -> None:  # type: ig
     messages = [{"role": "user", "content": "Write about bicycles."}]
     merged = load_twin(*folders["bob"])
     reference = generate_replies(merged, [messages], max_new_tokens=12)[0].text
-    served = request(models, "bob", "Write about bicycles.")
-    decode(models.lm, models.forward_model, [served])
-    assert served.text.strip() == reference
+    for _ in range(2):  # the plain path (bob's adapter active), then the base, then bob again
+        served = request(models, "bob", "Write about bicycles.")
+        decode(models.lm, models.forward_model, [served], models.route)
+        assert served.text.strip() == reference
+        base = request(models, None, "Write about bicycles.")
+        decode(models.lm, models.forward_model, [base], models.route)
+        assert base.token_ids == alone(models, None, "Write about bicycles.")
     assert models.installed["bob"].rank == 12  # 8 (SFT) + 4 (DPO)
     assert models.adapter_for(None) == BASE
