@@ -33,7 +33,8 @@ TOPICS = [
 RUN_CONFIG = {
     "raw_documents": {"config": {"min_delay_s": 0.05}},
     **SMALL,  # the datasets as their own test builds them with the bundled teacher
-    "sft_adapter": {"config": {"profile": "tiny", "max_steps": 40, "max_length": 512}},
+    # a random 6.6M-parameter model must learn enough from a handful of notes to beat itself: fast
+    "sft_adapter": {"config": {"profile": "tiny", "max_steps": 60, "learning_rate": 0.01, "max_length": 512}},
     "dpo_adapter": {"config": {"profile": "tiny", "max_steps": 6, "max_length": 512}},
     "twin_evaluation": {"config": {"max_new_tokens": 24}},
 }
@@ -59,8 +60,11 @@ def test_links_to_a_released_twin_in_one_run(
     (authors / "noor.yaml").write_text("name: Noor Haddad\nlinks:\n  - ./noor-drafts\n")
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("authors", ["noor"])
+        per_author = [
+            a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None
+        ]  # the serving group (traces, report) is not per author
         result = dg.materialize(
-            [*(defs.assets or []), *(defs.asset_checks or [])],
+            [*per_author, *(defs.asset_checks or [])],
             partition_key="noor",
             instance=instance,
             resources={
