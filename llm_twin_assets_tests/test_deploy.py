@@ -92,11 +92,17 @@ def test_the_fleet_code_locations_load_with_their_executors() -> None:
 
     assert ecs.executor is not None and ecs.executor.name == "ecs"
     assert k8s.executor is not None and k8s.executor.name == "k8s"
+    from llm_twin_assets.definitions import defs as one_machine
+
+    assert list(ecs.assets or []) == list(one_machine.assets or []) == list(k8s.assets or [])
+    by_name = {
+        a.key.to_user_string(): a for a in one_machine.assets or [] if isinstance(a, dg.AssetsDefinition)
+    }
     for gpu_step in ("sft_adapter", "dpo_adapter", "twin_evaluation"):
-        tags = ecs.resolve_assets_def(gpu_step).op.tags
+        tags = by_name[gpu_step].op.tags
         assert "GPU" in tags["ecs/container_overrides"] and "nvidia.com/gpu" in tags["dagster-k8s/config"]
     for cpu_step in ("raw_documents", "chunks", "chunk_embeddings", "instruct_dataset", "twin_release"):
-        assert "ecs/container_overrides" not in k8s.resolve_assets_def(cpu_step).op.tags
+        assert "ecs/container_overrides" not in by_name[cpu_step].op.tags
 
 
 def test_a_training_step_kubernetes_job_requests_a_gpu() -> None:

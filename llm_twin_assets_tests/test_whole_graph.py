@@ -61,7 +61,9 @@ def test_links_to_a_released_twin_in_one_run(
     with dg.DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("authors", ["noor"])
         per_author = [
-            a for a in defs.assets or [] if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None
+            a
+            for a in defs.assets or []
+            if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None
         ]  # the serving group (traces, report) is not per author
         result = dg.materialize(
             [*per_author, *(defs.asset_checks or [])],
