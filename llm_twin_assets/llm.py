@@ -94,7 +94,7 @@ def generate_replies(
             **sampling,
             **kwargs,
         )
-    stops = _stop_ids(lm)
+    stops = stop_ids(lm)
     replies = []
     for row in output[:, width:].tolist():
         finished = any(t in stops for t in row)
@@ -102,7 +102,8 @@ def generate_replies(
     return replies
 
 
-def _stop_ids(lm: LoadedLM) -> set[int]:
+def stop_ids(lm: LoadedLM) -> set[int]:
+    """The token ids that end a turn: the generation config's end-of-sequence ids and the tokenizer's."""
     configured = lm.model.generation_config.eos_token_id
     ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
     if lm.tokenizer.eos_token_id is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_twin_assets.llm import LoadedLM, Message, chat_prompt_ids
+from llm_twin_assets.llm import LoadedLM, Message, chat_prompt_ids, stop_ids
 
 TOP_P = 0.95
 
@@ -55,14 +55,6 @@ class GenerationRequest:
         self.done.set()
         if self.on_done is not None:
             self.on_done()
-
-
-def stop_ids(lm: LoadedLM) -> set[int]:
-    configured = lm.model.generation_config.eos_token_id
-    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
-    if lm.tokenizer.eos_token_id is not None:
-        ids.add(lm.tokenizer.eos_token_id)
-    return ids
 
 
 class RunningBatch:
