@@ -18,6 +18,7 @@ from llm_twin_assets.settings import get_settings
 
 # Deprecation notices from the model libraries are for us, not for the person at the prompt.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl)\.")
+warnings.filterwarnings("ignore", message=r".* is currently in preview")  # Dagster's own API notices
 
 app = typer.Typer(
     help="Build an LLM twin of an author, from their writing to a served model.",
@@ -198,8 +199,12 @@ def materialize(
         Path | None,
         typer.Option(help="A YAML run config, e.g. `ops: {instruct_dataset: {config: {max_passages: 20}}}`."),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Also print the trainer's and evaluator's own log lines.")
+    ] = False,
 ) -> None:
-    """Run the selected assets for one author, in-process, one asset at a time, with their checks."""
+    """Run the selected assets for one author, in-process, one asset at a time, with their checks. The
+    training and evaluation steps' own logs go to their train.log / eval.log (printed with --verbose)."""
     import time
 
     import dagster as dg
@@ -232,6 +237,10 @@ def materialize(
     if not keys:
         raise TwinError(f"--select {select!r} matches no asset")
     assets: list[Any] = [*(defs.assets or []), *(defs.asset_checks or [])]
+    resources = dict(defs.resources or {})
+    trainer = resources.get("trainer")
+    if trainer is not None and not verbose:
+        resources["trainer"] = trainer.model_copy(update={"forward_output": False})
     order = [key for key in graph.toposorted_asset_keys if key in keys]
     for key in order:
         name = key.to_user_string()
@@ -242,7 +251,7 @@ def materialize(
             selection=dg.AssetSelection.assets(key),
             partition_key=author,
             instance=instance,
-            resources=defs.resources,
+            resources=resources,
             raise_on_error=False,
             run_config={**_QUIET, "ops": {k: v for k, v in op_config.items() if k == key.path[-1]}},
         )

@@ -161,6 +161,8 @@ class TrainerResource(dg.ConfigurableResource):
     """``subprocess`` (this machine's GPU or CPU) or ``ecs`` (a GPU task; artifacts must be in S3)."""
     python: str | None = None
     """subprocess: the interpreter to run the trainer with; unset = this one."""
+    forward_output: bool = True
+    """subprocess: echo the trainer's own log lines (also in its train.log) to this process's output."""
     ecs_cluster: str | None = None
     ecs_task_definition: str | None = None
     """ecs: a task definition whose container has this package installed and a GPU."""
@@ -200,7 +202,7 @@ class TrainerResource(dg.ConfigurableResource):
                 work.mkdir(parents=True, exist_ok=True)
                 job_file = work / "job.yaml"
                 job.to_file(job_file)
-                invocation = dg.PipesSubprocessClient(forward_stdio=True).run(
+                invocation = dg.PipesSubprocessClient(forward_stdio=self.forward_output).run(
                     context=context,
                     command=[self.python or sys.executable, "-m", job.module, "--config", str(job_file)],
                     extras={"job_file": str(job_file), "stage": job.stage},
