@@ -17,7 +17,6 @@ from llm_twin_assets.defs.resources import (
 )
 from llm_twin_assets.store import releases
 from llm_twin_assets.store.database import Database
-from llm_twin_assets_tests.datasets.test_dataset_assets import SMALL
 
 TOPICS = [
     "why I keep choosing Postgres",
@@ -28,11 +27,30 @@ TOPICS = [
     "vector search with HNSW",
     "cron jobs that run twice",
     "measuring before scaling",
+    "small machines",
+    "schema migrations",
+    "naming things",
+    "on-call handovers",
+    "code review",
+    "logging that helps",
+    "feature flags",
+    "backfills",
 ]
 
 RUN_CONFIG = {
     "raw_documents": {"config": {"min_delay_s": 0.05}},
-    **SMALL,  # the datasets as their own test builds them with the bundled teacher
+    # the datasets with the bundled teacher, big enough that the held-out split has both the author's
+    # answers and the base model's (the authorship classifier's AUC must be measurable for the gate)
+    "instruct_dataset": {
+        "config": {
+            "style": "topic",
+            "max_passages": 16,
+            "max_new_tokens": 32,
+            "min_examples": 4,
+            "test_ratio": 0.3,
+        }
+    },
+    "preference_dataset": {"config": {"max_new_tokens": 192, "min_examples": 2}},
     # a random 6.6M-parameter model must learn enough from a handful of notes to beat itself: fast
     "sft_adapter": {"config": {"profile": "tiny", "max_steps": 60, "learning_rate": 0.01, "max_length": 512}},
     "dpo_adapter": {"config": {"profile": "tiny", "max_steps": 6, "max_length": 512}},

@@ -82,8 +82,17 @@ def service(
             release(conn, author, adapters)
     port = free_port()
     log = work / "service.log"
+    proc = start_service(port, artifacts, log)
+    try:
+        yield Service(f"http://127.0.0.1:{port}", artifacts, store, database, twins, work, log)
+    finally:
+        stop_service(proc)
+
+
+def start_service(port: int, artifacts: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`llm-twin serve` on ``port`` with the test settings; returns once /readyz answers."""
     env = {**os.environ, **SERVICE_ENV, "LLM_TWIN_ARTIFACTS_URL": str(artifacts)}
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         proc = subprocess.Popen(
             [LLM_TWIN, "serve", "--port", str(port)],
             stdout=out,
@@ -91,17 +100,21 @@ def service(
             env=env,
             start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(proc, url, log)
-        yield Service(url, artifacts, store, database, twins, work, log)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _wait_ready(proc, f"http://127.0.0.1:{port}", log)
+    except BaseException:
+        stop_service(proc)
+        raise
+    return proc
+
+
+def stop_service(proc: subprocess.Popen[bytes], grace_s: float = 30) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float = 180) -> None:
