@@ -240,7 +240,8 @@ def materialize(
     resources = dict(defs.resources or {})
     trainer = resources.get("trainer")
     if trainer is not None and not verbose:
-        resources["trainer"] = trainer.model_copy(update={"forward_output": False})
+        # a new resource, not model_copy: Dagster rebuilds resources from their constructor arguments
+        resources["trainer"] = type(trainer)(**{**trainer.model_dump(), "forward_output": False})
     order = [key for key in graph.toposorted_asset_keys if key in keys]
     for key in order:
         name = key.to_user_string()
