@@ -87,6 +87,9 @@ class Chunk:
     context: str = ""
     """What is embedded above the chunk's text: its document's title and heading path (never part of
     the author's text)."""
+    token_ids: tuple[int, ...] | None = None
+    """What the embedder reads (context and text, special tokens included), as its tokenizer's ids, when
+    the chunker could give them exactly (an additive tokenizer); the encoder then skips tokenizing."""
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,11 @@ class TwinSettings(BaseSettings):
     torch_threads: int | None = Field(
         default=None, description="Threads torch may use on the CPU; unset = all cores."
     )
+    feature_workers: int = Field(
+        default=0,
+        ge=0,
+        description="Processes that clean and chunk documents (a large input only); 0 = one per core.",
+    )
     authors_dir: Path = Field(
         default=Path("authors"), description="Folder of authors/<slug>.yaml links files."
     )

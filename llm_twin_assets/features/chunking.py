@@ -41,7 +41,9 @@ where one does; only a block over the limit is cut, at sentences.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -112,24 +114,95 @@ class _Unit(NamedTuple):
     heading: bool = False  # a heading line: starts a chunk (after anything but headings)
 
 
-def token_counter(tokenizer) -> Counter:  # type: ignore[no-untyped-def]
-    """Counts word-pieces of many texts at once (without special tokens).
+class TokenCounter:
+    """Counts word-pieces of many texts at once (without special tokens), with a private copy of the
+    Rust tokenizer (batch encoding, no truncation or padding).
 
-    Uses a private copy of the Rust tokenizer (batch encoding on all cores, no truncation or padding)
-    when the tokenizer is a fast one; the Python-side ``tokenizer(...)`` otherwise."""
-    rust = getattr(tokenizer, "_tokenizer", None)
-    if rust is not None:
+    ``ids(texts)`` gives the word-pieces themselves. When the tokenizer is additive (``embedded_ids``
+    is not None: a BERT-style one that splits on white space before it cuts words, so that the ids of
+    ``context + "\n" + text`` are those of ``context`` followed by those of ``text``), each chunk
+    carries the ids the embedder would make of what is embedded, and the encoder reuses them instead
+    of tokenizing every chunk a second time."""
+
+    def __init__(self, tokenizer_json: str) -> None:
         from tokenizers import Tokenizer
 
-        plain = Tokenizer.from_str(rust.to_str())
+        self.tokenizer_json = tokenizer_json
+        plain = Tokenizer.from_str(tokenizer_json)
         plain.no_truncation()
         plain.no_padding()
-        encode = getattr(plain, "encode_batch_fast", plain.encode_batch)
+        self._encode = getattr(plain, "encode_batch_fast", plain.encode_batch)
+        self.digest = tokenizer_digest(tokenizer_json)
+        self.prefix: tuple[int, ...] = ()
+        self.suffix: tuple[int, ...] = ()
+        self.additive = _is_additive(json.loads(tokenizer_json))
+        if self.additive:
+            bare = plain.encode("x", add_special_tokens=False).ids
+            full = plain.encode("x", add_special_tokens=True).ids
+            at = next((i for i in range(len(full)) if full[i : i + len(bare)] == bare), None)
+            if at is None:
+                self.additive = False
+            else:
+                self.prefix, self.suffix = tuple(full[:at]), tuple(full[at + len(bare) :])
 
-        def count_fast(texts: Sequence[str]) -> list[int]:
-            return [len(e.ids) for e in encode(list(texts), add_special_tokens=False)] if texts else []
+    def __call__(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.ids(texts)]
 
-        return count_fast
+    def ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [e.ids for e in self._encode(list(texts), add_special_tokens=False)] if texts else []
+
+    def embedded_ids(self, context: Sequence[int], text: Sequence[int]) -> tuple[int, ...] | None:
+        """The ids of ``context + "\n" + text`` (or of ``text`` alone), special tokens included;
+        None when the tokenizer is not additive."""
+        if not self.additive:
+            return None
+        return (*self.prefix, *context, *text, *self.suffix)
+
+
+_ADDITIVE_PRE_TOKENIZERS = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
+_CHARACTER_NORMALIZERS = {
+    "BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents", "Strip",
+}  # fmt: skip
+
+
+def _is_additive(spec: dict) -> bool:  # type: ignore[type-arg]
+    """Whether white space splits words before anything merges them (so ids of ``a + "\n" + b`` are
+    those of ``a`` then those of ``b``): a BERT-style pre-tokenizer and normalizers that work on
+    single characters. Byte-level BPE or SentencePiece ("▁" marks word starts) are not additive."""
+
+    def types(node: dict | None, key: str) -> list[str]:  # type: ignore[type-arg]
+        if not node:
+            return []
+        if node.get("type") == "Sequence":
+            return [t for child in node.get(key, []) for t in types(child, key)]
+        return [str(node.get("type"))]
+
+    pre = types(spec.get("pre_tokenizer"), "pretokenizers")
+    normalizers = types(spec.get("normalizer"), "normalizers")
+    model = (spec.get("model") or {}).get("type")
+    return (
+        bool(pre)
+        and set(pre) <= _ADDITIVE_PRE_TOKENIZERS
+        and set(normalizers) <= _CHARACTER_NORMALIZERS
+        and model == "WordPiece"
+    )
+
+
+def tokenizer_digest(tokenizer_json: str) -> str:
+    """Names a tokenizer exactly (its vocabulary and rules, not the truncation and padding a caller last
+    set on it): stored ids are reused only by the same one."""
+    spec = json.loads(tokenizer_json)
+    spec.pop("truncation", None)
+    spec.pop("padding", None)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def token_counter(tokenizer) -> Counter:  # type: ignore[no-untyped-def]
+    """A :class:`TokenCounter` for a fast (Rust) tokenizer; a plain counter with the Python-side
+    ``tokenizer(...)`` otherwise."""
+    rust = getattr(tokenizer, "_tokenizer", None)
+    if rust is not None:
+        return TokenCounter(rust.to_str())
 
     def count(texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -505,18 +578,28 @@ def chunk_document(
     with its heading path and (``options.context_tokens``) the context embedded above it."""
     headings = sorted(h for h in headings if 0 <= h[0] < h[1] <= len(text))
     spans = CHUNKERS[kind](text, options, count, headings)
-    final: list[_Unit] = []
-    for (start, end), size in zip(spans, count([text[s:e] for s, e in spans]), strict=True):
+    ids_of = count.ids if isinstance(count, TokenCounter) and count.additive else None
+    pieces = [text[s:e] for s, e in spans]
+    piece_ids = ids_of(pieces) if ids_of else [None] * len(pieces)
+    sizes = [len(ids) for ids in piece_ids] if ids_of else count(pieces)  # type: ignore[arg-type]
+    final: list[tuple[_Unit, list[int] | None]] = []
+    for (start, end), size, ids in zip(spans, sizes, piece_ids, strict=True):
         if size <= options.budget:
-            final.append(_Unit(start, end, False, size))
+            final.append((_Unit(start, end, False, size), ids))
         else:  # units packed together can count a token more at a seam: re-cut the rare chunk over
-            final += split_long(text, start, end, options.budget, count, indented=kind == "repository")
+            units = split_long(text, start, end, options.budget, count, indented=kind == "repository")
+            unit_ids = ids_of([text[u.start : u.end] for u in units]) if ids_of else [None] * len(units)
+            final += zip(units, unit_ids, strict=True)
+    contexts: dict[tuple[str, ...], tuple[str, list[int]]] = {}
     chunks = []
-    for i, unit in enumerate(final):
+    for i, (unit, ids) in enumerate(final):
         piece = text[unit.start : unit.end]
         digest = content_hash(piece)
         path = heading_path(text, kind, headings, unit.start, unit.end)
-        context = context_of(title, path, options.context_tokens, count) if options.context_tokens else ""
+        if path not in contexts:
+            context = context_of(title, path, options.context_tokens, count) if options.context_tokens else ""
+            contexts[path] = (context, ids_of([context])[0] if ids_of and context else [])
+        context, context_ids = contexts[path]
         chunks.append(
             Chunk(
                 id=chunk_id(document_id, i, digest),
@@ -529,6 +612,9 @@ def chunk_document(
                 end=unit.end,
                 heading_path=path,
                 context=context,
+                token_ids=count.embedded_ids(context_ids, ids)
+                if ids is not None and isinstance(count, TokenCounter)
+                else None,
             )
         )
     return chunks

@@ -23,7 +23,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -65,6 +65,12 @@ class Encoder:
         self.backend = "torch"
         self._compiled: Any = None
         self._rust = _rust_tokenizer(model.tokenizer, self.max_tokens)
+        self.tokenizer_digest: str | None = None
+        """Token ids stored under this digest (the chunker's) are this encoder's own: reused as they are."""
+        if self._rust is not None and _is_mean_pooled_normalised(model):
+            from llm_twin_assets.features.chunking import tokenizer_digest
+
+            self.tokenizer_digest = tokenizer_digest(model.tokenizer._tokenizer.to_str())
         self.fallback_reason: str | None = None
         if device.startswith("cuda"):
             if backend == "openvino":
@@ -90,10 +96,18 @@ class Encoder:
                 self.fallback_reason = f"{type(exc).__name__}: {exc}"
                 log.info("OpenVINO not used (%s); encoding with torch", self.fallback_reason)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(
+        self, texts: Sequence[str], token_ids: Sequence[np.ndarray | None] | None = None
+    ) -> np.ndarray:
+        """Unit vectors of ``texts``. ``token_ids[i]``, when given, is ``texts[i]`` as this encoder's
+        tokenizer reads it, special tokens included (the chunker made them while it counted, stored
+        under :attr:`tokenizer_digest`): such a text is not tokenized again."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if self.backend == "torch":  # sentence-transformers sorts the whole input by length itself
+        if token_ids is not None and len(token_ids) != len(texts):
+            raise ValueError(f"{len(token_ids)} token id lists for {len(texts)} texts")
+        reuse = token_ids is not None and any(ids is not None for ids in token_ids)
+        if self.backend == "torch" and not reuse:  # sentence-transformers sorts by length itself
             vectors = self.model.encode(
                 list(texts),
                 batch_size=self.batch_size,
@@ -102,17 +116,48 @@ class Encoder:
                 show_progress_bar=False,
             )
             return np.asarray(vectors, dtype=np.float32)
-        # Length bucketing by characters (a good proxy for word-pieces, and free): each batch holds
-        # texts of similar length, so little compute goes to padding; each text is tokenized once.
-        order = np.argsort([len(t) for t in texts], kind="stable")
+        # Length bucketing (by word-pieces when known, else characters: a good proxy, and free): each
+        # batch holds texts of similar length, so little compute goes to padding.
+        ids = list(token_ids) if token_ids is not None else [None] * len(texts)
+        lengths = [len(i) * 4 if i is not None else len(t) for t, i in zip(texts, ids, strict=True)]
+        order = np.argsort(lengths, kind="stable")
         batches = [order[start : start + self.batch_size] for start in range(0, len(texts), self.batch_size)]
+
+        def inputs(index: np.ndarray) -> dict[str, np.ndarray]:
+            return self._inputs([texts[i] for i in index], [ids[i] for i in index])
+
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if self.backend == "torch-cuda-fp16":
-            self._encode_cuda_all(texts, batches, out)
+        if self.backend.startswith("torch"):
+            self._encode_torch_all(inputs, batches, out)
             return out
         for index in batches:
-            out[index] = self._encode_openvino([texts[i] for i in index])
+            out[index] = self._encode_openvino(inputs(index))
         return out
+
+    def _inputs(self, batch: list[str], ids: list[np.ndarray | None]) -> dict[str, np.ndarray]:
+        """The model's inputs for ``batch``: the given ids where they are usable, tokenized otherwise."""
+        usable = [i is not None and 0 < len(i) <= self.max_tokens for i in ids]
+        if not any(usable):
+            return self._tokenize(batch)
+        made = iter(self._token_ids([t for t, ok in zip(batch, usable, strict=True) if not ok]))
+        rows = [np.asarray(i) if ok else next(made) for i, ok in zip(ids, usable, strict=True)]
+        width = max(len(r) for r in rows)
+        input_ids = np.full((len(rows), width), self.model.tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for j, row in enumerate(rows):  # right padding, as the tokenizer pads
+            input_ids[j, : len(row)] = row
+            mask[j, : len(row)] = 1
+        arrays = {"input_ids": input_ids, "attention_mask": mask}
+        if "token_type_ids" in self.model.tokenizer.model_input_names:
+            arrays["token_type_ids"] = np.zeros_like(input_ids)
+        return arrays
+
+    def _token_ids(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's ids, truncated as the model reads it, unpadded."""
+        if not texts:
+            return []
+        encoded = self.model.tokenizer(texts, truncation=True, max_length=self.max_tokens)["input_ids"]
+        return [np.asarray(e, dtype=np.int64) for e in encoded]
 
     def _tokenize(self, batch: list[str]) -> dict[str, np.ndarray]:
         """input_ids, attention_mask (and token_type_ids), padded to the batch's longest, int64.
@@ -135,8 +180,7 @@ class Encoder:
             arrays["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64)
         return arrays
 
-    def _encode_openvino(self, batch: list[str]) -> np.ndarray:
-        inputs = self._tokenize(batch)
+    def _encode_openvino(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         hidden = self._compiled(inputs)[0]
         mask = inputs["attention_mask"][..., None].astype(np.float32)
         pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
@@ -144,24 +188,33 @@ class Encoder:
             np.float32
         )
 
-    def _encode_cuda_all(self, texts: Sequence[str], batches: list[np.ndarray], out: np.ndarray) -> None:
-        """fp16 on the GPU; the next batch is tokenized on a CPU thread while this one runs."""
+    def _encode_torch_all(
+        self,
+        inputs: Callable[[np.ndarray], dict[str, np.ndarray]],
+        batches: list[np.ndarray],
+        out: np.ndarray,
+    ) -> None:
+        """The transformer, mean pooling and normalisation (what sentence-transformers does for this
+        model) on ready inputs; on CUDA in fp16, the next batch's inputs made on a CPU thread while
+        this one runs."""
         from concurrent.futures import ThreadPoolExecutor
 
         import torch
 
-        def tokenize(index: np.ndarray) -> dict[str, Any]:
-            arrays = self._tokenize([texts[i] for i in index])
-            return {name: torch.from_numpy(array).pin_memory() for name, array in arrays.items()}
+        cuda = self.device.startswith("cuda")
+
+        def prepare(index: np.ndarray) -> dict[str, Any]:
+            tensors = {name: torch.from_numpy(array) for name, array in inputs(index).items()}
+            return {k: v.pin_memory() for k, v in tensors.items()} if cuda else tensors
 
         results = []
         transformer: Any = self.model[0].auto_model
         with ThreadPoolExecutor(max_workers=1) as pool, torch.inference_mode():
-            pending = pool.submit(tokenize, batches[0])
+            pending = pool.submit(prepare, batches[0])
             for i in range(len(batches)):
                 encoded = {k: v.to(self.device, non_blocking=True) for k, v in pending.result().items()}
                 if i + 1 < len(batches):
-                    pending = pool.submit(tokenize, batches[i + 1])
+                    pending = pool.submit(prepare, batches[i + 1])
                 hidden = transformer(**encoded).last_hidden_state
                 mask = encoded["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)

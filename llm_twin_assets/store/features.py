@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -53,6 +54,8 @@ CHUNK_COLUMNS = (
     "char_end",
     "heading_path",
     "context",
+    "token_ids",
+    "tokenizer",
 )
 REJECTED_SCHEMA = {
     "id": pl.String,
@@ -268,9 +271,14 @@ def documents_needing_chunks(
 
 
 def replace_chunks(
-    conn: psycopg.Connection, author: str, documents: Sequence[tuple[str, str, str]], chunks: Sequence[Chunk]
+    conn: psycopg.Connection,
+    author: str,
+    documents: Sequence[tuple[str, str, str]],
+    chunks: Sequence[Chunk],
+    tokenizer: str | None = None,
 ) -> tuple[UpsertResult, int]:
-    """Make ``chunks`` the chunks of ``documents`` (id, kind, key), in one transaction.
+    """Make ``chunks`` the chunks of ``documents`` (id, kind, key), in one transaction; their token ids
+    (when they have them) are stored as made by ``tokenizer`` (its digest).
 
     Chunks a document no longer has are deleted first (a new chunk may take an old one's ordinal);
     unchanged chunks keep their rows and their embeddings (a kind change rewrites the row, not the vector).
@@ -295,6 +303,8 @@ def replace_chunks(
                 c.end,
                 list(c.heading_path),
                 c.context,
+                pack_ids(c.token_ids) if c.token_ids is not None and tokenizer else None,
+                tokenizer if c.token_ids is not None else None,
             )
             for c in chunks
         )
@@ -325,17 +335,37 @@ def refresh_statistics(conn: psycopg.Connection) -> None:
     conn.execute("ANALYZE chunks")
 
 
+class ChunkToEmbed(NamedTuple):
+    id: str
+    kind: str
+    text: str
+    """What is embedded: the chunk's context (its document's title and heading path) above its text."""
+    token_ids: np.ndarray | None
+    """``text`` as the chunker's tokenizer reads it (special tokens included), when it was stored by the
+    tokenizer asked for; None otherwise."""
+
+
 def chunks_needing_embeddings(
-    conn: psycopg.Connection, author: str, model: str
-) -> list[tuple[str, str, str]]:
-    """(id, kind, what to embed) of chunks with no embedding, or one from another model. What is
-    embedded is the chunk's context (its document's title and heading path) above its text."""
-    return conn.execute(
-        "SELECT id, kind, CASE WHEN context = '' THEN content ELSE context || chr(10) || content END"
+    conn: psycopg.Connection, author: str, model: str, tokenizer: str | None = None
+) -> list[ChunkToEmbed]:
+    """The chunks with no embedding, or one from another model; their stored token ids when they were
+    made by ``tokenizer`` (a digest)."""
+    rows = conn.execute(
+        "SELECT id, kind, CASE WHEN context = '' THEN content ELSE context || chr(10) || content END,"
+        " CASE WHEN tokenizer = %s THEN token_ids END"
         " FROM chunks WHERE author = %s"
         " AND (embedding IS NULL OR embedding_model IS DISTINCT FROM %s) ORDER BY id",
-        (author, model),
+        (tokenizer, author, model),
     ).fetchall()
+    return [ChunkToEmbed(i, k, t, unpack_ids(ids) if ids is not None else None) for i, k, t, ids in rows]
+
+
+def pack_ids(ids: Sequence[int]) -> bytes:
+    return np.asarray(ids, dtype="<i4").tobytes()
+
+
+def unpack_ids(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i4").astype(np.int64)
 
 
 def write_embeddings(

@@ -104,6 +104,12 @@ def test_materialize_twice_then_change_one_document(seeded: Database) -> None:
     assert str(made["tokens_per_chunk"]).startswith("![Tokens per chunk](data:image/png;base64,")
     embedded = meta(first, "chunk_embeddings")
     assert embedded["embedded"] == made["chunks"] and embedded["model"] == "bundled:all-MiniLM-L6-v2"
+    assert embedded["token_ids_reused"] == made["chunks"]  # the chunker's ids: nothing tokenized twice
+    with db.connect() as conn:
+        stored = conn.execute(
+            "SELECT count(*) FROM chunks WHERE author = 'maya' AND token_ids IS NOT NULL AND tokenizer IS NOT NULL"
+        ).fetchone()
+    assert stored == (made["chunks"],)
     before = chunk_state(db, "maya")
 
     second = run("maya")  # nothing changed: nothing is written

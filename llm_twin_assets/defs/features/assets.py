@@ -34,14 +34,15 @@ class ChunkingConfig(dg.Config):
     description="Normalised text of each raw document (prose keeps the author's style; code stays code).",
 )
 def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-    from llm_twin_assets.features.cleaning import CLEANER_VERSION, clean_frame
+    from llm_twin_assets.features.cleaning import CLEANER_VERSION
+    from llm_twin_assets.features.parallel import clean_documents
     from llm_twin_assets.store.features import raw_needing_cleaning, rejections_of, write_cleaned
 
     author = context.partition_key
     start = time.perf_counter()
     with clear_failures(), store.database().connect() as conn:
         raw = raw_needing_cleaning(conn, author, CLEANER_VERSION)
-        cleaned, rejected = clean_frame(raw)
+        cleaned, rejected = clean_documents(raw, workers=store.settings().feature_workers)
         written = write_cleaned(conn, author, raw["id"].to_list(), cleaned, rejected, CLEANER_VERSION)
         total = conn.execute("SELECT count(*) FROM cleaned_documents WHERE author = %s", (author,)).fetchone()
         rejections = rejections_of(conn, author)
@@ -86,9 +87,10 @@ def chunks(
     from llm_twin_assets.features.chunking import (
         CHUNKER_VERSION,
         ChunkingOptions,
-        chunk_document,
+        TokenCounter,
         token_counter,
     )
+    from llm_twin_assets.features.parallel import DocumentToChunk, chunk_documents
     from llm_twin_assets.records import stable_id
     from llm_twin_assets.store.features import documents_needing_chunks, refresh_statistics, replace_chunks
 
@@ -114,20 +116,18 @@ def chunks(
                 author,
                 lambda content_hash, kind, outline: stable_id(content_hash, kind, outline, signature),
             )
-            made = [
-                c
-                for d in stale
-                for c in chunk_document(
-                    d.id,
-                    d.kind,
-                    d.content,
-                    options,
-                    count,
-                    title=d.title,
-                    headings=d.headings if config.use_headings else (),
+            documents = [
+                DocumentToChunk(
+                    d.id, d.kind, d.content, d.title, tuple(d.headings) if config.use_headings else ()
                 )
+                for d in stale
             ]
-            result, removed = replace_chunks(conn, author, [(d.id, d.kind, d.key) for d in stale], made)
+            workers = models.settings().feature_workers
+            made = [c for found in chunk_documents(documents, options, count, workers=workers) for c in found]
+            tokenizer = count.digest if isinstance(count, TokenCounter) else None
+            result, removed = replace_chunks(
+                conn, author, [(d.id, d.kind, d.key) for d in stale], made, tokenizer
+            )
             if result.written or removed:
                 refresh_statistics(conn)
             rows = conn.execute("SELECT kind, n_tokens FROM chunks WHERE author = %s", (author,)).fetchall()
@@ -181,13 +181,13 @@ def chunk_embeddings(
     with clear_failures():
         encoder = models.encoder()
         with store.database().connect() as conn:
-            todo = chunks_needing_embeddings(conn, author, label)
+            todo = chunks_needing_embeddings(conn, author, label, encoder.tokenizer_digest)
         start = time.perf_counter()
-        vectors = encoder.encode([text for _, _, text in todo])
+        vectors = encoder.encode([c.text for c in todo], [c.token_ids for c in todo])
         encode_s = time.perf_counter() - start
         with store.database().connect() as conn:
             written = (
-                write_embeddings(conn, [i for i, _, _ in todo], vectors, label, settings.embedding_dim)
+                write_embeddings(conn, [c.id for c in todo], vectors, label, settings.embedding_dim)
                 if todo
                 else 0
             )
@@ -205,6 +205,7 @@ def chunk_embeddings(
         data_version=dg.DataVersion(version),
         metadata={
             "embedded": written,
+            "token_ids_reused": sum(c.token_ids is not None for c in todo),
             "author_index": author_index or "",
             "embedded_total": int(total[0]) if total else 0,
             "chunks_total": int(total[1]) if total else 0,
