@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-datasets bench-retrieval bench-train bench-evaluation bench-serve serve clean
+.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-scale bench-datasets bench-retrieval bench-train bench-evaluation bench-serve serve clean
 
 # The Dagster instance config (one run per author at a time, the gpu pool) goes to $(DAGSTER_HOME).
 install: $(STAMP) chromium
@@ -96,6 +96,9 @@ bench-evaluation: install
 
 bench-crawl: install
 	$(BIN)/python bench/crawl.py
+
+bench-scale: install
+	$(BIN)/python bench/scale.py --docs 25
 
 bench-features: install
 	$(BIN)/python bench/features.py
