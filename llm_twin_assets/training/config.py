@@ -162,6 +162,10 @@ class TrainJob:
     parent_adapter: str | None = None
     """DPO: the version of the SFT adapter to start from (fetched from the artifact store and merged into
     the base), recorded in the manifest."""
+    liger: str = "auto"
+    """Liger's fused kernels: auto, on or off (``training.speedups``; not part of the adapter's version)."""
+    padding_free: str = "auto"
+    """SFT batches without padding: auto, on or off (``training.speedups``; not part of the version)."""
     hyper: Hyper = field(default_factory=Hyper)
 
     @property

@@ -9,7 +9,9 @@ reference the raw base model, which the SFT stage had already moved away from.
 from __future__ import annotations
 
 import json
+import re
 import resource
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 from llm_twin_assets.training.config import TrainingConfigError, TrainJob
 from llm_twin_assets.training.memory import plan_memory
 from llm_twin_assets.training.reporting import Reporter
+from llm_twin_assets.training.speedups import choose_speedups
 
 
 def _artifact_store(url: str):  # type: ignore[no-untyped-def]
@@ -127,6 +130,33 @@ def _peak_memory(device: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def last_complete_checkpoint(checkpoints: Path) -> tuple[str | None, list[Path]]:
+    """The newest checkpoint a killed run left whole, and the torn ones newer than it.
+
+    A run killed while saving leaves a ``checkpoint-N`` folder without all its files; resuming from it
+    would fail on every retry. The trainer writes ``trainer_state.json`` last, so a checkpoint whose
+    state is there, reads, and names its own step is whole."""
+    if not checkpoints.is_dir():
+        return None, []
+    found = sorted(
+        (
+            (int(match[1]), path)
+            for path in checkpoints.iterdir()
+            if path.is_dir() and (match := re.fullmatch(r"checkpoint-(\d+)", path.name))
+        ),
+        reverse=True,
+    )
+    torn: list[Path] = []
+    for step, path in found:
+        try:
+            if json.loads((path / "trainer_state.json").read_text()).get("global_step") == step:
+                return str(path), torn
+        except (OSError, ValueError, AttributeError):
+            pass
+        torn.append(path)
+    return None, torn
+
+
 def train(job: TrainJob, pipes: Any = None) -> dict[str, Any]:
     """Train one stage; returns the metrics (also written to ``output_dir/metrics.json``).
 
@@ -156,11 +186,11 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     sft_dir = parent_adapter_folder(job) if job.stage == "dpo" else None
     rows = load_rows(job)
     memory = plan_memory(model_dir, device, hyper, job.stage)
+    speedups = choose_speedups(device, job.stage, job.liger, job.padding_free)
 
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.trainer_callback import PrinterCallback, TrainerCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
@@ -175,8 +205,11 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         )
     )
     reporter.info(memory.summary)
+    reporter.info(speedups.summary)
     dtype = torch.bfloat16 if hyper.bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=dtype, attn_implementation=speedups.attention
+    )
     check_targets(model, hyper.target_modules)
     if sft_dir is not None:
         model = PeftModel.from_pretrained(model, str(sft_dir)).merge_and_unload()
@@ -216,6 +249,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         "include_num_input_tokens_seen": "non_padding",
         "dataloader_num_workers": 0,
         "disable_tqdm": True,
+        "use_liger_kernel": speedups.liger,
     }
     from datasets import Dataset
 
@@ -228,6 +262,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
             args=SFTConfig(
                 **common,
                 completion_only_loss=True,
+                padding_free=speedups.padding_free,
                 train_sampling_strategy="group_by_length" if hyper.group_by_length else "random",
             ),
             train_dataset=dataset,
@@ -248,7 +283,10 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
             callbacks=[Progress()],
         )
     trainer.remove_callback(PrinterCallback)  # its raw log dicts; Progress reports one line per step
-    last = get_last_checkpoint(str(out / "checkpoints")) if (out / "checkpoints").is_dir() else None
+    last, torn = last_complete_checkpoint(out / "checkpoints")
+    for path in torn:
+        reporter.info(f"removing {path}: left half-written by a run killed while saving it")
+        shutil.rmtree(path)
     if last:
         reporter.info(f"resuming from {last}")
     if device == "cuda":
@@ -284,6 +322,17 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         "peak_memory_mb": round(_peak_memory(device) / 2**20, 1),
         "gradient_checkpointing": memory.checkpointing,
         "activation_estimate_mb": round(memory.activations / 2**20, 1),
+        # The plan (weights + activations) against what CUDA really allocated at the peak (optimizer
+        # state, LoRA weights and workspaces come on top: a ratio near 1 means the plan holds).
+        "memory_plan_mb": round((memory.weights + memory.activations) / 2**20, 1),
+        **(
+            {"peak_over_plan": round(_peak_memory(device) / max(1, memory.weights + memory.activations), 3)}
+            if device == "cuda"
+            else {}
+        ),
+        "liger": speedups.liger,
+        "padding_free": speedups.padding_free,
+        "attention": speedups.attention,
         "train_seconds": round(seconds, 2),
         "hyper": asdict(hyper),
     }

@@ -85,6 +85,8 @@ def test_sft_then_dpo_train_adapters_that_load_and_change_the_model(
     assert losses[-1] < losses[0] - 0.3  # it memorises the small dataset
     assert metrics["tokens"] > 0 and metrics["tokens_per_s"] > 0 and metrics["peak_memory_mb"] > 0
     assert metrics["gradient_checkpointing"] is False and metrics["activation_estimate_mb"] > 0
+    assert (metrics["liger"], metrics["padding_free"], metrics["attention"]) == (False, False, "sdpa")  # CPU
+    assert metrics["memory_plan_mb"] > 0 and "speed-ups: liger off" in done.stderr
     adapter = tmp_path / "sft" / "adapter"
     assert (adapter / "adapter_model.safetensors").exists() and (adapter / "training_job.yaml").exists()
     base, tuned = logits(tiny_model_path, None), logits(tiny_model_path, adapter)
