@@ -172,7 +172,6 @@ def chunk_embeddings(
 ) -> dg.MaterializeResult:
     from llm_twin_assets.embeddings import model_label
     from llm_twin_assets.store.features import chunks_needing_embeddings, write_embeddings
-    from llm_twin_assets.store.vectors import author_index as author_index_of
     from llm_twin_assets.store.vectors import ensure_author_index
 
     author = context.partition_key
@@ -197,9 +196,10 @@ def chunk_embeddings(
             ).fetchone()
             version = data_version(conn, "chunk_embeddings", author)
         # A frequent author gets an HNSW index of their own (off-topic filtered searches stay exact);
-        # built concurrently, outside any transaction.
+        # built concurrently, outside any transaction. Asked even when nothing new was embedded: a run cut
+        # short after its embeddings were committed (a restart) still leaves the index built on retry.
         with store.database().connect(autocommit=True) as conn:
-            author_index = ensure_author_index(conn, author) if written else author_index_of(conn, author)
+            author_index = ensure_author_index(conn, author)
     seconds = time.perf_counter() - start
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
