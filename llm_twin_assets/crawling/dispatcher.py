@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -114,10 +114,29 @@ def _fullness(document: CrawledDocument) -> tuple[bool, int]:
     return (document.metadata.get("via") != "feed", len(document.content))
 
 
-async def crawl_links(links: LinksFile, options: CrawlOptions) -> CrawlOutcome:
-    """Every link of the author, concurrently; one failing link never fails the others."""
+OnLink = Callable[[str, list[CrawledDocument]], None]
+"""Called with a link and its documents as soon as that link is crawled (the crawl goes on meanwhile)."""
+
+
+async def _reported(
+    url: str, job: Awaitable[tuple[list[CrawledDocument], bool]], on_link: OnLink, broken: list[BaseException]
+) -> tuple[list[CrawledDocument], bool]:
+    result = await job
+    if not broken:
+        try:
+            on_link(url, result[0])
+        except Exception as exc:  # not the link's failure: the crawl's, raised once every link is done
+            broken.append(exc)
+    return result
+
+
+async def crawl_links(links: LinksFile, options: CrawlOptions, on_link: OnLink | None = None) -> CrawlOutcome:
+    """Every link of the author, concurrently; one failing link never fails the others. ``on_link``
+    sees each link's documents as soon as it is crawled, so a crawl cut short keeps what it found (an
+    error it raises stops the calls and is raised when the crawl ends)."""
     outcome = CrawlOutcome()
     roots = local_roots(links, options)
+    broken: list[BaseException] = []
     async with PoliteClient(options.policy) as client:
         renderer = Renderer(client, pages=options.render_pages, timeout_s=options.policy.read_timeout_s)
         try:
@@ -125,10 +144,13 @@ async def crawl_links(links: LinksFile, options: CrawlOptions) -> CrawlOutcome:
             for link in links.author.links:
                 url = links.resolve(link)
                 kind = link.kind or infer_kind(url)
-                jobs.append((url, kind, _crawl_link(url, kind, client, renderer, roots, options)))
+                job = _crawl_link(url, kind, client, renderer, roots, options)
+                jobs.append((url, kind, job if on_link is None else _reported(url, job, on_link, broken)))
             results = await asyncio.gather(*(job for _, _, job in jobs), return_exceptions=True)
         finally:
             await renderer.close()
+        if broken:
+            raise broken[0]
         chosen: dict[str, CrawledDocument] = {}
         for (url, kind, _), result in zip(jobs, results, strict=True):
             if isinstance(result, BaseException):
@@ -155,8 +177,10 @@ async def crawl_links(links: LinksFile, options: CrawlOptions) -> CrawlOutcome:
     return outcome
 
 
-def crawl(links: LinksFile, options: CrawlOptions | None = None) -> CrawlOutcome:
+def crawl(
+    links: LinksFile, options: CrawlOptions | None = None, on_link: OnLink | None = None
+) -> CrawlOutcome:
     start = time.perf_counter()
-    outcome = asyncio.run(crawl_links(links, options or CrawlOptions()))
+    outcome = asyncio.run(crawl_links(links, options or CrawlOptions(), on_link))
     outcome.stats["seconds"] = round(time.perf_counter() - start, 2)
     return outcome

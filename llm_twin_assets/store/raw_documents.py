@@ -11,17 +11,22 @@ exactly its row (content, kind, title or source link). The removal policy, the o
   link that failed for any other reason (timeouts, 5xx) keeps its rows as they are.
 
 Any crawl that finds a document again clears its gone count.
+
+While the crawl runs, :func:`store_new` stores each link's documents the store does not hold yet, as the
+link is crawled: a crawl cut short (a killed run) keeps what it found, and the next one finds it stored.
+Changes to stored rows and removals wait for the whole crawl (one transaction, :func:`store_crawl`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from llm_twin_assets.records import CrawlOutcome, content_hash, document_id
+from llm_twin_assets.records import CrawledDocument, CrawlOutcome, content_hash, document_id
 from llm_twin_assets.store.upsert import bulk_upsert
 
 COLUMNS = ("id", "author", "url", "kind", "title", "content", "content_hash", "source_link", "metadata")
@@ -72,6 +77,43 @@ class IngestSummary:
         }
 
 
+def _row(slug: str, doc: CrawledDocument) -> tuple[object, ...]:
+    metadata = {**doc.metadata, "source_link": doc.source_link, "published_at": doc.published_at}
+    return (
+        document_id(slug, doc.url),
+        slug,
+        doc.url,
+        doc.kind,
+        doc.title,
+        doc.content,
+        content_hash(doc.content),
+        doc.source_link,
+        Jsonb(metadata),
+    )
+
+
+def store_new(
+    conn: psycopg.Connection, slug: str, name: str, documents: Sequence[CrawledDocument]
+) -> list[str]:
+    """Insert those of ``documents`` the store does not hold yet (a row it holds is left as it is), in
+    one transaction; return the ids inserted. The author is added when new (its links hash is set by
+    :func:`store_crawl`, once the whole crawl is stored)."""
+    if not documents:
+        return []
+    with conn.transaction():
+        conn.execute("INSERT INTO authors (slug, name) VALUES (%s, %s) ON CONFLICT DO NOTHING", (slug, name))
+        rows = {}
+        for doc in documents:
+            rows[document_id(slug, doc.url)] = _row(slug, doc)
+        inserted = conn.execute(
+            "INSERT INTO raw_documents AS r (id, author, url, kind, title, content, content_hash, source_link,"
+            " metadata) SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+            " %s::text[], %s::text[], %s::text[], %s::jsonb[]) ON CONFLICT DO NOTHING RETURNING r.id",
+            [list(column) for column in zip(*rows.values(), strict=True)],
+        ).fetchall()
+    return [r[0] for r in inserted]
+
+
 def store_crawl(
     conn: psycopg.Connection,
     slug: str,
@@ -81,8 +123,10 @@ def store_crawl(
     outcome: CrawlOutcome,
     *,
     remove_after_gone: int = 2,
+    stored_earlier: Collection[str] = (),
 ) -> IngestSummary:
-    """Upsert the crawl's documents and apply the removal policy, in one transaction."""
+    """Upsert the crawl's documents and apply the removal policy, in one transaction. ``stored_earlier``
+    are the ids this crawl's :func:`store_new` inserted: they count as new."""
     summary = IngestSummary()
     for failure in outcome.failures:
         summary.failed[failure.kind or "unknown"] += 1
@@ -96,28 +140,19 @@ def store_crawl(
         kinds = {}
         rows = []
         for doc in outcome.documents:
-            row_id = document_id(slug, doc.url)
-            kinds[row_id] = doc.kind
-            metadata = {**doc.metadata, "source_link": doc.source_link, "published_at": doc.published_at}
-            rows.append(
-                (
-                    row_id,
-                    slug,
-                    doc.url,
-                    doc.kind,
-                    doc.title,
-                    doc.content,
-                    content_hash(doc.content),
-                    doc.source_link,
-                    Jsonb(metadata),
-                )
-            )
+            row = _row(slug, doc)
+            kinds[str(row[0])] = doc.kind
+            rows.append(row)
         result = bulk_upsert(conn, "raw_documents", COLUMNS, rows, compare=COMPARED, on_update=ON_UPDATE)
+        earlier = set(stored_earlier) & set(kinds)
+        for row_id in earlier:
+            summary.new[kinds[row_id]] += 1
         for row_id in result.inserted:
             summary.new[kinds[row_id]] += 1
         for row_id in result.updated:
-            summary.changed[kinds[row_id]] += 1
-        written = set(result.inserted) | set(result.updated)
+            if row_id not in earlier:  # a fuller version of a document this crawl stored is still new
+                summary.changed[kinds[row_id]] += 1
+        written = set(result.inserted) | set(result.updated) | earlier
         for row_id, kind in kinds.items():
             if row_id not in written:
                 summary.unchanged[kind] += 1

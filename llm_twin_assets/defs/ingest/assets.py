@@ -3,17 +3,23 @@
 from typing import TYPE_CHECKING, Literal
 
 import dagster as dg
+import psycopg
 
 from llm_twin_assets.authors import load_author
 from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
+from llm_twin_assets.errors import StoreError
 from llm_twin_assets.store.data_versions import data_version
-from llm_twin_assets.store.raw_documents import store_crawl
+from llm_twin_assets.store.raw_documents import store_crawl, store_new
 
 if TYPE_CHECKING:
+    import logging
+
     from llm_twin_assets.crawling.dispatcher import CrawlOptions
+    from llm_twin_assets.records import CrawledDocument
     from llm_twin_assets.settings import TwinSettings
+    from llm_twin_assets.store.database import Database
 
 
 class CrawlConfig(dg.Config):
@@ -50,6 +56,34 @@ def crawl_options(config: CrawlConfig, settings: "TwinSettings") -> "CrawlOption
     )
 
 
+class StoreAsFound:
+    """Stores each link's new documents as soon as the link is crawled, so a run cut short (killed, timed
+    out) keeps what it found; changes and removals wait for the whole crawl (one transaction). Best
+    effort: when the database cannot take them now, the crawl goes on and its end stores everything."""
+
+    def __init__(self, database: "Database", slug: str, name: str, log: "logging.Logger") -> None:
+        self.database, self.slug, self.name, self.log = database, slug, name, log
+        self.ids: list[str] = []
+        """The documents stored so far (new to the store)."""
+        self._conn: psycopg.Connection | None = None
+        self._off = False
+
+    def __call__(self, link: str, documents: list["CrawledDocument"]) -> None:
+        if self._off or not documents:
+            return
+        try:
+            if self._conn is None:
+                self._conn = self.database.open()
+            self.ids.extend(store_new(self._conn, self.slug, self.name, documents))
+        except (psycopg.Error, StoreError) as exc:
+            self._off = True
+            self.log.warning(f"documents are stored when the crawl ends, not as found ({exc})")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
 @dg.asset(
     partitions_def=authors_partitions,
     group_name="ingest",
@@ -64,7 +98,11 @@ def raw_documents(
     with clear_failures():
         settings = authors.settings()
         links = load_author(settings, context.partition_key)
-        outcome = crawl(links, crawl_options(config, settings))
+        found = StoreAsFound(store.database(), links.slug, links.author.name, context.log)
+        try:
+            outcome = crawl(links, crawl_options(config, settings), found)
+        finally:
+            found.close()
         for failure in outcome.failures:
             context.log.warning(f"link failed: {failure.error}")
         urls = [links.resolve(link) for link in links.author.links]
@@ -77,6 +115,7 @@ def raw_documents(
                 urls,
                 outcome,
                 remove_after_gone=settings.gone_crawls_to_remove,
+                stored_earlier=found.ids,
             )
             version = data_version(conn, "raw_documents", links.slug)
         # The removal policy runs even when nothing answered (every link gone, a folder emptied, links
