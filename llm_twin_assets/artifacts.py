@@ -7,8 +7,11 @@ so a reader never sees half a version.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +42,15 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _free_space(folder: Path) -> str:
+    """How much room the file system holding ``folder`` (or its nearest existing parent) has left."""
+    for candidate in (folder, *folder.parents):
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(candidate).free
+            return f"{free / 2**20:.1f} MiB" if free < 2**30 else f"{free / 2**30:.1f} GiB"
+    return "unknown space"
+
+
 class LocalArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -47,15 +59,35 @@ class LocalArtifactStore:
         return self.root / _check_key(key)
 
     def put(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key`` atomically: a temporary file beside it, flushed to disk, renamed into
+        place. On any failure (a full disk, say) the temporary file is removed and an earlier version
+        at ``key`` is left as it was."""
         path = self._path(key)
+        tmp: str | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                f.flush()
+                # Some file systems report a full disk only here (NFS, quotas, delayed allocation), and
+                # without it a crash soon after the rename could leave an empty file under the key.
+                os.fsync(f.fileno())
             os.replace(tmp, path)
+            tmp = None
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise ArtifactError(
+                    f"cannot write artifact {path}: no space left on the disk holding {self.root} "
+                    f"({_free_space(self.root)} free); nothing was written and an earlier version of "
+                    f"{key} is unchanged. Fix: free space on that disk (or point LLM_TWIN_ARTIFACTS_URL "
+                    "at a store with room), then run it again"
+                ) from exc
             raise ArtifactError(f"cannot write artifact {path}: {exc}") from exc
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
