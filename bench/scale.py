@@ -5,12 +5,12 @@ Data: ``--authors`` (100) synthetic authors, ``--docs`` (200) documents each at 
 3-8 paragraphs, 25% posts, 5% code repositories, written from two of six topics per author (the
 generator of ``bench/features.py``). The store grows by increments (1x, then 3x more to reach 4x, then
 12x more to reach 16x), and each increment goes through the calls the feature assets make, per author
-as their partitions do: ``raw_needing_cleaning`` -> ``clean_documents`` -> ``write_cleaned``;
+as their partitions do: ``raw_needing_cleaning`` -> ``clean_frame`` -> ``write_cleaned``;
 ``documents_needing_chunks`` -> ``chunk_documents`` -> ``replace_chunks``; ``chunks_needing_embeddings``
 -> the encoder -> ``write_embeddings`` (the HNSW index maintained on insert, as in production).
 
 Per increment: throughput of each stage and seconds per 1,000 documents (how cost grows with data);
-cleaning and chunking on one process and on every core (the same chunks, checked); the encoder on a
+chunking on one process and on every core (the same chunks, checked); the encoder on a
 sample of the new chunks (``--encode-sample``) with the chunker's token ids reused and with tokenizing;
 then, on the whole store, search latency (p50/p95, one client) and recall@10 of the HNSW path of
 ``nearest()`` against exact search, unfiltered and filtered by author.
@@ -126,13 +126,8 @@ def main() -> None:
 
     from llm_twin_assets.embeddings import load_embedder, load_encoder, model_label
     from llm_twin_assets.features.chunking import CHUNKER_VERSION, ChunkingOptions, token_counter
-    from llm_twin_assets.features.cleaning import CLEANER_VERSION
-    from llm_twin_assets.features.parallel import (
-        DocumentToChunk,
-        available_cores,
-        chunk_documents,
-        clean_documents,
-    )
+    from llm_twin_assets.features.cleaning import CLEANER_VERSION, clean_frame
+    from llm_twin_assets.features.parallel import DocumentToChunk, available_cores, chunk_documents
     from llm_twin_assets.records import stable_id
     from llm_twin_assets.settings import get_settings
     from llm_twin_assets.store import embedded
@@ -200,29 +195,15 @@ def main() -> None:
             loaded += new
             n_docs = args.authors * new
 
-            # Cleaning: per author (as partitions run), on every core; and all of it on one process.
+            # Cleaning: per author (as partitions run), in one process (see features/parallel.py).
             with timer() as elapsed, database.connect() as conn:
-                raw_all = []
                 for slug in slugs:
                     raw = raw_needing_cleaning(conn, slug, CLEANER_VERSION)
-                    raw_all.append(raw)
-                    cleaned, rejected = clean_documents(raw, workers=cores)
+                    cleaned, rejected = clean_frame(raw)
                     write_cleaned(conn, slug, raw["id"].to_list(), cleaned, rejected, CLEANER_VERSION)
-            clean_s = elapsed()
-            import polars as pl
-
-            everything = pl.concat(raw_all)
-            with timer() as one:
-                clean_documents(everything, workers=1)
-            with timer() as many:
-                clean_documents(everything, workers=cores)
             report.add(
-                scale=f"{scale}x", stage="clean + write (per author)", items=n_docs, seconds=clean_s,
-                per_s=n_docs / clean_s, s_per_1k_docs=1000 * clean_s / n_docs,
-            )  # fmt: skip
-            report.add(
-                scale=f"{scale}x", stage=f"clean only: 1 process vs {cores}", items=n_docs, seconds=many(),
-                per_s=n_docs / many(), speedup=one() / many(),
+                scale=f"{scale}x", stage="clean + write (per author)", items=n_docs, seconds=elapsed(),
+                per_s=n_docs / elapsed(), s_per_1k_docs=1000 * elapsed() / n_docs,
             )  # fmt: skip
 
             # Chunking: the stale documents of every author, chunked on one process and on every core.

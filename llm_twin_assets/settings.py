@@ -64,7 +64,7 @@ class TwinSettings(BaseSettings):
     feature_workers: int = Field(
         default=0,
         ge=0,
-        description="Processes that clean and chunk documents (a large input only); 0 = one per core.",
+        description="Processes that chunk documents (a large input only); 0 = one per core.",
     )
     authors_dir: Path = Field(
         default=Path("authors"), description="Folder of authors/<slug>.yaml links files."

@@ -229,15 +229,7 @@ def clean_frame(
     ``store.features.REJECTED_SCHEMA``: a reason (duplicate, empty, damaged, unknown_kind), a detail for
     people, and for a duplicate the id it repeats and the cleaned text's hash. Duplicates are judged
     among these rows only; the store judges them against what it already holds.
-    (``features.parallel.clean_documents`` runs :func:`clean_rows` over the cores, then :func:`judge`.)
     """
-    return judge(clean_rows(raw, options))
-
-
-def clean_rows(raw: pl.DataFrame, options: CleaningOptions | None = None) -> pl.DataFrame:
-    """Every rule that looks at one document alone: the cleaned text, its headings, hash and language,
-    and the reason (if any) it cannot be kept by itself. Rows are independent: any slice of ``raw``
-    gives the same rows."""
     options = options or CleaningOptions()
     text = pl.col("content").str.normalize("NFC").str.replace_all(r"\r\n?", "\n")
     damage = pl.col("content").str.count_matches(r"[\ufffd\x00-\x08\x0e-\x1f]").cast(pl.Float64) / pl.col(
@@ -290,20 +282,6 @@ def clean_rows(raw: pl.DataFrame, options: CleaningOptions | None = None) -> pl.
         .otherwise(None)
         .alias("detail"),
     )
-    kept = pl.col("reason").is_null()
-    return frame.with_columns(
-        pl.when(kept).then(pl.col("text").map_batches(_hashes, return_dtype=pl.String)).alias("clean_hash"),
-        pl.when(pl.col("kind").is_in(CODE_KINDS))
-        .then(pl.lit("code"))
-        .when(kept)
-        .then(pl.col("text").map_batches(_languages, return_dtype=pl.String))
-        .alias("language"),
-    )
-
-
-def judge(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(cleaned, rejected) from :func:`clean_rows`' rows: the rejected, then exact duplicates among the
-    rest (same author, same cleaned text: the first URL is kept)."""
     rejected = frame.filter(pl.col("reason").is_not_null()).select(
         "id",
         "url",
@@ -314,7 +292,9 @@ def judge(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.lit(None, dtype=pl.String).alias("duplicate_of"),
         pl.lit(None, dtype=pl.String).alias("clean_hash"),
     )
-    kept = frame.filter(pl.col("reason").is_null())
+    kept = frame.filter(pl.col("reason").is_null()).with_columns(
+        pl.col("text").map_batches(_hashes, return_dtype=pl.String).alias("clean_hash")
+    )
     # Exact duplicates (same author, same cleaned text): keep the first URL, reject the others.
     kept = kept.sort("author", "url").with_columns(
         pl.col("url").first().over("author", "clean_hash").alias("first_url"),
@@ -340,7 +320,10 @@ def judge(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.col("text").alias("content"),
         pl.col("clean_hash").alias("content_hash"),
         pl.col("content_hash").alias("raw_content_hash"),
-        "language",
+        pl.when(pl.col("kind").is_in(CODE_KINDS))
+        .then(pl.lit("code"))
+        .otherwise(pl.col("text").map_batches(_languages, return_dtype=pl.String))
+        .alias("language"),
         pl.col("text").str.len_chars().cast(pl.Int32).alias("n_chars"),
         "truncated",
         "headings",
@@ -351,7 +334,7 @@ def judge(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 def _hashes(texts: pl.Series) -> pl.Series:
     from llm_twin_assets.records import content_hash
 
-    return pl.Series([content_hash(t) if t is not None else None for t in texts], dtype=pl.String)
+    return pl.Series([content_hash(t) for t in texts], dtype=pl.String)
 
 
 def _languages(texts: pl.Series) -> pl.Series:

@@ -1,15 +1,13 @@
-"""Cleaning and chunking over the cores give what one core gives, in the same order."""
+"""Chunking over the cores gives what one core gives, in the same order."""
 
 from __future__ import annotations
 
 import random
 
-import polars as pl
 import pytest
 
 from llm_twin_assets.features import parallel
 from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
-from llm_twin_assets.features.cleaning import clean_frame
 from llm_twin_assets_tests.features import hostile
 
 
@@ -52,31 +50,3 @@ def test_batches_are_runs_of_about_equal_size() -> None:
     assert parallel._batches([5], 8) == [[0]]
     assert parallel.worker_count(None, 10) == 1  # a small input stays here
     assert parallel.worker_count(3, parallel.MIN_PARALLEL_CHARS) == 3
-
-
-def test_cleaning_on_two_processes_judges_duplicates_across_slices(always_parallel) -> None:  # type: ignore[no-untyped-def]
-    r = random.Random("clean")
-    rows = []
-    for i in range(40):
-        content = hostile.document(r, giant_words=False) + f"\n\n<p class='x'>Para {i}</p>"
-        rows.append(
-            {
-                "id": f"r{i}",
-                "author": "maya",
-                "url": f"https://maya.example/{i:02d}",
-                "kind": "article",
-                "title": f"T{i}",
-                "content": content,
-                "content_hash": str(i),
-            }
-        )
-    rows[37] = {**rows[37], "content": rows[2]["content"]}  # the same text in another slice
-    rows[20] = {**rows[20], "content": "\ufffd" * 50}  # damaged
-    rows[30] = {**rows[30], "kind": "podcast"}  # unknown kind
-    raw = pl.DataFrame(rows)
-    cleaned, rejected = parallel.clean_documents(raw, workers=2)
-    expected_cleaned, expected_rejected = clean_frame(raw)
-    assert cleaned.equals(expected_cleaned) and rejected.equals(expected_rejected)
-    reasons = dict(zip(rejected["id"], rejected["reason"], strict=True))
-    assert reasons == {"r20": "damaged", "r30": "unknown_kind", "r37": "duplicate"}
-    assert parallel.clean_documents(raw.head(0), workers=2)[0].height == 0

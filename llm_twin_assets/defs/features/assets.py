@@ -34,15 +34,14 @@ class ChunkingConfig(dg.Config):
     description="Normalised text of each raw document (prose keeps the author's style; code stays code).",
 )
 def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-    from llm_twin_assets.features.cleaning import CLEANER_VERSION
-    from llm_twin_assets.features.parallel import clean_documents
+    from llm_twin_assets.features.cleaning import CLEANER_VERSION, clean_frame
     from llm_twin_assets.store.features import raw_needing_cleaning, rejections_of, write_cleaned
 
     author = context.partition_key
     start = time.perf_counter()
     with clear_failures(), store.database().connect() as conn:
         raw = raw_needing_cleaning(conn, author, CLEANER_VERSION)
-        cleaned, rejected = clean_documents(raw, workers=store.settings().feature_workers)
+        cleaned, rejected = clean_frame(raw)
         written = write_cleaned(conn, author, raw["id"].to_list(), cleaned, rejected, CLEANER_VERSION)
         total = conn.execute("SELECT count(*) FROM cleaned_documents WHERE author = %s", (author,)).fetchone()
         rejections = rejections_of(conn, author)
