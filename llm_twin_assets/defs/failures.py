@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import dagster as dg
 
 from llm_twin_assets.errors import TwinError
-from llm_twin_assets.store.database import DatabaseUnavailable, is_transient
+from llm_twin_assets.store.outages import DatabaseUnavailable, is_transient
 
 DATABASE_RETRIES = 3
 """Attempts after the first when the database went away; every step is safe to re-run (upserts on

@@ -7,7 +7,6 @@ data home is started (once, shared) and used. Either way :class:`Database` is wh
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +19,16 @@ from psycopg.conninfo import conninfo_to_dict
 from llm_twin_assets.errors import ConfigError, StoreError, TwinError
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store import embedded, migrations
+from llm_twin_assets.store.outages import (
+    NEARLY_FULL,
+    NO_SERVER,
+    SERVER_CHANGING,
+    DatabaseUnavailable,
+    DiskFullError,
+    disk_full_cause,
+    disk_full_error,
+    free_bytes,
+)
 from llm_twin_assets.store.vectors import drop_author_indexes
 
 _URL_FORM = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
@@ -35,46 +44,6 @@ def redact(url: str) -> str:
     if _URL_FORM.match(url):
         return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
     return _KEYWORD_PASSWORD.sub(r"\1***", url)
-
-
-class DiskFullError(StoreError):
-    """The disk under the database is full. The transaction in progress was rolled back; what was
-    committed before is intact, and a run after space is freed carries on."""
-
-
-_NEARLY_FULL = 32 << 20
-"""Less room than this (two WAL segments) under the embedded server's data: a lost connection or a failed
-start is the full disk's doing (PostgreSQL stops when it cannot create a WAL segment, and its recovery
-cannot finish until there is room)."""
-
-# Besides 53100 (disk full): how a connection ends when the server crashed or stopped.
-_SERVER_GONE = {None, "57P01", "57P02", "57P03", "58030"}
-
-
-def _free_bytes(path: Path) -> int | None:
-    for candidate in (path, *path.parents):
-        try:
-            return shutil.disk_usage(candidate).free
-        except OSError:
-            continue
-    return None
-
-
-def _disk_full_error(
-    what: str, pgdata: Path, free: int | None, reason: str, *, writing: bool = True
-) -> DiskFullError:
-    room = f"{free / 2**20:.1f} MiB free" if free is not None else "free space unknown"
-    kept = "the write in progress was rolled back; " if writing else ""
-    return DiskFullError(
-        f"LLM_TWIN_HOME: {what}: the disk holding the data home {pgdata.parent} is full ({room}; {reason}); "
-        f"{kept}what was stored before is intact. Fix: free space on that disk (or move LLM_TWIN_HOME to "
-        "a bigger one), then run it again: the embedded server recovers on its next start"
-    )
-
-
-def _first_line(exc: BaseException | str) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -127,65 +96,8 @@ class Database:
             raise full from exc
 
     def _disk_full(self, exc: Exception, *, stopped: bool) -> DiskFullError | None:
-        """The clear error for ``exc`` when a full disk caused it, else None. ``stopped``: the server
-        went away (PostgreSQL PANICs when it cannot create a WAL segment)."""
-        if isinstance(exc, psycopg.errors.DiskFull):
-            reason = _first_line(exc.diag.message_primary or exc)
-            if not self.embedded or self.pgdata is None:
-                return DiskFullError(
-                    f"the database at {redact(self.url)} is out of disk space ({reason}); the write in "
-                    "progress was rolled back. Fix: free space on the database server's disk (or grow "
-                    "its volume), then run it again"
-                )
-            what = "the embedded PostgreSQL server could not write" + (" and stopped" if stopped else "")
-            return _disk_full_error(what, self.pgdata, _free_bytes(self.pgdata), reason)
-        if not self.embedded or self.pgdata is None:
-            return None
-        if isinstance(exc, psycopg.Error) and exc.sqlstate not in _SERVER_GONE:
-            return None
-        free = _free_bytes(self.pgdata)
-        if free is None or free >= _NEARLY_FULL:
-            return None
-        return _disk_full_error(
-            "the embedded PostgreSQL server stopped", self.pgdata, free, f"PostgreSQL: {_first_line(exc)}"
-        )
-
-
-class DatabaseUnavailable(StoreError):
-    """The server is not there right now (restarting, failing over, coming back): the work is worth
-    retrying. ``config_error`` is what the failure means when this process never reached the server."""
-
-    def __init__(self, message: str, config_error: ConfigError | None = None) -> None:
-        super().__init__(message)
-        self.config_error = config_error
-
-
-# How libpq and the server word a connection attempt that met no server, and one that met a server
-# starting, stopping or recovering. Anything else (a refused user or password, an unknown database or
-# host) is a setting to fix, never retried.
-_NO_SERVER = re.compile(
-    r"No such file or directory|Connection refused|timeout expired|server closed the connection unexpectedly",
-    re.IGNORECASE,
-)
-_SERVER_CHANGING = re.compile(
-    r"the database system is (starting up|shutting down|in recovery mode|not (yet )?accepting connections)",
-    re.IGNORECASE,
-)
-# A connection lost mid-work because the server shut down (fast, or after a crash) or is starting.
-_LOST_STATES = {"57P01", "57P02", "57P03"}
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` is the database going away or coming back (a restart, a failover, a dropped
-    connection) rather than a problem to fix: retrying the work once it is back is the right answer."""
-    if isinstance(exc, DatabaseUnavailable):
-        return True
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    state = exc.sqlstate
-    # No SQLSTATE on an established connection: libpq lost it ("server closed the connection
-    # unexpectedly", "the connection is lost").
-    return state is None or state in _LOST_STATES or state.startswith("08")
+        """The clear error for ``exc`` when a full disk caused it, else None (see ``store.outages``)."""
+        return disk_full_cause(exc, redact(self.url), self.pgdata if self.embedded else None, stopped=stopped)
 
 
 def _open(url: str, setting: str) -> psycopg.Connection:
@@ -201,9 +113,9 @@ def _open(url: str, setting: str) -> psycopg.Connection:
             else "run `llm-twin db status`; remove a stale data home or set LLM_TWIN_DATABASE_URL",
         )
         away = f"PostgreSQL at {redact(url)} is not reachable right now ({reason})"
-        if _SERVER_CHANGING.search(str(exc)):  # a restart in progress, whoever asks
+        if SERVER_CHANGING.search(str(exc)):  # a restart in progress, whoever asks
             raise DatabaseUnavailable(away) from exc
-        if _NO_SERVER.search(str(exc)):  # gone since it was reached, or never there: see open_database
+        if NO_SERVER.search(str(exc)):  # gone since it was reached, or never there: see open_database
             raise DatabaseUnavailable(away, config_error) from exc
         raise config_error from exc
     except psycopg.ProgrammingError as exc:
@@ -230,10 +142,10 @@ def resolve_url(settings: TwinSettings) -> tuple[str, bool]:
     try:
         return embedded.ensure_running(settings.pgdata), True
     except StoreError as exc:
-        free = _free_bytes(settings.pgdata)
-        if free is None or free >= _NEARLY_FULL:
+        free = free_bytes(settings.pgdata)
+        if free is None or free >= NEARLY_FULL:
             raise
-        raise _disk_full_error(
+        raise disk_full_error(
             f"the embedded PostgreSQL server in {settings.pgdata} did not start",
             settings.pgdata,
             free,

@@ -29,7 +29,8 @@ import pytest
 from llm_twin_assets.artifacts import ArtifactError, LocalArtifactStore
 from llm_twin_assets.settings import get_settings
 from llm_twin_assets.store import embedded
-from llm_twin_assets.store.database import Database, DiskFullError, open_database
+from llm_twin_assets.store.database import Database, open_database
+from llm_twin_assets.store.outages import DiskFullError
 from llm_twin_assets_tests.conftest import fresh_home
 from llm_twin_assets_tests.store.helpers import add_author, raw_row, upsert_raw
 from llm_twin_assets_tests.test_cli import run as cli
