@@ -58,31 +58,34 @@ def sentence(rng: random.Random, topic: str, words: list[str]) -> str:
     )
 
 
+def document(rng: random.Random, topic: str, words: list[str]) -> tuple[str, str]:
+    """(kind, content) of one generated document: 70% articles of 3-8 paragraphs, 25% posts, 5% code
+    repositories."""
+    roll = rng.random()
+    if roll < 0.70:
+        return "article", "\n\n".join(
+            " ".join(sentence(rng, topic, words) for _ in range(rng.randint(3, 6)))
+            for _ in range(rng.randint(3, 8))
+        )
+    if roll < 0.95:
+        return "post", " ".join(sentence(rng, topic, words) for _ in range(rng.randint(2, 5)))
+    functions = "\n\n".join(
+        f'def {w}_{j}(rows):\n    """{sentence(rng, topic, words)}"""\n'
+        + "    rows = sorted(rows)\n" * 6
+        + "    return rows"
+        for j, w in enumerate(rng.sample(words, 5))
+    )
+    return "repository", (
+        f"\u241e README.md\n# {topic}\n\n{sentence(rng, topic, words)}\n\n\u241e src/{topic}.py\n{functions}\n"
+    )
+
+
 def make_corpus(n: int, seed: int = 0) -> list[dict[str, str]]:
     rng = random.Random(seed)
     docs = []
     for i in range(n):
         topic, vocabulary = TOPICS[i % len(TOPICS)]
-        words = vocabulary.split()
-        roll = rng.random()
-        if roll < 0.70:
-            kind = "article"
-            content = "\n\n".join(
-                " ".join(sentence(rng, topic, words) for _ in range(rng.randint(3, 6)))
-                for _ in range(rng.randint(3, 8))
-            )
-        elif roll < 0.95:
-            kind = "post"
-            content = " ".join(sentence(rng, topic, words) for _ in range(rng.randint(2, 5)))
-        else:
-            kind = "repository"
-            functions = "\n\n".join(
-                f'def {w}_{j}(rows):\n    """{sentence(rng, topic, words)}"""\n'
-                + "    rows = sorted(rows)\n" * 6
-                + "    return rows"
-                for j, w in enumerate(rng.sample(words, 5))
-            )
-            content = f"\u241e README.md\n# {topic}\n\n{sentence(rng, topic, words)}\n\n\u241e src/{topic}.py\n{functions}\n"
+        kind, content = document(rng, topic, vocabulary.split())
         docs.append(
             {
                 "id": f"doc-{i:05d}",

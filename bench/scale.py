@@ -38,8 +38,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.features import OPENERS, TOPICS, sentence
+from bench.features import OPENERS, TOPICS, document, sentence
 from bench.harness import Report, measure, timer
+from bench.vector_search import mix
 
 DIM = 384
 
@@ -57,24 +58,7 @@ def documents(author: int, start: int, n: int) -> list[tuple[object, ...]]:
     for i in range(start, start + n):
         rng = random.Random(f"{author}-{i}")
         topic, vocabulary = rng.choice(author_topics(author))
-        words = vocabulary.split()
-        roll = rng.random()
-        if roll < 0.70:
-            kind = "article"
-            content = "\n\n".join(
-                " ".join(sentence(rng, topic, words) for _ in range(rng.randint(3, 6)))
-                for _ in range(rng.randint(3, 8))
-            )
-        elif roll < 0.95:
-            kind = "post"
-            content = " ".join(sentence(rng, topic, words) for _ in range(rng.randint(2, 5)))
-        else:
-            kind = "repository"
-            functions = "\n\n".join(
-                f'def {w}_{j}(rows):\n    """{sentence(rng, topic, words)}"""\n    return sorted(rows)'
-                for j, w in enumerate(rng.sample(words, 5))
-            )
-            content = f"\u241e README.md\n# {topic}\n\n{sentence(rng, topic, words)}\n\n\u241e src/{topic}.py\n{functions}\n"
+        kind, content = document(rng, topic, vocabulary.split())
         content += f"\n\nNote {i} of {slug}."  # no two documents alike (duplicates are judged apart)
         url = f"https://{slug}.example/{i}"
         rows.append((document_id(slug, url), slug, url, kind, f"{topic} {i}", content, content_hash(content)))
@@ -92,15 +76,6 @@ def sentence_pool(embedder, authors: int) -> tuple[np.ndarray, np.ndarray, list[
     vectors = embedder.encode(texts, batch_size=64, normalize_embeddings=True)
     held_out = np.array([i % 5 == 0 for i in range(len(texts))])
     return vectors, held_out, topic_of
-
-
-def mix(rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
-    a = pool[rng.integers(len(pool), size=n)]
-    b = pool[rng.integers(len(pool), size=n)]
-    noise = rng.standard_normal((n, DIM)).astype(np.float32)
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    v = 0.8 * a + 0.5 * b + 0.35 * noise
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
 def search_figures(conn, nearest, queries: list[np.ndarray], authors: list[str | None]):  # type: ignore[no-untyped-def]

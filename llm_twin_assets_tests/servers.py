@@ -1,9 +1,12 @@
 """Helpers for tests that start real servers on 127.0.0.1."""
 
+import http.server
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 
@@ -13,6 +16,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_http(
+    handler: type[http.server.BaseHTTPRequestHandler], stop: Callable[[], None] = lambda: None
+) -> Iterator[str]:
+    """``handler`` served on 127.0.0.1 (a thread per request) while the block runs; yields the base URL.
+    ``stop`` runs first on the way out (to release requests a test holds), then the server shuts down."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        stop()
+        server.shutdown()
+        server.server_close()
 
 
 def wait_for_dagster(

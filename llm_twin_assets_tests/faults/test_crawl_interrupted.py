@@ -22,6 +22,7 @@ from llm_twin_assets.defs.ingest.checks import raw_documents_have_content, raw_d
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.ingest.site import article, write_links
+from llm_twin_assets_tests.servers import serve_http
 
 PAGES = 8
 ANSWERED = 4
@@ -101,15 +102,8 @@ def serve(site: Site) -> Iterator[str]:
             except OSError:  # the crawler was killed while this page was held
                 pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        site.release.set()
-        server.shutdown()
-        server.server_close()
+    with serve_http(Handler, stop=site.release.set) as url:
+        yield url
 
 
 def stored(db: Database) -> dict[str, tuple[str, str, str]]:

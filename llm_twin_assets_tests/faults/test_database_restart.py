@@ -18,24 +18,15 @@ import psycopg
 
 from llm_twin_assets.cli import failure_reason
 from llm_twin_assets.defs.failures import DATABASE_RETRIES
-from llm_twin_assets.defs.features import checks
-from llm_twin_assets.defs.features.assets import chunk_embeddings, chunks, cleaned_documents
+from llm_twin_assets.defs.features.assets import cleaned_documents
+from llm_twin_assets.defs.features.definitions import FEATURE_ASSETS, FEATURE_CHECKS
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store import embedded
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.store.helpers import add_author, raw_row, upsert_raw
 
-ASSETS = [
-    cleaned_documents,
-    chunks,
-    chunk_embeddings,
-    checks.chunks_not_empty,
-    checks.chunks_within_token_limit,
-    checks.chunks_have_documents,
-    checks.embeddings_complete_and_unit_norm,
-    checks.embeddings_from_configured_model,
-]
+ASSETS = [*FEATURE_ASSETS, *FEATURE_CHECKS]
 TOPICS = ["sourdough", "marathons", "HNSW graphs", "retries", "bicycles", "tea", "compilers", "gardens"]
 DOCUMENTS = {
     f"note-{i}": "\n\n".join(

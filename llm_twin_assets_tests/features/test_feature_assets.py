@@ -7,8 +7,7 @@ import subprocess
 import dagster as dg
 import pytest
 
-from llm_twin_assets.defs.features import checks
-from llm_twin_assets.defs.features.assets import chunk_embeddings, chunks, cleaned_documents
+from llm_twin_assets.defs.features.definitions import FEATURE_ASSETS, FEATURE_CHECKS
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
 from llm_twin_assets.retrieval import Retriever
 from llm_twin_assets.store.database import Database
@@ -30,16 +29,7 @@ FILLER = "\n\n".join(
     f"about that because people keep building them the other way round."
     for i in range(12)
 )
-ASSETS = [
-    cleaned_documents,
-    chunks,
-    chunk_embeddings,
-    checks.chunks_not_empty,
-    checks.chunks_within_token_limit,
-    checks.chunks_have_documents,
-    checks.embeddings_complete_and_unit_norm,
-    checks.embeddings_from_configured_model,
-]
+ASSETS = [*FEATURE_ASSETS, *FEATURE_CHECKS]
 
 
 def seed(db: Database, author: str, docs: dict[str, str]) -> None:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from llm_twin_assets_tests.ingest.site import article
+from llm_twin_assets_tests.servers import serve_http
 
 
 @contextmanager
@@ -64,15 +65,8 @@ def serve_trickle(
                 pass  # the client gave up: what a deadline is for
             self.close_connection = True
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        stopping.set()
-        server.shutdown()
-        server.server_close()
+    with serve_http(Handler, stop=stopping.set) as url:
+        yield url
 
 
 def processes_naming(text: str) -> list[str]:
