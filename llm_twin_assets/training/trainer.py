@@ -305,6 +305,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     tokenizer.save_pretrained(adapter)
     job.to_file(adapter / "training_job.yaml")
     tokens = int(trainer.state.num_input_tokens_seen)
+    peak, planned = _peak_memory(device), memory.weights + memory.activations
     metrics: dict[str, Any] = {
         "stage": job.stage,
         "profile": job.profile,
@@ -319,17 +320,13 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         "losses": losses,
         "tokens": tokens,
         "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
-        "peak_memory_mb": round(_peak_memory(device) / 2**20, 1),
+        "peak_memory_mb": round(peak / 2**20, 1),
         "gradient_checkpointing": memory.checkpointing,
         "activation_estimate_mb": round(memory.activations / 2**20, 1),
         # The plan (weights + activations) against what CUDA really allocated at the peak (optimizer
         # state, LoRA weights and workspaces come on top: a ratio near 1 means the plan holds).
-        "memory_plan_mb": round((memory.weights + memory.activations) / 2**20, 1),
-        **(
-            {"peak_over_plan": round(_peak_memory(device) / max(1, memory.weights + memory.activations), 3)}
-            if device == "cuda"
-            else {}
-        ),
+        "memory_plan_mb": round(planned / 2**20, 1),
+        **({"peak_over_plan": round(peak / max(1, planned), 3)} if device == "cuda" else {}),
         "liger": speedups.liger,
         "padding_free": speedups.padding_free,
         "attention": speedups.attention,
