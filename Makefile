@@ -46,8 +46,8 @@ demo: install
 	  trap 'kill $$server 2>/dev/null' EXIT; \
 	  for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(DEMO_PORT)) 2>/dev/null && break; sleep 0.1; done; \
 	  LLM_TWIN_ALLOW_PRIVATE_NETWORKS=1 $(BIN)/llm-twin materialize --author maya \
-	    --select raw_documents,cleaned_documents,chunks,chunk_embeddings
-	$(BIN)/llm-twin materialize --author maya --config samples/demo_run.yaml \
+	    --select build_settings,raw_documents,cleaned_documents,chunks,chunk_embeddings
+	$(BIN)/llm-twin materialize --author maya \
 	  --select instruct_dataset,preference_dataset,sft_adapter,dpo_adapter,twin_evaluation,twin_release
 	$(BIN)/llm-twin db status
 	$(BIN)/llm-twin search "why should a data job be safe to run twice?" --author maya --k 3
@@ -77,9 +77,15 @@ lint: install
 serve: install
 	set -m; exec $(BIN)/llm-twin serve --port $(SERVE_PORT)
 
+# The Dagster UI with what the demo author needs: her site served on 127.0.0.1:$(DEMO_PORT) (so the
+# sensor, the schedule and a launch from the UI can re-crawl her), samples/ readable, loopback allowed.
+dagster: export LLM_TWIN_LOCAL_ROOTS := $(CURDIR)/samples$(if $(LLM_TWIN_LOCAL_ROOTS),:$(LLM_TWIN_LOCAL_ROOTS))
+dagster: export LLM_TWIN_ALLOW_PRIVATE_NETWORKS := 1
 dagster: install
 	mkdir -p $(DAGSTER_HOME)
-	set -m; exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	set -m; $(BIN)/llm-twin demo serve --port $(DEMO_PORT) & site=$$!; \
+	  trap 'kill $$site 2>/dev/null' EXIT; \
+	  $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 db-start: install
 	$(BIN)/llm-twin db start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from llm_twin_assets.crawling.links import LinksFile, LinksFileError, discover, load, local_path
@@ -32,14 +33,19 @@ def load_author(settings: TwinSettings, slug: str) -> LinksFile:
     return load(links_file_path(settings, slug))
 
 
-def add_author(settings: TwinSettings, source: Path) -> LinksFile:
-    """Validate a links file and copy it into the authors folder.
+def add_author(
+    settings: TwinSettings, source: Path, validate: Callable[[LinksFile], object] | None = None
+) -> LinksFile:
+    """Validate a links file (its local links must exist; ``validate`` checks the rest, e.g. the build
+    settings against the assets' configs) and copy it into the authors folder.
 
     The file is copied as written (comments kept) when every link is absolute; otherwise it is
     rewritten with local paths resolved against its original folder, so they still point there.
     """
     links = load(source)
-    check_local_links(links, settings)
+    check_local_links(links, settings, must_exist=True)
+    if validate is not None:
+        validate(links)
     target = settings.authors_dir / f"{links.slug}.yaml"
     if source.resolve() == target.resolve():
         return links
@@ -59,7 +65,10 @@ def _absolute_links(links: LinksFile) -> str:
     for link in links.author.links:
         url = links.resolve(link)
         entries.append({"url": url, "kind": link.kind} if link.kind else url)
-    return yaml.safe_dump({"name": links.author.name, "links": entries}, sort_keys=False, allow_unicode=True)
+    data: dict[str, object] = {"name": links.author.name, "links": entries}
+    if links.author.build:
+        data["build"] = links.author.build
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def local_roots(settings: TwinSettings) -> LocalRoots:
@@ -67,10 +76,13 @@ def local_roots(settings: TwinSettings) -> LocalRoots:
     return LocalRoots.of(settings.readable_folders)
 
 
-def check_local_links(links: LinksFile, settings: TwinSettings) -> None:
+def check_local_links(links: LinksFile, settings: TwinSettings, must_exist: bool = False) -> None:
     """Refuse, by name, every local link the crawler would refuse (see ``LocalRoots``).
 
-    A path that does not exist yet passes: the crawl reports it as gone until it appears.
+    With ``must_exist`` (``author add``, the sensor, the schedule) a local path that does not exist is
+    refused too, naming where it was looked for: a links file copied away from the folder its relative
+    links were written for must not start a crawl that sees none of the author. Without it, a path that
+    does not exist passes (the crawl reports it as gone until it appears).
     """
     roots = local_roots(settings)
     problems = []
@@ -84,6 +96,11 @@ def check_local_links(links: LinksFile, settings: TwinSettings) -> None:
                 with real.open("rb") as file:
                     refuse_private_key(path, file.read(_KEY_SCAN_BYTES))
         except LocalPathMissing:
+            if must_exist:
+                problems.append(
+                    f"{links.path}, line {links.line_of(index)}: links.{index}: {link.url}: no such file or "
+                    f"folder ({path}; a relative path is read from the links file's folder, {links.path.parent})"
+                )
             continue
         except LocalPathRefused as exc:
             shown = link.url if exc.path == link.url else f"{link.url} ({exc.path})"

@@ -8,6 +8,9 @@ links:
     kind: repository            # optional: article | post | repository; inferred when absent
   - url: ./exports/linkedin-Shares.csv
     kind: post                  # a LinkedIn data export (Shares.csv), imported as posts
+build:                          # optional: the author's build settings, per asset (see BUILD_ASSETS)
+  instruct_dataset: {max_passages: 200}
+  sft_adapter: {profile: full}
 ```
 
 Every error names the file, the line and what is wrong. Relative paths are resolved against the
@@ -22,6 +25,7 @@ import hashlib
 import re
 import stat
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -37,6 +41,15 @@ ALLOWED_SCHEMES = ("http", "https", "git", "file")
 MAX_LINKS_FILE_BYTES = 1_000_000
 MAX_LINKS = 5_000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+BUILD_ASSETS = (
+    "instruct_dataset",
+    "preference_dataset",
+    "sft_adapter",
+    "dpo_adapter",
+    "twin_evaluation",
+)
+"""The assets whose settings an author's ``build:`` section may set (each one's fields are checked
+against that asset's config by ``llm_twin_assets.defs.build_settings``)."""
 
 
 class LinksFileError(TwinError):
@@ -87,6 +100,23 @@ class AuthorLinks(BaseModel):
 
     name: str = Field(min_length=1)
     links: list[Link] = Field(min_length=1)
+    build: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """The author's build settings: asset name -> that asset's config fields (dataset sizes, teacher,
+    training profile and overrides, evaluation settings). Every trigger builds the author with them."""
+
+    @field_validator("build", mode="before")
+    @classmethod
+    def _known_assets(cls, value: object) -> object:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ValueError("expected a mapping of asset name -> settings")
+        unknown = sorted(str(k) for k in value if k not in BUILD_ASSETS)
+        if unknown:
+            raise ValueError(
+                f"no build settings for {', '.join(unknown)} (settings exist for {', '.join(BUILD_ASSETS)})"
+            )
+        return {k: {} if v is None else v for k, v in value.items()}
 
     @field_validator("links", mode="before")
     @classmethod
@@ -115,6 +145,9 @@ class LinksFile(BaseModel):
 
     def line_of(self, index: int) -> int | None:
         return self.lines[index] if index < len(self.lines) else None
+
+    build_lines: dict[str, int | None] = Field(default_factory=dict)
+    """The line of each ``build`` entry and field (``asset`` and ``asset.field``), for errors."""
 
 
 def local_path(url: str) -> Path | None:
@@ -195,6 +228,11 @@ def parse(text: str, path: Path) -> LinksFile:
         author=author,
         sha256=hashlib.sha256(text.encode()).hexdigest(),
         lines=[_line_of(root, ("links", index)) for index in range(len(author.links))],
+        build_lines={
+            key: _line_of(root, ("build", *key.split(".")))
+            for asset, fields in author.build.items()
+            for key in (asset, *(f"{asset}.{name}" for name in fields))
+        },
     )
 
 

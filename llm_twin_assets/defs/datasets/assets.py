@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 
 from llm_twin_assets.defs.automation import follows_changed_inputs
+from llm_twin_assets.defs.build_settings import build_settings, with_author_settings
 from llm_twin_assets.defs.datasets import checks
 from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.features.assets import cleaned_documents
@@ -37,6 +38,25 @@ class InstructDatasetConfig(dg.Config):
     """A Parquet/JSONL file of general instructions (instruction+answer) mixed into training."""
     general_mix_rows: int = 0
     """How many general rows to mix in (0 = none)."""
+    teacher_backend: str | None = None
+    """Who writes this author's instructions: ``local`` or ``openai``; unset = the ``teacher`` resource
+    (``LLM_TWIN_TEACHER_BACKEND``)."""
+    teacher_model: str | None = None
+    """local: 'bundled', a path or a hub id; openai: the served model's name; unset = the resource's."""
+    teacher_base_url: str | None = None
+    """openai: the endpoint up to ``/v1``; unset = the resource's."""
+    teacher_api_key_env: str | None = None
+    """openai: the name of the variable that holds the key; unset = the resource's."""
+
+    def teacher_resource(self, default: TeacherResource) -> TeacherResource:
+        """The teacher resource with this config's choices over its own."""
+        return TeacherResource(
+            backend=self.teacher_backend or default.backend,
+            model=self.teacher_model or default.model,
+            base_url=self.teacher_base_url or default.base_url,
+            api_key_env=self.teacher_api_key_env or default.api_key_env,
+            device=default.device,
+        )
 
 
 class PreferenceDatasetConfig(dg.Config):
@@ -113,7 +133,7 @@ def _result(
 
 @dg.asset(
     partitions_def=authors_partitions,
-    deps=[cleaned_documents],
+    deps=[cleaned_documents, build_settings],
     group_name="datasets",
     kinds={"polars", "parquet"},
     check_specs=checks.check_specs("instruct"),
@@ -138,6 +158,8 @@ def instruct_dataset(
     author = context.partition_key
     start = time.perf_counter()
     with clear_failures():
+        config, build_meta = with_author_settings(context, config, store.database())
+        teacher = config.teacher_resource(teacher)
         settings = teacher.settings()
         style = config.style
         if style == "auto":
@@ -201,6 +223,7 @@ def instruct_dataset(
             "teacher_calls": writer.asked,
             "teacher_replies_reused": writer.reused,
             "general_rows": general.height if general is not None else 0,
+            **build_meta,
             "preview": dg.MetadataValue.md(preview(built.splits["train"], ["kind", "instruction", "answer"])),
         },
         results,
@@ -210,7 +233,7 @@ def instruct_dataset(
 
 @dg.asset(
     partitions_def=authors_partitions,
-    deps=[instruct_dataset],
+    deps=[instruct_dataset, build_settings],
     group_name="datasets",
     kinds={"polars", "parquet"},
     check_specs=checks.check_specs("preference"),
@@ -235,6 +258,7 @@ def preference_dataset(
     author = context.partition_key
     start = time.perf_counter()
     with clear_failures():
+        config, build_meta = with_author_settings(context, config, store.database())
         target = artifacts.store()
         instruct = latest(target, author, "instruct")
         settings = models.settings()
@@ -285,6 +309,7 @@ def preference_dataset(
             "teacher_calls": base.asked,
             "teacher_replies_reused": base.reused,
             **built.stats,
+            **build_meta,
             "preview": dg.MetadataValue.md(preview(built.splits["train"], ["prompt", "chosen", "rejected"])),
         },
         results,

@@ -14,6 +14,7 @@ from typing import Any
 import dagster as dg
 
 from llm_twin_assets.defs.automation import follows_changed_inputs
+from llm_twin_assets.defs.build_settings import build_settings, with_author_settings
 from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.features.assets import chunk_embeddings
 from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
@@ -67,7 +68,7 @@ def _options(config: EvaluationConfig) -> Any:
 
 @dg.asset(
     partitions_def=authors_partitions,
-    deps=[dpo_adapter, chunk_embeddings],
+    deps=[dpo_adapter, chunk_embeddings, build_settings],
     group_name="evaluation",
     kinds={"pytorch", "scikitlearn"},
     pool="gpu",
@@ -105,6 +106,7 @@ def twin_evaluation(
     author = context.partition_key
     start = time.perf_counter()
     with clear_failures():
+        config, build_meta = with_author_settings(context, config, store.database())
         stored = store.settings()
         model_settings = models.settings()
         settings = get_settings(
@@ -167,6 +169,7 @@ def twin_evaluation(
     context.log.info(f"quality gate {decision.summary()}")
     metadata = _metadata(results, decision, frame, reused, time.perf_counter() - start)
     metadata["uri"] = artifact_store.uri(examples_key(author, job.evaluation_id))
+    metadata.update(build_meta)
     check = dg.AssetCheckResult(
         check_name="twin_beats_base",
         asset_key="twin_evaluation",

@@ -6,12 +6,17 @@ import json
 import dagster as dg
 
 from llm_twin_assets.crawling.links import MAX_LINKS_FILE_BYTES, LinksFileError, discover, load
+from llm_twin_assets.defs.build_settings import check_author
 from llm_twin_assets.defs.partitions import AUTHORS, authors_partitions
 from llm_twin_assets.settings import get_settings
+from llm_twin_assets.store.build_settings import settings_digest
 
 # Ingestion and features only, for one author. Datasets and training are not in it: they follow
 # through declarative automation when these assets' data versions changed (defs/automation.py), so a
 # re-crawl that found nothing new calls no teacher and trains nothing.
+BUILD_TAG = "llm_twin/build_settings"
+"""Run tag: the digest of the author's build settings the run was requested with."""
+
 author_pipeline_job = dg.define_asset_job(
     "author_pipeline",
     selection=dg.AssetSelection.groups("ingest", "features"),  # partitioned by author, like its assets
@@ -23,10 +28,12 @@ author_pipeline_job = dg.define_asset_job(
     job=author_pipeline_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="A new or changed authors/<slug>.yaml adds the partition and runs that author.",
+    description="A new or changed authors/<slug>.yaml adds the partition and runs that author; a file that "
+    "`llm-twin author add` would refuse (a local link that does not resolve, bad build settings) starts no run.",
 )
 def authors_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    folder = get_settings().authors_dir
+    settings = get_settings()
+    folder = settings.authors_dir
     cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, str] = {}
     runs, new_partitions = [], []
@@ -43,8 +50,9 @@ def authors_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
             continue
         try:
             links = load(path)
+            build = check_author(links, settings)
         except LinksFileError as exc:
-            context.log.warning(f"skipping invalid links file: {exc}")
+            context.log.warning(f"refused links file (no run; fix it and save it again): {exc}")
             continue
         if slug not in existing:
             new_partitions.append(slug)
@@ -52,7 +60,7 @@ def authors_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
             dg.RunRequest(
                 partition_key=slug,
                 run_key=f"{slug}:{digest[:16]}",
-                tags={"llm_twin/links_sha256": links.sha256},
+                tags={"llm_twin/links_sha256": links.sha256, BUILD_TAG: settings_digest(build)},
             )
         )
     return dg.SensorResult(
@@ -68,11 +76,32 @@ def authors_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
     job=author_pipeline_job,
     cron_schedule="0 3 * * *",
     execution_timezone="UTC",
-    description="Re-crawl every author daily: unchanged pages write nothing.",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Re-crawl every author daily at 03:00 UTC: unchanged pages write nothing. An author whose "
+    "links file is missing or would be refused is skipped and named.",
 )
-def daily_recrawl_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+def daily_recrawl_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
+    settings = get_settings()
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    return [
-        dg.RunRequest(partition_key=slug, run_key=f"recrawl:{slug}:{day}")
-        for slug in context.instance.get_dynamic_partitions(AUTHORS)
-    ]
+    found = discover(settings.authors_dir)
+    runs, skipped = [], []
+    for slug in context.instance.get_dynamic_partitions(AUTHORS):
+        try:
+            if slug not in found:
+                raise LinksFileError(f"no links file for {slug!r} in {settings.authors_dir}")
+            links = load(found[slug])
+            build = check_author(links, settings)
+        except LinksFileError as exc:
+            context.log.warning(f"not re-crawling {slug}: {exc}")
+            skipped.append(slug)
+            continue
+        runs.append(
+            dg.RunRequest(
+                partition_key=slug,
+                run_key=f"recrawl:{slug}:{day}",
+                tags={"llm_twin/links_sha256": links.sha256, BUILD_TAG: settings_digest(build)},
+            )
+        )
+    if not runs and skipped:
+        return dg.SkipReason(f"every author's links file is missing or refused: {', '.join(skipped)}")
+    return runs

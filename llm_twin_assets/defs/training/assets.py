@@ -14,11 +14,12 @@ from typing import Any
 import dagster as dg
 
 from llm_twin_assets.defs.automation import follows_changed_inputs
+from llm_twin_assets.defs.build_settings import build_settings, with_author_settings
 from llm_twin_assets.defs.datasets.assets import instruct_dataset, preference_dataset
 from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
 from llm_twin_assets.defs.partitions import authors_partitions
-from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, TrainerResource
+from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 
 # Partitioned asset checks are marked preview in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
@@ -46,6 +47,7 @@ def _train(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
     stage: str,
+    store_resource: StoreResource,
     models: ModelsResource,
     artifacts: ArtifactsResource,
     trainer: TrainerResource,
@@ -58,6 +60,7 @@ def _train(
     author = context.partition_key
     start = time.perf_counter()
     with clear_failures():
+        config, build_meta = with_author_settings(context, config, store_resource.database())
         settings = models.settings()
         store = artifacts.store()
         dataset = latest(store, author, "instruct" if stage == "sft" else "preference")
@@ -95,6 +98,7 @@ def _train(
     metrics = dict(published.manifest.get("metrics", {}))
     metadata = _metadata(published, store, metrics, reused, time.perf_counter() - start)
     metadata["promoted"] = data_version.value == version
+    metadata.update(build_meta)
     losses = metrics.get("losses") or []
     if losses:
         chart = line_chart_markdown(
@@ -184,7 +188,7 @@ def _metadata(
 
 @dg.asset(
     partitions_def=authors_partitions,
-    deps=[instruct_dataset],
+    deps=[instruct_dataset, build_settings],
     group_name="training",
     kinds={"pytorch", "peft"},
     pool="gpu",
@@ -197,16 +201,17 @@ def _metadata(
 def sft_adapter(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
+    store: StoreResource,
     models: ModelsResource,
     artifacts: ArtifactsResource,
     trainer: TrainerResource,
 ) -> dg.MaterializeResult:
-    return _train(context, config, "sft", models, artifacts, trainer)
+    return _train(context, config, "sft", store, models, artifacts, trainer)
 
 
 @dg.asset(
     partitions_def=authors_partitions,
-    deps=[sft_adapter, preference_dataset],
+    deps=[sft_adapter, preference_dataset, build_settings],
     group_name="training",
     kinds={"pytorch", "peft"},
     pool="gpu",
@@ -219,8 +224,9 @@ def sft_adapter(
 def dpo_adapter(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
+    store: StoreResource,
     models: ModelsResource,
     artifacts: ArtifactsResource,
     trainer: TrainerResource,
 ) -> dg.MaterializeResult:
-    return _train(context, config, "dpo", models, artifacts, trainer)
+    return _train(context, config, "dpo", store, models, artifacts, trainer)
