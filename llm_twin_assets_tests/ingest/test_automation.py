@@ -37,6 +37,7 @@ def test_the_nightly_recrawl_of_an_unchanged_author_runs_no_dataset_and_no_train
     monkeypatch.setenv("LLM_TWIN_ALLOW_PRIVATE_NETWORKS", "1")
     pipeline = defs.resolve_job_def("author_pipeline")
     assert {k.to_user_string() for k in pipeline.asset_layer.selected_asset_keys} == {
+        "build_settings",
         "raw_documents",
         "cleaned_documents",
         "chunks",
@@ -57,10 +58,10 @@ def test_the_nightly_recrawl_of_an_unchanged_author_runs_no_dataset_and_no_train
                 partition_key=request.partition_key, instance=instance, run_config=FAST, tags=request.tags
             ).success
 
-        nightly(1)  # the author's first crawl: the new partition's instruct dataset follows; what needs
-        # it waits until it exists and has passed its blocking checks
+        nightly(1)  # the author's first crawl records her build settings too: what follows them is
+        # requested in this one tick, as one run (each step waits in it for its inputs and checks)
         tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)
-        assert requested(tick) == {"instruct_dataset": ["maya"]}
+        assert requested(tick) == {name: ["maya"] for name in FOLLOWERS}
 
         nightly(2)  # nothing changed on the site: same data versions, nothing follows
         tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor)

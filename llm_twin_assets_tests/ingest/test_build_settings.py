@@ -23,7 +23,16 @@ ESSAY = (
     "an argument. The lesson I keep relearning is to write it down, test it for real, and only then tell "
     "anyone else that {topic} matters as much as I think it does. Small machines teach patience."
 )
-TOPICS = ["retries", "Postgres", "sourdough", "marathons", "real tests", "HNSW", "idempotent jobs", "old code"]
+TOPICS = [
+    "retries",
+    "Postgres",
+    "sourdough",
+    "marathons",
+    "real tests",
+    "HNSW",
+    "idempotent jobs",
+    "old code",
+]
 SETTINGS = {
     "instruct_dataset": {"max_passages": 3, "max_new_tokens": 24, "min_examples": 2, "test_ratio": 0.34},
     "sft_adapter": {"profile": "tiny", "learning_rate": 0.002},
@@ -58,7 +67,9 @@ def test_build_settings_are_checked_against_each_assets_config_with_lines(tmp_pa
     good = parse(links_text(SETTINGS), tmp_path / "ada.yaml")
     assert validate_build(good) == SETTINGS
 
-    with pytest.raises(LinksFileError, match=r"ada.yaml, line 6: build: Value error, no build settings for raw_documents "):
+    with pytest.raises(
+        LinksFileError, match=r"ada.yaml, line 6: build: Value error, no build settings for raw_documents "
+    ):
         parse(links_text({"raw_documents": {"min_delay_s": 0}}), tmp_path / "ada.yaml")
 
     typo = parse(
@@ -224,4 +235,4 @@ def test_author_show_prints_the_recorded_and_effective_settings(db: Database, au
     report = json.loads(runner.invoke(app, ["author", "show", "ada", "--json"]).output)
     assert report["recorded"]["digest"] == settings_digest(SETTINGS) and report["pending_change"] is False
     text = runner.invoke(app, ["author", "show", "ada"]).output
-    assert "sft_adapter: profile=\"tiny\" (author)" in text and "learning_rate=0.002 (author)" in text
+    assert 'sft_adapter: profile="tiny" (author)' in text and "learning_rate=0.002 (author)" in text

@@ -60,6 +60,8 @@ def test_new_changed_and_invalid_links_files(authors_dir: Path, capfd: pytest.Ca
 
 
 def test_the_daily_schedule_recrawls_every_author(authors_dir: Path) -> None:
+    write_links(authors_dir, "maya", ["https://example.org/a"])
+    write_links(authors_dir, "sam", ["https://example.org/sam"], name="Sam")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("authors", ["maya", "sam"])
         context = dg.build_schedule_context(
