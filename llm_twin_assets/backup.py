@@ -4,15 +4,24 @@ adapters), with a manifest of checksums.
 
 An export is a folder: ``tables/<table>.csv`` (``COPY … CSV HEADER`` of one consistent snapshot, generated
 columns left out), ``artifacts/<key>``, and ``manifest.json`` — written last, so a folder without one is
-an export that did not finish. An import checks every checksum and the schema before it writes anything,
-writes into an empty store only, loads every table in one transaction, and removes the artifacts it wrote
-if that transaction fails: nothing is ever half-imported.
+an export that did not finish. An import checks, before it writes anything, that the folder holds only
+plain files and folders (no symbolic link anywhere), that every path the manifest names stays inside it,
+every checksum, every table file's header and row count, and the schema; it writes into an empty store
+only, loads every table in one transaction (each table's loaded row count checked again), and removes the
+artifacts it wrote if that transaction fails: nothing is ever half-imported, and a refused import writes
+nothing at all.
 """
 
 from __future__ import annotations
 
+import csv
+import errno
 import hashlib
 import json
+import os
+import shutil
+import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,8 +55,61 @@ class Summary:
 def export_store(
     database: Database, store: ArtifactStore, target: Path, progress: Progress = lambda _: None
 ) -> Summary:
-    if target.exists() and any(target.iterdir()):
-        raise BackupError(f"{target} is not empty: export into a new folder")
+    """Export into ``target``: a new folder, or an empty one. An existing file, a folder with anything in
+    it, or a place that cannot be written is refused with one line; an export that fails half-way removes
+    what it wrote (and the folder, when it made it)."""
+    check_export_target(target)
+    made = not target.exists()
+    try:
+        return _export(database, store, target, progress)
+    except OSError as exc:
+        _remove_partial(target, made)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # the CLI names the full disk and its free space
+        raise BackupError(
+            f"cannot write the export to {target}: {_os_reason(exc)}; nothing was exported"
+        ) from None
+    except BaseException:
+        _remove_partial(target, made)
+        raise
+
+
+def check_export_target(target: Path) -> None:
+    if target.is_symlink() and not target.exists():
+        raise BackupError(f"{target} is a dangling symbolic link: export into a new folder")
+    if target.exists() and not target.is_dir():
+        raise BackupError(f"{target} already exists and is not a folder: export into a new folder")
+    try:
+        if target.is_dir() and any(target.iterdir()):
+            raise BackupError(f"{target} is not empty: export into a new folder")
+    except PermissionError:
+        raise BackupError(f"cannot read {target} (permission denied): export into a new folder") from None
+    parent = next((p for p in (target, *target.parents) if p.exists()), None)
+    if parent is None or not parent.is_dir():
+        raise BackupError(f"cannot write the export to {target}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise BackupError(f"cannot write the export to {target}: {parent} is not writable")
+
+
+def _remove_partial(target: Path, made: bool) -> None:
+    """What a failed export wrote: its own sub-folders (and the target, when the export made it)."""
+    if made:
+        shutil.rmtree(target, ignore_errors=True)
+        return
+    for name in ("tables", "artifacts", MANIFEST):
+        path = target / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _os_reason(exc: OSError) -> str:
+    reason = (exc.strerror or type(exc).__name__).lower()
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def _export(database: Database, store: ArtifactStore, target: Path, progress: Progress) -> Summary:
     (target / "tables").mkdir(parents=True, exist_ok=True)
     tables: dict[str, dict[str, Any]] = {}
     with database.connect() as conn:
@@ -92,6 +154,10 @@ def export_store(
 def import_store(
     database: Database, store: ArtifactStore, source: Path, progress: Progress = lambda _: None
 ) -> Summary:
+    """Import the export in ``source`` into an empty store; see the module's docstring for what is
+    checked first. The summary's row counts are the rows loaded."""
+    source = source.absolute()
+    refuse_links(source)
     manifest = read_manifest(source)
     verify(source, manifest)
     progress(f"checked {len(manifest['tables'])} tables and {len(manifest['artifacts'])} artifacts")
@@ -104,17 +170,30 @@ def import_store(
             "import into an empty store"
         )
     written: list[str] = []
+    loaded: dict[str, int] = {}
     try:
-        for key in manifest["artifacts"]:
-            store.put(key, (source / "artifacts" / key).read_bytes())
+        for key, digest in manifest["artifacts"].items():
+            path = _inside(source, f"artifacts/{key}", f"artifact {key}")
+            data = _read_plain(path)
+            if hashlib.sha256(data).hexdigest() != digest:  # changed since it was checked
+                raise BackupError(
+                    f"artifact {key}: {path} does not match its checksum: the export is damaged; nothing was imported"
+                )
+            store.put(key, data)
             written.append(key)
         progress(f"artifacts: {len(written):,} files")
         with database.connect() as conn, conn.transaction():
             for table in tables_in_order(conn):
                 entry = manifest["tables"].get(table)
                 if entry is not None:
-                    _copy_in(conn, table, entry["columns"], source / entry["file"])
-                    progress(f"table {table}: {entry['rows']:,} rows")
+                    path = _inside(source, entry["file"], f"table {table}")
+                    loaded[table] = _copy_in(conn, table, entry["columns"], path)
+                    if loaded[table] != entry["rows"]:
+                        raise BackupError(
+                            f"table {table}: {path} loaded {loaded[table]:,} rows but the manifest says "
+                            f"{entry['rows']:,}: the export is damaged; nothing was imported"
+                        )
+                    progress(f"table {table}: {loaded[table]:,} rows")
             _reset_sequences(conn)
     except BaseException:
         for key in written:  # the store was empty of these keys: leave it as it was
@@ -122,7 +201,70 @@ def import_store(
         raise
     _rebuild_author_indexes(database, progress)
     size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
-    return Summary({t: v["rows"] for t, v in manifest["tables"].items()}, len(written), size)
+    return Summary(loaded, len(written), size)
+
+
+def refuse_links(source: Path) -> None:
+    """Refuse a folder holding anything but plain files and folders: a symbolic link (to a file or a
+    folder, anywhere, the manifest included) would load content from outside the export. The folder
+    itself may be reached through a link (the path given is the user's own choice)."""
+    if not source.is_dir():
+        return  # read_manifest says what is wrong
+    for folder, folders, files in os.walk(source, followlinks=False, onerror=_walk_error):
+        for name in folders + files:
+            path = Path(folder) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                raise BackupError(
+                    f"{path} is a symbolic link: an export holds only plain files and folders, and a link "
+                    "could bring in content from outside it; nothing was imported"
+                )
+            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise BackupError(
+                    f"{path} is not a plain file or folder: an export holds only those; nothing was imported"
+                )
+
+
+def _walk_error(exc: OSError) -> None:
+    raise BackupError(
+        f"cannot read {exc.filename}: {(exc.strerror or str(exc)).lower()}; nothing was imported"
+    )
+
+
+def _inside(source: Path, relative: object, what: str) -> Path:
+    """``source / relative``, refused unless ``relative`` is a plain relative path that stays inside the
+    export (no absolute path, no ``..``, nothing that resolves elsewhere)."""
+    if not isinstance(relative, str) or not relative or "\x00" in relative:
+        raise BackupError(
+            f"{what}: the manifest names {relative!r}, not a file of the export; nothing was imported"
+        )
+    parts = relative.split("/")
+    if relative.startswith("/") or Path(relative).is_absolute():
+        rule = "an absolute path"
+    elif ".." in parts or ".." in Path(relative).parts:
+        rule = "a path with '..'"
+    elif any(p in ("", ".") for p in parts):
+        rule = "not a plain relative path"
+    else:
+        path = source / relative
+        root = source.resolve()
+        if path.resolve() == root or not path.resolve().is_relative_to(root):
+            rule = "a path that resolves outside the export"
+        else:
+            return path
+    raise BackupError(
+        f"{what}: the manifest names {relative!r}, {rule}: every file of an export lies inside its folder; "
+        "nothing was imported"
+    )
+
+
+def _read_plain(path: Path) -> bytes:
+    """The bytes of a regular file, never through a link (a file swapped for one after the checks)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise BackupError(f"{path} is not a plain file; nothing was imported")
+        return f.read()
 
 
 def read_manifest(source: Path) -> dict[str, Any]:
@@ -143,15 +285,77 @@ def read_manifest(source: Path) -> dict[str, Any]:
 
 
 def verify(source: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest names is there with its checksum; no table file is unaccounted for."""
+    """Every file the manifest names lies inside the export and is there with its checksum; every table
+    file has the manifest's columns as its header and holds as many rows as the manifest says."""
+    _check_shape(manifest)
+    paths = {
+        table: _inside(source, entry["file"], f"table {table}") for table, entry in manifest["tables"].items()
+    }
+    artifacts = {key: _inside(source, f"artifacts/{key}", f"artifact {key}") for key in manifest["artifacts"]}
     for table, entry in manifest["tables"].items():
-        _check_file(source / entry["file"], entry["sha256"], f"table {table}")
+        _check_file(paths[table], entry["sha256"], f"table {table}")
     for key, digest in manifest["artifacts"].items():
-        _check_file(source / "artifacts" / key, digest, f"artifact {key}")
+        _check_file(artifacts[key], digest, f"artifact {key}")
+    for table, entry in manifest["tables"].items():
+        _check_rows(paths[table], entry, f"table {table}")
+
+
+def _check_shape(manifest: dict[str, Any]) -> None:
+    """The manifest's entries have the types an export writes (a hand-edited one may not)."""
+    tables, artifacts = manifest.get("tables"), manifest.get("artifacts")
+    problem = None
+    if not isinstance(tables, dict) or not isinstance(artifacts, dict):
+        problem = "'tables' and 'artifacts' must be objects"
+    else:
+        for table, entry in tables.items():
+            if not (
+                isinstance(entry, dict)
+                and isinstance(entry.get("file"), str)
+                and isinstance(entry.get("sha256"), str)
+                and isinstance(entry.get("rows"), int)
+                and not isinstance(entry.get("rows"), bool)
+                and entry["rows"] >= 0
+                and isinstance(entry.get("columns"), list)
+                and entry["columns"]
+                and all(isinstance(c, str) for c in entry["columns"])
+            ):
+                problem = f"table {table}: needs file, sha256, rows (a count) and columns"
+                break
+        else:
+            bad = next((k for k, v in artifacts.items() if not isinstance(v, str)), None)
+            if bad is not None:
+                problem = f"artifact {bad}: needs a sha256"
+    if problem is not None:
+        raise BackupError(f"{MANIFEST} is not a valid export manifest ({problem}); nothing was imported")
+
+
+def _check_rows(path: Path, entry: dict[str, Any], what: str) -> None:
+    """The file's header is the manifest's columns and it holds the manifest's row count (CSV records,
+    parsed as PostgreSQL wrote them: a quoted value may span lines)."""
+    csv.field_size_limit(sys.maxsize)
+    with path.open("r", encoding="utf-8", newline="") as text:
+        reader = csv.reader(text)
+        try:
+            header = next(reader, None)
+            rows = sum(1 for _ in reader)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise BackupError(
+                f"{what}: {path} is not a readable CSV file ({exc}); nothing was imported"
+            ) from None
+    if header != entry["columns"]:
+        raise BackupError(
+            f"{what}: {path} has the columns {header} but the manifest says {entry['columns']}: the export is "
+            "damaged; nothing was imported"
+        )
+    if rows != entry["rows"]:
+        raise BackupError(
+            f"{what}: {path} holds {rows:,} rows but the manifest says {entry['rows']:,}: the export is "
+            "damaged or was cut short; nothing was imported"
+        )
 
 
 def _check_file(path: Path, digest: str, what: str) -> None:
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
         raise BackupError(f"{what}: {path} is missing: the export is partial; nothing was imported")
     if _sha256(path) != digest:
         raise BackupError(
@@ -238,14 +442,22 @@ def _copy_out(conn: psycopg.Connection, table: str, columns: list[str], path: Pa
     return int(row[0]) if row else 0
 
 
-def _copy_in(conn: psycopg.Connection, table: str, columns: list[str], path: Path) -> None:
+def _copy_in(conn: psycopg.Connection, table: str, columns: list[str], path: Path) -> int:
+    """Load the file into the table; the number of rows PostgreSQL loaded."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER)").format(
         sql.Identifier(table), _columns(columns)
     )
     try:
-        with conn.cursor() as cur, cur.copy(statement) as copy, path.open("rb") as source:
-            while data := source.read(1 << 20):
-                copy.write(data)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with conn.cursor() as cur, open(fd, "rb") as source:
+            with cur.copy(statement) as copy:
+                while data := source.read(1 << 20):
+                    copy.write(data)
+            return cur.rowcount
+    except OSError as exc:
+        raise BackupError(
+            f"table {table}: cannot read {path} ({_os_reason(exc)}); nothing was imported"
+        ) from None
     except psycopg.Error as exc:
         where = exc.diag.context.splitlines()[0][:160] if exc.diag.context else ""
         reason = str(exc).splitlines()[0] + (f"; {where}" if where else "")

@@ -21,9 +21,11 @@ def _store_and_database():  # type: ignore[no-untyped-def]
 
 def export_command(target: Annotated[Path, typer.Argument(help="A new (or empty) folder.")]) -> None:
     """Export every table (documents, chunks with embeddings, evaluations, releases, traces …) and every
-    artifact (datasets, adapters) with a manifest of checksums."""
-    from llm_twin_assets.backup import export_store
+    artifact (datasets, adapters) with a manifest of checksums. An existing file, a folder with anything
+    in it, or a place that cannot be written is refused before anything is read."""
+    from llm_twin_assets.backup import check_export_target, export_store
 
+    check_export_target(target)
     database, store = _store_and_database()
     summary = export_store(database, store, target, progress=lambda line: typer.echo(f"  {line}"))
     rows = sum(summary.tables.values())
@@ -36,7 +38,8 @@ def export_command(target: Annotated[Path, typer.Argument(help="A new (or empty)
 def import_command(
     source: Annotated[Path, typer.Argument(help="A folder written by `llm-twin export`.")],
 ) -> None:
-    """Import an export into an empty store (checked first: a partial or damaged export is refused and
+    """Import an export into an empty store (checked first: a partial or damaged export, a symbolic link
+    anywhere in it, a manifest path outside it or a row count that is not the manifest's is refused and
     nothing is written)."""
     from llm_twin_assets.backup import import_store
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 
@@ -16,23 +16,50 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def friendly_errors(func: F) -> F:
     """Our own errors, and a full disk under the data home, print one clear line and exit 2, instead of
-    a traceback."""
+    a traceback. No line — and no traceback — ever shows the database password."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except TwinError as exc:
-            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
+            _fail(str(exc))
         except Exception as exc:
             full = full_disk(exc)
-            if full is None:
-                raise
-            typer.secho(f"error: {full}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from None
+            if full is not None:
+                _fail(full)
+            if _holds_secret(exc):  # a traceback would show it: one scrubbed line instead
+                _fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
+            raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {_scrubbed(message)}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2) from None
+
+
+def _database_url() -> str | None:
+    """The configured database URL (read from the environment as settings read it), if any."""
+    import os
+
+    return os.environ.get("LLM_TWIN_DATABASE_URL") or None
+
+
+def _scrubbed(message: str) -> str:
+    from llm_twin_assets.store.outages import scrub
+
+    return scrub(message, _database_url())
+
+
+def _holds_secret(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    chain: list[BaseException] = []
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return any(_scrubbed(str(e)) != str(e) for e in chain)
 
 
 NEARLY_FULL = 32 << 20

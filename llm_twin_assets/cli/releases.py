@@ -118,10 +118,40 @@ def release_rollback(
     author: Annotated[str, typer.Argument(help="The author (slug).")],
     version: Annotated[str, typer.Argument(help="A release number, or the DPO adapter version it released.")],
 ) -> None:
-    """Serve an earlier release of the author again (from the next request on)."""
+    """Serve an earlier release of the author again (from the next request on). Every file the release
+    needs (both adapters, weights included, against their checksums) is checked first: a release that
+    cannot be served is refused and the current one stays."""
     from llm_twin_assets.evaluation.releases import rollback
 
-    release = rollback(_database(), _artifacts(), author, version)
+    database, store = _database(), _artifacts()
+    for note in check_release_files(database, store, author, version):
+        typer.echo(f"note: {note}")
+    release = rollback(database, store, author, version)
     typer.echo(
         f"{author} now serves release {release.release} (sft {release.sft_version}, dpo {release.dpo_version})"
     )
+
+
+def check_release_files(database: Any, store: Any, author: str, version: str) -> list[str]:
+    """Refuse (one line naming the file and the rule, and what is still served) a release of ``author``
+    whose adapters are not all in the artifact store as published; notes for adapters too old to record
+    checksums. An unknown ``version`` is left to ``rollback`` to name."""
+    from llm_twin_assets.evaluation import EvaluationError
+    from llm_twin_assets.store import releases
+    from llm_twin_assets.training.adapters import AdapterFilesError, verify_twin_files
+
+    with database.connect() as conn:
+        known = releases.all_releases(conn, author)
+        current = releases.current(conn, author)
+    chosen = next((r for r in known if str(r.release) == version or r.dpo_version == version), None)
+    if chosen is None:
+        return []
+    try:
+        return verify_twin_files(store, author, chosen.sft_version, chosen.dpo_version)
+    except AdapterFilesError as exc:
+        kept = (
+            f"{author} still serves release {current.release}" if current else f"{author} serves no release"
+        )
+        raise EvaluationError(
+            f"release {chosen.release} of {author!r} cannot be served: {exc}; nothing changed ({kept})"
+        ) from None

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import dagster as dg
 
 from llm_twin_assets.errors import TwinError
-from llm_twin_assets.store.outages import DatabaseUnavailable, is_transient
+from llm_twin_assets.store.outages import DatabaseUnavailable, is_transient, scrub
 
 DATABASE_RETRIES = 3
 """Attempts after the first when the database went away; every step is safe to re-run (upserts on
@@ -26,14 +26,24 @@ def clear_failures() -> Iterator[None]:
             explained = _explained(exc)
             raise _retry(explained) from explained
         if isinstance(exc, TwinError):
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+            description = scrub(str(exc), _database_url())
+            # the cause Dagster records (and shows) must not hold the password either
+            cause = exc if description == str(exc) else TwinError(description)
+            raise dg.Failure(description=description, allow_retries=False) from cause
         raise
+
+
+def _database_url() -> str | None:
+    """The configured database URL, whose password a description must never show."""
+    import os
+
+    return os.environ.get("LLM_TWIN_DATABASE_URL") or None
 
 
 def _explained(exc: Exception) -> Exception:
     if isinstance(exc, DatabaseUnavailable):
         return exc
-    text = str(exc).strip()
+    text = scrub(str(exc).strip(), _database_url())
     reason = text.splitlines()[0] if text else type(exc).__name__
     explained = DatabaseUnavailable(
         f"the database connection was lost mid-step ({reason}): the server restarted or went away"

@@ -8,7 +8,14 @@ from llm_twin_assets.evaluation import EvaluationError
 from llm_twin_assets.store import evaluations, releases
 from llm_twin_assets.store.database import Database
 from llm_twin_assets.store.releases import Release
-from llm_twin_assets.training.adapters import Twin, check_lineage, exists, get_adapter, latest_adapter
+from llm_twin_assets.training.adapters import (
+    Twin,
+    check_lineage,
+    exists,
+    get_adapter,
+    latest_adapter,
+    verify_twin_files,
+)
 
 
 def release_latest(database: Database, store: ArtifactStore, author: str) -> tuple[Release, bool]:
@@ -29,6 +36,7 @@ def release_latest(database: Database, store: ArtifactStore, author: str) -> tup
                 "nothing released"
             )
         _require_adapters(store, author, evaluation.sft_version, evaluation.dpo_version)
+        verify_twin_files(store, author, evaluation.sft_version, evaluation.dpo_version)
         return releases.record(conn, evaluation)
 
 
@@ -41,6 +49,8 @@ def rollback(database: Database, store: ArtifactStore, author: str, version: str
             listed = ", ".join(f"{r.release} (dpo {r.dpo_version})" for r in known) or "none"
             raise EvaluationError(f"{author!r} has no release {version!r}; its releases: {listed}")
         _require_adapters(store, author, chosen.sft_version, chosen.dpo_version)
+        # Every file the release needs, weights included, against its checksum: before anything changes.
+        verify_twin_files(store, author, chosen.sft_version, chosen.dpo_version)
         return releases.rollback(conn, author, chosen.release)
 
 

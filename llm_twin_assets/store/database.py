@@ -28,22 +28,12 @@ from llm_twin_assets.store.outages import (
     disk_full_cause,
     disk_full_error,
     free_bytes,
+    redact,
+    scrub,
 )
 from llm_twin_assets.store.vectors import drop_author_indexes
 
-_URL_FORM = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
-_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]+@")
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
-_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s']\S*)", re.IGNORECASE)
-
-
-def redact(url: str) -> str:
-    """The connection string with any password replaced, fit for logs and error messages, in every form
-    libpq takes: ``postgresql://user:secret@host``, ``...?password=secret`` and ``host=h password=secret``
-    (quoted values too)."""
-    if _URL_FORM.match(url):
-        return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
-    return _KEYWORD_PASSWORD.sub(r"\1***", url)
+__all__ = ["Database", "open_database", "redact", "resolve_url", "scrub", "stored_dimension"]
 
 
 @dataclass(frozen=True)
@@ -101,10 +91,28 @@ class Database:
 
 
 def _open(url: str, setting: str) -> psycopg.Connection:
+    """A connection, or the one clear error: libpq's own text may repeat the URL or a piece of it (an
+    unclosed quote or IPv6 bracket, a bad percent-escape), so it is scrubbed of the password, and the
+    error is raised outside the handler with a scrubbed copy as its cause: no traceback, log or Dagster
+    failure can show the original."""
     try:
         return psycopg.connect(url, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+        failure = _connect_failure(exc, url, setting)
+    raise failure
+
+
+def _connect_failure(exc: psycopg.Error, url: str, setting: str) -> TwinError:
+    text = scrub(str(exc).strip(), url)
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    cause = _scrubbed(exc, text)
+    if not isinstance(exc, psycopg.OperationalError):  # libpq could not even parse it
+        failure: TwinError = ConfigError(
+            setting,
+            f"{redact(url)} is not a valid PostgreSQL URL ({reason})",
+            "use postgresql://user:password@host:port/dbname",
+        )
+    else:
         config_error = ConfigError(
             setting,
             f"cannot connect to PostgreSQL at {redact(url)} ({reason})",
@@ -113,17 +121,24 @@ def _open(url: str, setting: str) -> psycopg.Connection:
             else "run `llm-twin db status`; remove a stale data home or set LLM_TWIN_DATABASE_URL",
         )
         away = f"PostgreSQL at {redact(url)} is not reachable right now ({reason})"
-        if SERVER_CHANGING.search(str(exc)):  # a restart in progress, whoever asks
-            raise DatabaseUnavailable(away) from exc
-        if NO_SERVER.search(str(exc)):  # gone since it was reached, or never there: see open_database
-            raise DatabaseUnavailable(away, config_error) from exc
-        raise config_error from exc
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(
-            setting,
-            f"{redact(url)} is not a valid PostgreSQL URL ({exc})",
-            "use postgresql://user:password@host:port/dbname",
-        ) from exc
+        if SERVER_CHANGING.search(text):  # a restart in progress, whoever asks
+            failure = DatabaseUnavailable(away)
+        elif NO_SERVER.search(text):  # gone since it was reached, or never there: see open_database
+            failure = DatabaseUnavailable(away, config_error)
+        else:
+            failure = config_error
+    failure.__cause__ = cause
+    return failure
+
+
+def _scrubbed(exc: psycopg.Error, text: str) -> BaseException:
+    """``exc`` itself when its text holds no password, else one of its kind with the scrubbed text."""
+    if text == str(exc).strip():
+        return exc
+    try:
+        return type(exc)(text)
+    except Exception:
+        return psycopg.Error(text)
 
 
 def resolve_url(settings: TwinSettings) -> tuple[str, bool]:
@@ -133,9 +148,10 @@ def resolve_url(settings: TwinSettings) -> tuple[str, bool]:
         # SQLAlchemy-style URLs are common in users' environments; psycopg wants the plain scheme.
         url = re.sub(r"^postgresql\+psycopg2?://", "postgresql://", url)
         if not re.match(r"^postgres(ql)?://", url) and not _is_keyword_conninfo(url):
+            why = _keyword_problem(url)
             raise ConfigError(
                 "LLM_TWIN_DATABASE_URL",
-                f"{redact(url)} is not a PostgreSQL URL",
+                f"{redact(url)} is not a PostgreSQL URL" + (f" ({why})" if why else ""),
                 "use postgresql://user:password@host:port/dbname, or unset it to use the embedded server",
             )
         return url, False
@@ -152,6 +168,18 @@ def resolve_url(settings: TwinSettings) -> tuple[str, bool]:
             f"its log: {settings.pgdata / 'log'}",
             writing=False,
         ) from exc
+
+
+def _keyword_problem(value: str) -> str | None:
+    """What libpq finds wrong with ``value`` as a ``key=value`` string (scrubbed of its password)."""
+    if "=" not in value:
+        return None
+    try:
+        conninfo_to_dict(value)
+    except psycopg.ProgrammingError as exc:
+        text = scrub(str(exc).strip(), value)
+        return text.splitlines()[0] if text else None
+    return None
 
 
 def _is_keyword_conninfo(value: str) -> bool:
@@ -253,4 +281,4 @@ def _ensure_pgvector(conn: psycopg.Connection, url: str, setting: str) -> None:
             "have a database owner run CREATE EXTENSION vector; once, or connect as one",
         ) from exc
     except psycopg.Error as exc:
-        raise StoreError(f"could not install pgvector in {redact(url)}: {exc}") from exc
+        raise StoreError(f"could not install pgvector in {redact(url)}: {scrub(str(exc), url)}") from None

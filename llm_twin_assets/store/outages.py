@@ -1,6 +1,8 @@
 """When the database is not there: a restart or failover (worth retrying), or a full disk (to say so).
 
-Both are told apart from a setting to fix (a wrong URL, user or password), which fails at once.
+Both are told apart from a setting to fix (a wrong URL, user or password), which fails at once. And what
+may be said about the database in a message: its URL with the password replaced, never the password —
+also when libpq's own error text repeats the URL, or a piece of it, verbatim.
 """
 
 from __future__ import annotations
@@ -8,10 +10,95 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import unquote
 
 import psycopg
 
 from llm_twin_assets.errors import ConfigError, StoreError
+
+HIDDEN = "***"
+_URL_FORM = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*://")
+# ``?password=`` / ``&sslpassword=`` in a URL's query: up to the next parameter.
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?password=)([^&#]*)", re.IGNORECASE)
+# ``password=`` in libpq's keyword form: a quoted value (its closing quote may be missing: libpq then
+# fails, and says so, but the value is still a password) or an unquoted one (backslash escapes allowed).
+_KEYWORD_PASSWORD = re.compile(
+    r"(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.?)*'?|(?:\\.?|[^\s\\])+)", re.IGNORECASE
+)
+# ``scheme://user:secret@`` inside free text (an error message quoting a URL): up to a quote, a space or
+# the last ``@`` before one.
+_TEXT_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"']*:)([^\s\"']*)@")
+_PLACEHOLDERS = {HIDDEN, "password"}  # e.g. a fix that says "use postgresql://user:password@host/db"
+
+
+def _password_spans(url: str) -> list[tuple[int, int]]:
+    """Where the passwords are in a connection string, in every form libpq takes: the user info of
+    ``postgresql://user:secret@host`` (up to the ``@`` libpq would take, or when the URL is malformed the
+    last ``@`` before the query: more hidden rather than less), ``?password=`` and ``host=h password=secret``."""
+    spans: list[tuple[int, int]] = []
+    if _URL_FORM.match(url):
+        start = url.index("://") + 3
+        slash = url.find("/", start)
+        authority_end = slash if slash >= 0 else len(url)
+        at = url.rfind("@", start, authority_end)
+        if at < 0:  # a password holding a "/" (libpq then fails): the last "@" before the query
+            query = url.find("?", start)
+            at = url.rfind("@", start, query if query >= 0 else len(url))
+        if at >= 0:
+            colon = url.find(":", start, at)
+            if colon >= 0:
+                spans.append((colon + 1, at))
+        spans += [m.span(2) for m in _QUERY_PASSWORD.finditer(url, at + 1 if at >= 0 else start)]
+    else:
+        spans += [m.span(2) for m in _KEYWORD_PASSWORD.finditer(url)]
+    return [(a, b) for a, b in spans if b > a]
+
+
+def redact(url: str) -> str:
+    """The connection string with any password replaced, fit for logs and error messages, in every form
+    libpq takes (``postgresql://user:secret@host``, ``...?password=secret``, ``host=h password=secret``,
+    quoted values too) — and malformed ones: an unclosed quote, an unclosed IPv6 bracket, a bad port."""
+    out, last = [], 0
+    for a, b in sorted(_password_spans(url)):
+        if a < last:
+            continue
+        out += [url[last:a], HIDDEN]
+        last = b
+    return "".join(out) + url[last:]
+
+
+def secrets_of(url: str | None) -> list[str]:
+    """The password texts of ``url`` as an error message might repeat them: raw, unquoted, unescaped and
+    percent-decoded; longest first."""
+    if not url:
+        return []
+    found: set[str] = set()
+    for a, b in _password_spans(url):
+        raw = url[a:b]
+        inner = raw[1:-1] if len(raw) > 1 and raw[0] == raw[-1] == "'" else raw.lstrip("'")
+        unescaped = re.sub(r"\\(.)", r"\1", inner)
+        found |= {raw, inner, unescaped, unquote(raw), unquote(inner)}
+    return sorted((s for s in found if s and s != HIDDEN), key=len, reverse=True)
+
+
+def scrub(text: str, url: str | None = None) -> str:
+    """``text`` (an error message, libpq's own included) with every password hidden: the URL's own
+    passwords wherever they appear (``url``: the connection string the text may quote, when known), and
+    any URL user info or ``password=`` value it quotes."""
+    if url:
+        text = text.replace(url, redact(url))
+        for secret in secrets_of(url):
+            if len(secret) >= 4:
+                text = text.replace(secret, HIDDEN)
+            else:  # short: only where it stands alone, so that "ab" does not blank out every word
+                text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", HIDDEN, text)
+    text = _TEXT_URL_PASSWORD.sub(
+        lambda m: m.group(0) if m.group(2) in _PLACEHOLDERS else f"{m.group(1)}{HIDDEN}@", text
+    )
+    text = _QUERY_PASSWORD.sub(rf"\1{HIDDEN}", text)
+    return _KEYWORD_PASSWORD.sub(
+        lambda m: m.group(0) if m.group(2) in _PLACEHOLDERS else m.group(1) + HIDDEN, text
+    )
 
 
 class DatabaseUnavailable(StoreError):
@@ -87,7 +174,7 @@ def disk_full_error(
 
 
 def _first_line(exc: BaseException | str) -> str:
-    text = str(exc).strip()
+    text = scrub(str(exc).strip())
     return text.splitlines()[0] if text else type(exc).__name__
 
 

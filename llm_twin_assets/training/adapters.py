@@ -5,10 +5,16 @@ the parent adapter and the hyper-parameters, so the same inputs name the same ad
 The trainer publishes a version; the training asset checks it and only then promotes it to ``latest``.
 The twin is always resolved from the DPO adapter's recorded parent SFT version, never by pairing two
 ``latest`` pointers that may belong to different lineages.
+
+A version's manifest records each file's SHA-256 (``sha256``), so what serves a twin can check every byte
+of it — the weights included — before anything changes (:func:`verify_twin_files`). Manifests published
+before checksums were recorded are checked for every file's presence and the weights' structure.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import shutil
 import tempfile
@@ -21,10 +27,18 @@ from llm_twin_assets.artifacts import ArtifactStore, LocalArtifactStore, read_js
 from llm_twin_assets.errors import TwinError
 
 REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors", "training_job.yaml")
+SERVED_FILES = ("adapter_config.json", "adapter_model.safetensors")
+"""What loading the adapter onto the base model reads."""
+WEIGHTS = "adapter_model.safetensors"
 
 
 class LineageError(TwinError):
     """An SFT and a DPO adapter that do not belong together; the message names both versions."""
+
+
+class AdapterFilesError(TwinError):
+    """An adapter version whose files are not all there, or not as published; the message names the
+    adapter, the file and the rule it broke."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +64,12 @@ def publish_adapter(
     not moved: :func:`promote` does, once the version passed its checks."""
     base = f"{_prefix(author, stage)}/{version}"
     files = sorted(p for p in folder.rglob("*") if p.is_file())
+    digests: dict[str, str] = {}
     for path in files:
-        store.put(f"{base}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+        data = path.read_bytes()
+        name = path.relative_to(folder).as_posix()
+        store.put(f"{base}/{name}", data)
+        digests[name] = hashlib.sha256(data).hexdigest()
     manifest = {
         "author": author,
         "stage": stage,
@@ -59,6 +77,7 @@ def publish_adapter(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": [p.relative_to(folder).as_posix() for p in files],
         **details,
+        "sha256": digests,
     }
     write_json(store, f"{base}/manifest.json", manifest)
     return AdapterVersion(author, stage, version, manifest)
@@ -107,6 +126,86 @@ def completeness(store: ArtifactStore, adapter: AdapterVersion) -> tuple[bool, d
     loss = adapter.manifest.get("metrics", {}).get("final_loss")
     finite = isinstance(loss, (int, float)) and math.isfinite(loss)
     return not missing and finite, {"version": adapter.version, "missing": missing, "final_loss": str(loss)}
+
+
+def verify_files(store: ArtifactStore, adapter: AdapterVersion) -> str | None:
+    """Raise :class:`AdapterFilesError` unless every file the adapter needs is in the store as published:
+    the files a twin loads listed, every listed file there, each matching its recorded SHA-256, and the
+    weights a whole safetensors file. Returns a note when the manifest records no checksums (published
+    before they were): then presence and the weights' structure are all that can be checked."""
+    base = f"{_prefix(adapter.author, adapter.stage)}/{adapter.version}"
+    what = f"{adapter.stage} adapter {adapter.version} of {adapter.author!r}"
+    listed = [f for f in adapter.manifest.get("files", []) if isinstance(f, str)]
+    unlisted = [f for f in SERVED_FILES if f not in listed]
+    if unlisted:
+        raise AdapterFilesError(
+            f"{what}: its manifest does not list {', '.join(unlisted)}, which serving it needs"
+        )
+    recorded = adapter.manifest.get("sha256")
+    digests: dict[str, str] = recorded if isinstance(recorded, dict) else {}
+    for name in listed:
+        key = f"{base}/{name}"
+        if not store.exists(key):
+            raise AdapterFilesError(f"{what}: {name} is missing from the artifact store ({store.uri(key)})")
+        if name not in digests and name != WEIGHTS:
+            continue
+        data = store.get(key)
+        if name in digests and hashlib.sha256(data).hexdigest() != digests[name]:
+            raise AdapterFilesError(
+                f"{what}: {name} does not match the checksum recorded when it was published "
+                f"({store.uri(key)}): the file is damaged"
+            )
+        if name == WEIGHTS:
+            broken = safetensors_problem(data)
+            if broken:
+                raise AdapterFilesError(
+                    f"{what}: {name} is not a whole safetensors file ({broken}; {store.uri(key)})"
+                )
+    if not digests:
+        return f"{what} records no checksums (published before they were): its files were checked for presence only"
+    return None
+
+
+def safetensors_problem(data: bytes) -> str | None:
+    """What is wrong with ``data`` as a safetensors file (a header that does not parse, tensors that
+    end past or short of the data: a cut or padded file), or None."""
+    if len(data) < 8:
+        return f"{len(data)} bytes"
+    size = int.from_bytes(data[:8], "little")
+    if size > len(data) - 8:
+        return "its header runs past the end"
+    try:
+        header = json.loads(data[8 : 8 + size])
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return "its header does not parse"
+    body = len(data) - 8 - size
+    if max(ends, default=0) != body:
+        return f"its tensors end at byte {max(ends, default=0):,} of {body:,}"
+    return None
+
+
+def verify_twin_files(store: ArtifactStore, author: str, sft_version: str, dpo_version: str) -> list[str]:
+    """Check every file of a twin (its SFT and DPO adapters) before it is served; raises
+    :class:`AdapterFilesError` naming the first that is not as published; returns notes about adapters
+    too old to have checksums."""
+    notes: list[str] = []
+    for stage, version in (("sft", sft_version), ("dpo", dpo_version)):
+        if not exists(store, author, stage, version):
+            raise AdapterFilesError(
+                f"{stage} adapter {version} of {author!r}: manifest.json is missing from the artifact store "
+                f"({store.uri(_prefix(author, stage) + '/' + version + '/manifest.json')})"
+            )
+        try:
+            adapter = get_adapter(store, author, stage, version)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise AdapterFilesError(
+                f"{stage} adapter {version} of {author!r}: manifest.json does not parse ({exc})"
+            ) from None
+        note = verify_files(store, adapter)
+        if note:
+            notes.append(note)
+    return notes
 
 
 def check_lineage(sft: AdapterVersion, dpo: AdapterVersion) -> None:
