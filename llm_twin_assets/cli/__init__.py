@@ -94,13 +94,19 @@ def db_status() -> None:
 
 @db_app.command("url")
 @friendly_errors
-def db_url() -> None:
-    """Print the connection URL (for psql or other tools). Exit 1 when the embedded server is down."""
+def db_url(
+    show_password: Annotated[
+        bool, typer.Option("--show-password", help="Print the password too (for psql or other tools).")
+    ] = False,
+) -> None:
+    """Print the connection URL, its password hidden unless --show-password. Exit 1 when the embedded
+    server is down."""
     from llm_twin_assets.store import embedded
+    from llm_twin_assets.store.database import redact
 
     settings = get_settings()
     if settings.database_url:
-        typer.echo(settings.database_url)
+        typer.echo(settings.database_url if show_password else redact(settings.database_url))
         return
     state = embedded.status(settings.pgdata)
     if not state.running:
