@@ -89,6 +89,12 @@ class TwinSettings(BaseSettings):
         description="A document whose source says it is gone (HTTP 404/410, a deleted draft) is removed after "
         "this many consecutive crawls say so; a feed that stops listing a post never removes it.",
     )
+    tombstone_days: float = Field(
+        default=30,
+        ge=0,
+        description="A removed document is kept this many days as a tombstone (with its chunks and vectors), "
+        "restorable with `llm-twin author restore`; each ingest run of its author purges older ones.",
+    )
 
     teacher_backend: Literal["local", "openai"] = Field(
         default="local",

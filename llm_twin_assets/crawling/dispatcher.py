@@ -4,6 +4,11 @@ Besides the documents, the outcome says which failed links are gone for good (HT
 missing local file or folder) and which links answered with every document they hold (a drafts
 folder, a LinkedIn export, an article page or a repository: their one document; never a feed, which
 shows only its newest entries), so the store can tell a removed source from a passing failure.
+
+Links are known by their identity (:func:`~llm_twin_assets.crawling.documents.link_identity`): the
+documents' ``source_link``, the failures and the answered links all name it, so the same source spelled
+another way (a relative path, its absolute path, ``file://``, a symlinked folder; a host in capitals, a
+default port) is the same link, crawled once.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from llm_twin_assets.crawling.articles import ArticleOptions, crawl_article
+from llm_twin_assets.crawling.documents import link_identity
 from llm_twin_assets.crawling.folders import EmptyFolder, read_drafts
 from llm_twin_assets.crawling.http import CrawlPolicy, FetchError, PoliteClient
 from llm_twin_assets.crawling.links import LinksFile, local_path
@@ -53,6 +59,11 @@ def local_roots(links: LinksFile, options: CrawlOptions) -> LocalRoots:
     return LocalRoots.of([links.path.parent, *folders])
 
 
+def link_identities(links: LinksFile) -> list[str]:
+    """The identity of every link of the file, in order (a source named twice appears twice)."""
+    return [link_identity(links.resolve(link)) for link in links.author.links]
+
+
 def infer_kind(url: str) -> Kind:
     """article | post | repository, from the shape of the link."""
     parts = urlsplit(url)
@@ -77,9 +88,25 @@ def infer_kind(url: str) -> Kind:
 
 
 async def _crawl_link(
+    url: str,
+    identity: str,
+    kind: Kind,
+    client: PoliteClient,
+    renderer: Renderer,
+    roots: LocalRoots,
+    options: CrawlOptions,
+) -> tuple[list[CrawledDocument], bool]:
+    """The link's documents (each naming the link by its identity), and whether they are every
+    document the link holds. ``url`` is read as written (a local path's own name is checked too)."""
+    documents, complete = await _read_link(url, kind, client, renderer, roots, options)
+    for document in documents:
+        document.source_link = identity
+    return documents, complete
+
+
+async def _read_link(
     url: str, kind: Kind, client: PoliteClient, renderer: Renderer, roots: LocalRoots, options: CrawlOptions
 ) -> tuple[list[CrawledDocument], bool]:
-    """The link's documents, and whether they are every document the link holds."""
     scheme = urlsplit(url).scheme
     if kind == "repository" or scheme == "git":
         document = await asyncio.to_thread(
@@ -141,32 +168,46 @@ async def crawl_links(links: LinksFile, options: CrawlOptions, on_link: OnLink |
         renderer = Renderer(client, pages=options.render_pages, timeout_s=options.policy.read_timeout_s)
         try:
             jobs = []
+            seen: set[str] = set()
             for link in links.author.links:
                 url = links.resolve(link)
+                identity = link_identity(url)
+                if identity in seen:  # the same source spelled twice: crawled once
+                    continue
+                seen.add(identity)
                 kind = link.kind or infer_kind(url)
-                job = _crawl_link(url, kind, client, renderer, roots, options)
-                jobs.append((url, kind, job if on_link is None else _reported(url, job, on_link, broken)))
-            results = await asyncio.gather(*(job for _, _, job in jobs), return_exceptions=True)
+                job = _crawl_link(url, identity, kind, client, renderer, roots, options)
+                jobs.append(
+                    (
+                        url,
+                        identity,
+                        kind,
+                        job if on_link is None else _reported(identity, job, on_link, broken),
+                    )
+                )
+            results = await asyncio.gather(*(job for *_, job in jobs), return_exceptions=True)
         finally:
             await renderer.close()
         if broken:
             raise broken[0]
         chosen: dict[str, CrawledDocument] = {}
-        for (url, kind, _), result in zip(jobs, results, strict=True):
+        for (url, identity, kind, _), result in zip(jobs, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, (TwinError, OSError, TimeoutError)):
                     # A bug or an unexpected library error: say what it was, keep the other links.
                     message = f"{url}: {type(result).__name__}: {result}"
                 else:
                     message = str(result) if str(result).startswith(url) else f"{url}: {result}"
-                outcome.failures.append(LinkFailure(link=url, kind=kind, error=message, gone=is_gone(result)))
+                outcome.failures.append(
+                    LinkFailure(link=identity, kind=kind, error=message, gone=is_gone(result))
+                )
                 if isinstance(result, EmptyFolder):  # it answered: with nothing, completely
-                    outcome.complete_links.add(url)
+                    outcome.complete_links.add(identity)
                 continue
             documents, complete = result
-            outcome.crawled_links.add(url)
+            outcome.crawled_links.add(identity)
             if complete:
-                outcome.complete_links.add(url)
+                outcome.complete_links.add(identity)
             for document in documents:
                 # The same page reached twice (its own URL and a feed): keep the fuller version.
                 current = chosen.get(document.url)

@@ -7,6 +7,7 @@ import csv
 import io
 from pathlib import Path
 
+from llm_twin_assets.crawling.documents import link_identity
 from llm_twin_assets.crawling.safety import EXPORT_SUFFIXES, LocalPathRefused, LocalRoots, refuse_private_key
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.records import CrawledDocument, stable_id
@@ -66,7 +67,7 @@ def read_linkedin_export(
             continue  # a repost with no words of the author's own
         link = row[link_col].strip() if link_col is not None and len(row) > link_col else ""
         url = (
-            link
+            link_identity(link)
             if link.startswith(("http://", "https://"))
             else (f"{real.as_uri()}#post-{stable_id(body)[:12]}")
         )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from llm_twin_assets.crawling.documents import link_identity
 from llm_twin_assets.crawling.links import local_path
 from llm_twin_assets.crawling.safety import (
     LocalPathRefused,
@@ -419,8 +420,9 @@ def crawl_repository(
     options = options or RepoOptions()
     local = local_path(url)
     addresses: list[str] = []
-    # A plain path is known by its real location; a URL (file:// included) by itself.
-    canonical = url.rstrip("/").removesuffix(".git")
+    # A local repository is known by its real location (however the link spells it: a relative or
+    # absolute path, file://, a symlinked folder); a remote one by its URL in canonical form.
+    canonical = link_identity(url).rstrip("/").removesuffix(".git")
     with tempfile.TemporaryDirectory(prefix="llm-twin-clone-") as tmp:
         if local is not None:
             if roots is None:
@@ -432,8 +434,7 @@ def crawl_repository(
                 raise LocalPathRefused(
                     url, "a local repository is a folder (a work tree or a bare repository)"
                 )
-            if not urlsplit(url).scheme:
-                canonical = real.as_uri()
+            canonical = real.as_uri()
             if _is_git_repository(real):
                 borrowed = _borrowed_objects(real)
                 if borrowed is not None:

@@ -9,8 +9,10 @@ import psycopg
 
 from llm_twin_assets.errors import StoreError
 from llm_twin_assets.store.database import Database, redact, stored_dimension
+from llm_twin_assets.store.tombstones import counts
 
 TABLES = ("authors", "raw_documents", "cleaned_documents", "cleaning_rejections", "chunks")
+"""Live rows only: removed documents are kept apart, as tombstones (counted on their own line)."""
 
 
 @dataclass
@@ -23,6 +25,8 @@ class StoreReport:
     rows: dict[str, int] = field(default_factory=dict)
     embedding_dim: int | None = None
     rejected: dict[str, int] = field(default_factory=dict)
+    tombstones: tuple[int, int] | None = None
+    """(documents, chunks) removed and kept as tombstones; None before the schema has them."""
     problems: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -38,6 +42,12 @@ class StoreReport:
         if self.rows.get("cleaning_rejections") is not None:
             lines.append(
                 "not cleaned:  " + (", ".join(f"{r}={n}" for r, n in self.rejected.items()) or "none")
+            )
+        if self.tombstones is not None:
+            documents, chunks = self.tombstones
+            lines.append(
+                f"removed:      {documents} documents, {chunks} chunks kept as tombstones "
+                "(`llm-twin author removed <slug>`)"
             )
         lines += [f"problem:      {p}" for p in self.problems]
         return lines
@@ -85,6 +95,9 @@ def _report(conn: psycopg.Connection, database: Database) -> StoreReport:
                 "SELECT reason, count(*) FROM cleaning_rejections GROUP BY reason ORDER BY reason"
             ).fetchall()
         )
+    tombstones = None
+    if _exists(conn, "removed_raw_documents"):
+        tombstones = counts(conn)
     return StoreReport(
         url=database.url,
         embedded=database.embedded,
@@ -94,5 +107,6 @@ def _report(conn: psycopg.Connection, database: Database) -> StoreReport:
         rows=rows,
         embedding_dim=stored_dimension(conn) if "chunks" in rows else None,
         rejected=rejected,
+        tombstones=tombstones,
         problems=problems,
     )

@@ -1,6 +1,11 @@
-"""``raw_documents``: crawl an author's links and upsert one row per source URL."""
+"""``raw_documents``: crawl an author's links and upsert one row per source URL.
 
-from typing import TYPE_CHECKING, Literal
+A crawl where more than half of the links failed removes nothing (it could not see the author) and says
+why: a warning in the run's log and ``removals_withheld`` in its metadata. Removed documents become
+tombstones, kept ``LLM_TWIN_TOMBSTONE_DAYS`` days (see :mod:`llm_twin_assets.store.tombstones`).
+"""
+
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 import psycopg
@@ -65,6 +70,8 @@ class StoreAsFound:
         self.database, self.slug, self.name, self.log = database, slug, name, log
         self.ids: list[str] = []
         """The documents stored so far (new to the store)."""
+        self.restored: list[str] = []
+        """Tombstoned documents found again so far, moved back."""
         self._conn: psycopg.Connection | None = None
         self._off = False
 
@@ -74,7 +81,9 @@ class StoreAsFound:
         try:
             if self._conn is None:
                 self._conn = self.database.open()
-            self.ids.extend(store_new(self._conn, self.slug, self.name, documents))
+            stored = store_new(self._conn, self.slug, self.name, documents)
+            self.ids.extend(stored.inserted)
+            self.restored.extend(stored.restored)
         except (psycopg.Error, StoreError) as exc:
             self._off = True
             self.log.warning(f"documents are stored when the crawl ends, not as found ({exc})")
@@ -93,7 +102,7 @@ class StoreAsFound:
 def raw_documents(
     context: dg.AssetExecutionContext, config: CrawlConfig, store: StoreResource, authors: AuthorsResource
 ) -> dg.MaterializeResult:
-    from llm_twin_assets.crawling.dispatcher import crawl
+    from llm_twin_assets.crawling.dispatcher import crawl, link_identities
 
     with clear_failures():
         settings = authors.settings()
@@ -105,7 +114,7 @@ def raw_documents(
             found.close()
         for failure in outcome.failures:
             context.log.warning(f"link failed: {failure.error}")
-        urls = [links.resolve(link) for link in links.author.links]
+        urls = link_identities(links)
         with store.database().connect() as conn:
             summary = store_crawl(
                 conn,
@@ -116,19 +125,30 @@ def raw_documents(
                 outcome,
                 remove_after_gone=settings.gone_crawls_to_remove,
                 stored_earlier=found.ids,
+                restored_earlier=found.restored,
+                tombstone_days=settings.tombstone_days,
             )
             version = data_version(conn, "raw_documents", links.slug)
+        if summary.removals_withheld is not None:
+            context.log.warning(f"author {links.slug!r}: nothing removed: {summary.removals_withheld}")
+        removals: dict[str, Any] = {
+            "removed": sum(summary.removed.values()),
+            "removal_reasons": dg.MetadataValue.json(dict(summary.removal_reasons)),
+            "gone_pending": summary.gone_pending,
+            "restored": sum(summary.restored.values()),
+            "tombstones_purged": summary.purged,
+            "links_failed": summary.links_failed,
+            "links": summary.links_total,
+            **({"removals_withheld": summary.removals_withheld} if summary.removals_withheld else {}),
+        }
         # The removal policy runs even when nothing answered (every link gone, a folder emptied, links
-        # dropped from the file); only then is the run a failure.
+        # dropped from the file) unless most links failed; only then is the run a failure.
         if not outcome.documents:
             raise dg.Failure(
                 description=f"nothing could be fetched for author {links.slug!r} from {links.path}: "
-                + "; ".join(f.error for f in outcome.failures),
-                metadata={
-                    "failed": len(outcome.failures),
-                    "removed": sum(summary.removed.values()),
-                    "gone_pending": summary.gone_pending,
-                },
+                + "; ".join(f.error for f in outcome.failures)
+                + (f" ({summary.removals_withheld})" if summary.removals_withheld else ""),
+                metadata={"failed": len(outcome.failures), **removals},
             )
     preview = "\n".join(
         ["| kind | title | url | chars |", "|---|---|---|---|"]
@@ -144,9 +164,7 @@ def raw_documents(
             "new": sum(summary.new.values()),
             "changed": sum(summary.changed.values()),
             "unchanged": sum(summary.unchanged.values()),
-            "removed": sum(summary.removed.values()),
-            "removal_reasons": dg.MetadataValue.json(dict(summary.removal_reasons)),
-            "gone_pending": summary.gone_pending,
+            **removals,
             "failed": len(outcome.failures),
             "by_kind": dg.MetadataValue.json(summary.by_kind()),
             "failures": dg.MetadataValue.json(
