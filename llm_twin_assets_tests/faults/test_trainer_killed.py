@@ -24,8 +24,9 @@ import psutil
 import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
-from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, TrainerResource
+from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 from llm_twin_assets.defs.training.assets import sft_adapter
+from llm_twin_assets.store.database import Database
 from llm_twin_assets.training.adapters import latest_adapter
 from llm_twin_assets_tests.training.helpers import publish_small
 
@@ -116,7 +117,11 @@ def error_chain(error: Any) -> str:
 
 
 def test_a_killed_trainer_is_retried_by_dagster_and_resumes_from_its_checkpoint(
-    tmp_path: Path, tiny_model_path: Path, monkeypatch: pytest.MonkeyPatch, killer: TrainerKiller
+    tmp_path: Path,
+    tiny_model_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    killer: TrainerKiller,
+    database: Database,
 ) -> None:
     monkeypatch.setenv("LLM_TWIN_HOME", str(tmp_path / "home"))  # a work folder no other test trained in
     instruct, _ = publish_small(tmp_path / "artifacts")
@@ -127,6 +132,7 @@ def test_a_killed_trainer_is_retried_by_dagster_and_resumes_from_its_checkpoint(
             partition_key="ada",
             instance=instance,
             resources={
+                "store": StoreResource(database_url=database.url),  # the session's (no build settings)
                 "models": ModelsResource(device="cpu"),
                 "artifacts": ArtifactsResource(url=str(tmp_path / "artifacts")),
                 "trainer": TrainerResource(forward_output=False),

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from llm_twin_assets.artifacts import LocalArtifactStore
-from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, TrainerResource
+from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 from llm_twin_assets.defs.training.assets import dpo_adapter, sft_adapter
 from llm_twin_assets.training.adapters import latest_adapter
 from llm_twin_assets_tests.training.helpers import publish_small
@@ -31,6 +31,7 @@ def run(  # type: ignore[no-untyped-def]
         partition_key="ada",
         instance=instance,
         resources={
+            "store": StoreResource(),
             "models": ModelsResource(device="cpu"),
             "artifacts": ArtifactsResource(url=str(tmp_path / "artifacts")),
             "trainer": TrainerResource(),
