@@ -228,7 +228,9 @@ def test_author_add_refuses_local_links_outside_the_allowed_folders(
         add_author(settings, source)
     # A local link that names nothing is refused too: the file may have been copied away from its links.
     write_links(mine, "maya", ["./drafts/post.md", "./not-written-yet.md"])
-    with pytest.raises(LinksFileError, match=r"line 4: links.1: ./not-written-yet.md: no such file or folder"):
+    with pytest.raises(
+        LinksFileError, match=r"line 4: links.1: ./not-written-yet.md: no such file or folder"
+    ):
         add_author(settings, source)
     (mine / "not-written-yet.md").write_text("# Written now\n\nA draft that exists.\n")
     added = add_author(settings, source)
