@@ -100,3 +100,34 @@ def test_overload_is_refused_at_once_with_retry_after(service: Service) -> None:
     assert all(int(r.headers["Retry-After"]) >= 1 for r in refused)
     assert "at capacity" in refused[0].json()["error"]["message"]
     assert all(r.elapsed.total_seconds() < 5 for r in refused)  # refused, not queued into a timeout
+
+
+def test_a_rollback_to_a_release_missing_its_weights_is_refused_and_the_service_keeps_serving(
+    service: Service,
+) -> None:
+    import pytest
+
+    from llm_twin_assets.errors import TwinError
+    from llm_twin_assets.store.releases import current
+
+    before = rag(service)
+    adapters = publish_twin(service.store, tiny_llama(get_settings()), service.work, "ada", 11)
+    with service.database.connect() as conn:
+        newer = release(conn, "ada", adapters).release
+    wait_for_release(service, "ada", newer)
+    rollback(service.database, service.store, "ada", str(before["release"]))
+    wait_for_release(service, "ada", before["release"])
+    weights = (
+        service.artifacts / "adapters" / "ada" / "dpo" / adapters.dpo.version / "adapter_model.safetensors"
+    )
+    assert weights.is_file()
+    weights.unlink()  # the release's DPO weights are gone from the artifact store
+
+    with pytest.raises(TwinError, match="adapter_model.safetensors"):
+        rollback(service.database, service.store, "ada", str(newer))
+    with service.database.connect() as conn:
+        still = current(conn, "ada")
+    assert still is not None and still.release == before["release"]
+    time.sleep(1)  # a release change would have arrived by now (LISTEN/NOTIFY)
+    after = rag(service)
+    assert after["release"] == before["release"] and after["answer"] == before["answer"]
