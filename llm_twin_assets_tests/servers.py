@@ -51,3 +51,17 @@ def wait_for_dagster(
             pass
         assert proc.poll() is None and time.monotonic() < deadline, "the Dagster webserver did not start"
         time.sleep(0.5)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = 60) -> None:
+    """SIGTERM to the process group ``proc`` leads (``dagster dev``: webserver, daemon, code servers),
+    SIGKILL after ``grace_s``."""
+    import os
+    import signal
+
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

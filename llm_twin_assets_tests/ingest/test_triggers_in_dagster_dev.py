@@ -3,7 +3,6 @@
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import psycopg
 
 from llm_twin_assets.store import embedded
 from llm_twin_assets_tests.conftest import fresh_home
-from llm_twin_assets_tests.servers import free_port, wait_for_dagster
+from llm_twin_assets_tests.servers import free_port, stop_process_group, wait_for_dagster
 from llm_twin_assets_tests.training.test_training_from_ui import LOCATION, UI, _start
 
 TICKS = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
@@ -95,11 +94,6 @@ def test_a_hand_copied_links_file_starts_no_run_and_removes_nothing() -> None:
         assert counts(home / "pgdata") == before  # not one row removed
     finally:
         if proc is not None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_process_group(proc)
         embedded.stop(home / "pgdata")
         shutil.rmtree(home.parent, ignore_errors=True)

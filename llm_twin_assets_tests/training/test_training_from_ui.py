@@ -7,7 +7,6 @@ the test sends the GraphQL requests the UI sends when a person adds a partition 
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from llm_twin_assets.store import embedded
 from llm_twin_assets.store.database import open_database
 from llm_twin_assets.training.adapters import latest_adapter
 from llm_twin_assets_tests.conftest import fresh_home
-from llm_twin_assets_tests.servers import free_port, wait_for_dagster
+from llm_twin_assets_tests.servers import free_port, stop_process_group, wait_for_dagster
 from llm_twin_assets_tests.store.helpers import add_author
 from llm_twin_assets_tests.training.helpers import publish_small
 
@@ -121,12 +120,7 @@ def dagster_dev() -> Iterator[tuple[UI, Path]]:
         )
         yield ui, home
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
         embedded.stop(home / "pgdata")  # a run started the store; it outlives the runs by design
         shutil.rmtree(home.parent, ignore_errors=True)
 
