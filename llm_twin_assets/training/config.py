@@ -55,6 +55,16 @@ class Hyper:
     """Fewer training examples (after the length rule below) fail the job before training."""
     save_steps: int = 50
     logging_steps: int = 1
+    validation_ratio: float = 0.0
+    """Share of the training split's documents held out as a validation split (by document, seeded; the
+    dataset's test split is never touched). With one: the validation loss is measured every
+    ``save_steps`` and at step 0, the best checkpoint is the adapter kept, and a stage that never beat its
+    step-0 validation loss is marked ``validation.improved: false`` (a DPO so marked is not promoted)."""
+    early_stopping_patience: int = 0
+    """With a validation split: stop after this many evaluations without a better validation loss (0 = never)."""
+    rpo_alpha: float = 0.0
+    """DPO only: weight of an NLL term on the chosen (author's) answers added to the DPO loss (RPO; TRL's
+    ``loss_type=["sigmoid", "sft"]``), which keeps the policy from collapsing on few pairs (0 = plain DPO)."""
 
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -95,6 +105,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "max_length": 384,
             "save_steps": 20,
             "group_by_length": True,
+            "validation_ratio": 0.2,
+            "early_stopping_patience": 2,
         },
         "dpo": {
             "lora_r": 8,
@@ -105,6 +117,9 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
             "max_length": 384,
             "beta": 0.5,
             "save_steps": 20,
+            "validation_ratio": 0.2,
+            "early_stopping_patience": 2,
+            "rpo_alpha": 1.0,
         },
     },
     "full": {
@@ -220,6 +235,11 @@ def hyper_for(stage: str, profile: str, overrides: dict[str, Any] | None = None)
         raise TrainingConfigError(
             f"gradient_checkpointing must be true, false or auto, not {values['gradient_checkpointing']!r}"
         )
+    if not 0 <= float(values.get("validation_ratio", 0.0)) < 0.5:
+        raise TrainingConfigError(f"validation_ratio must be in [0, 0.5), not {values['validation_ratio']!r}")
+    for name in ("early_stopping_patience", "rpo_alpha"):
+        if float(values.get(name, 0)) < 0:
+            raise TrainingConfigError(f"{name} must be 0 or more, not {values[name]!r}")
     if "target_modules" in values:
         values["target_modules"] = tuple(values["target_modules"])
     return replace(Hyper(), **values)

@@ -21,6 +21,12 @@ from llm_twin_assets.training.config import TrainingConfigError, TrainJob
 from llm_twin_assets.training.memory import plan_memory
 from llm_twin_assets.training.reporting import Reporter
 from llm_twin_assets.training.speedups import choose_speedups
+from llm_twin_assets.training.validation import (
+    ValidationReport,
+    eval_point,
+    split_by_document,
+    without_documents,
+)
 
 
 def _artifact_store(url: str):  # type: ignore[no-untyped-def]
@@ -37,11 +43,13 @@ def load_rows(job: TrainJob) -> list[dict[str, Any]]:
     version = get_version(store, job.author, job.dataset_name, job.dataset_version)
     train = read_splits(store, version)["train"]
     _require_examples(job, train.height)
+    # Each row keeps its document, for the validation split (training.validation); dropped before training.
     if job.stage == "sft":  # prompt/completion: the loss is on the author's answer only
         return [
             {
                 "prompt": [{"role": "user", "content": r["instruction"]}],
                 "completion": [{"role": "assistant", "content": r["answer"]}],
+                "document_id": r["document_id"],
             }
             for r in train.iter_rows(named=True)
         ]
@@ -50,6 +58,7 @@ def load_rows(job: TrainJob) -> list[dict[str, Any]]:
             "prompt": [{"role": "user", "content": r["prompt"]}],
             "chosen": [{"role": "assistant", "content": r["chosen"]}],
             "rejected": [{"role": "assistant", "content": r["rejected"]}],
+            "document_id": r["document_id"],
         }
         for r in train.iter_rows(named=True)
     ]
@@ -204,6 +213,15 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
             else ""
         )
     )
+    split = split_by_document(rows, hyper.validation_ratio, hyper.seed)
+    if split.validation:
+        reporter.info(
+            f"validation: {len(split.validation)} examples of {len(split.documents)} documents held out of "
+            f"training; the best checkpoint by validation loss is kept"
+        )
+    elif hyper.validation_ratio > 0:
+        reporter.info(f"no validation split: {split.reason}")
+    rows = without_documents(split.train)
     reporter.info(memory.summary)
     reporter.info(speedups.summary)
     dtype = torch.bfloat16 if hyper.bf16 else torch.float32
@@ -251,9 +269,25 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         "disable_tqdm": True,
         "use_liger_kernel": speedups.liger,
     }
+    validation_rows = without_documents(split.validation)
+    callbacks: list[Any] = [Progress()]
+    if validation_rows:
+        from transformers import EarlyStoppingCallback
+
+        common.update(
+            eval_strategy="steps",
+            eval_steps=hyper.save_steps,
+            per_device_eval_batch_size=hyper.batch_size,
+            load_best_model_at_end=True,
+            metric_for_best_model="eval_loss",
+            greater_is_better=False,
+        )
+        if hyper.early_stopping_patience > 0:
+            callbacks.append(EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience))
     from datasets import Dataset
 
     dataset = Dataset.from_list(rows)
+    validation = Dataset.from_list(validation_rows) if validation_rows else None
     if job.stage == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -266,21 +300,30 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
                 train_sampling_strategy="group_by_length" if hyper.group_by_length else "random",
             ),
             train_dataset=dataset,
+            eval_dataset=validation,
             processing_class=tokenizer,
             peft_config=lora,
-            callbacks=[Progress()],
+            callbacks=callbacks,
         )
     else:
         from trl import DPOConfig, DPOTrainer
 
+        # RPO: the DPO loss plus an NLL term on the author's answers, which keeps the policy from
+        # collapsing when the pairs are few (TRL 1.x names it loss_type ["sigmoid", "sft"]).
+        rpo: dict[str, Any] = (
+            {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, hyper.rpo_alpha]}
+            if hyper.rpo_alpha
+            else {}
+        )
         trainer = DPOTrainer(
             model=model,
             ref_model=None,  # the adapter-disabled model: the merged SFT policy
-            args=DPOConfig(**common, beta=hyper.beta),
+            args=DPOConfig(**common, beta=hyper.beta, **rpo),
             train_dataset=dataset,
+            eval_dataset=validation,
             processing_class=tokenizer,
             peft_config=lora,
-            callbacks=[Progress()],
+            callbacks=callbacks,
         )
     trainer.remove_callback(PrinterCallback)  # its raw log dicts; Progress reports one line per step
     last, torn = last_complete_checkpoint(out / "checkpoints")
@@ -292,8 +335,26 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
+    initial: dict[str, float] = {}
+    if validation is not None:  # step 0 (before any checkpoint is loaded): the bar the stage must beat
+        initial = trainer.evaluate()
+        reporter.info(f"validation loss at step 0: {initial['eval_loss']:.4f}")
     trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
+    report = None
+    if validation is not None:
+        points = {0: eval_point(0, initial)}  # train() starts a new state: step 0 is not in its history
+        points |= {
+            int(e["step"]): eval_point(int(e["step"]), e)
+            for e in trainer.state.log_history
+            if "eval_loss" in e and int(e["step"]) > 0
+        }
+        report = ValidationReport(len(validation_rows), split.documents, [points[k] for k in sorted(points)])
+        summary = report.as_dict()
+        reporter.info(
+            f"validation: best loss {summary['best_loss']} at step {summary['best_step']} (step 0: "
+            f"{summary['initial_loss']}); {'improved' if summary['improved'] else 'NOT improved'}"
+        )
     # The whole curve, from the trainer's state: a run resumed from a checkpoint (even its last one, when
     # the process died after training but before publishing) keeps the losses logged before it.
     history = [
@@ -331,6 +392,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         "padding_free": speedups.padding_free,
         "attention": speedups.attention,
         "train_seconds": round(seconds, 2),
+        "validation": report.as_dict() if report else {"reason": split.reason},
         "hyper": asdict(hyper),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))

@@ -38,6 +38,12 @@ class TrainingConfig(dg.Config):
     target_modules: list[str] | None = None
     batch_size: int | None = None
     max_length: int | None = None
+    validation_ratio: float | None = None
+    """Share of the training documents held out to pick the best checkpoint (0 = none)."""
+    early_stopping_patience: int | None = None
+    """Stop after this many validation checks without improvement (0 = never)."""
+    rpo_alpha: float | None = None
+    """DPO: weight of the NLL term on the author's answers (RPO; 0 = plain DPO)."""
 
     def overrides(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if k != "profile" and v is not None}
@@ -98,6 +104,10 @@ def _train(
     metrics = dict(published.manifest.get("metrics", {}))
     metadata = _metadata(published, store, metrics, reused, time.perf_counter() - start)
     metadata["promoted"] = data_version.value == version
+    if metrics.get("validation"):
+        metadata["validation"] = dg.MetadataValue.json(
+            {k: v for k, v in metrics["validation"].items() if k != "curve"}
+        )
     metadata.update(build_meta)
     losses = metrics.get("losses") or []
     if losses:
@@ -121,6 +131,16 @@ def _check_specs(stage: str) -> list[dg.AssetCheckSpec]:
     if stage == "dpo":
         specs.append(
             dg.AssetCheckSpec(
+                "dpo_adapter_validation",
+                asset="dpo_adapter",
+                blocking=True,
+                partitions_def=authors_partitions,
+                description="With a validation split, DPO lowered the validation loss below where it started "
+                "(a DPO that made validation worse is not promoted).",
+            )
+        )
+        specs.append(
+            dg.AssetCheckSpec(
                 "dpo_adapter_lineage",
                 asset="dpo_adapter",
                 blocking=True,
@@ -139,6 +159,7 @@ def _check_and_promote(store: Any, adapter: Any) -> tuple[list[dg.AssetCheckResu
     verdicts = {f"{adapter.stage}_adapter_complete": adapters.completeness(store, adapter)}
     if adapter.stage == "dpo":
         verdicts["dpo_adapter_lineage"] = adapters.lineage(store, adapter)
+        verdicts["dpo_adapter_validation"] = _validation_verdict(adapter)
     results = [
         dg.AssetCheckResult(
             check_name=name,
@@ -153,6 +174,15 @@ def _check_and_promote(store: Any, adapter: Any) -> tuple[list[dg.AssetCheckResu
         return results, dg.DataVersion(adapter.version)
     serving = adapters.latest_or_none(store, adapter.author, adapter.stage)
     return results, dg.DataVersion(serving.version if serving else "none-passed")
+
+
+def _validation_verdict(adapter: Any) -> tuple[bool, dict[str, Any]]:
+    """Passed unless a validation split showed the stage never beat its step-0 loss."""
+    validation = dict(adapter.manifest.get("metrics", {}).get("validation") or {})
+    if "improved" not in validation:
+        return True, {"note": f"no validation split: {validation.get('reason', 'not measured')}"}
+    shown = {k: validation.get(k) for k in ("initial_loss", "best_loss", "best_step")}
+    return bool(validation["improved"]), {k: v for k, v in shown.items() if v is not None}
 
 
 def _metadata(
