@@ -2,14 +2,19 @@
 
 Retrieved text is untrusted: it enters the prompt inside numbered ``<passage>`` tags, after a system
 message that says it is reference material and that instructions inside it are not to be followed.
-Anything in a passage that looks like a tag is neutralised, so a passage cannot close its quote early.
+Anything in a passage that looks like a tag is neutralised, so a passage cannot close its quote early,
+and chat-template control markers (``<|im_start|>``, ``<|im_end|>``, ``<|endoftext|>``: anything shaped
+``<|…|>``, and a tokenizer's own special tokens where it is known) are neutralised in passages and in
+every message's text, so no crawled or client text becomes a special token (a forged turn) when the
+prompt is tokenized: ``<|`` becomes ``‹|`` and a known special token's ``<`` becomes ``‹``.
 Evaluation and serving build prompts here, so the twin is measured on the prompts it is served with.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 Message = dict[str, str]
 
@@ -20,6 +25,41 @@ RAG_SYSTEM = (
 )
 MAX_PASSAGE_CHARS = 800
 _TAG = re.compile(r"</?\s*passages?\b[^>]*>", re.IGNORECASE)
+_MARKER = re.compile(r"<\|[^<>|\s]{0,64}\|>")  # ChatML and most chat templates: <|im_start|>, <|eot_id|>…
+_MARKER_RES: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def special_markers(tokenizer: Any) -> tuple[str, ...]:
+    """The text forms of ``tokenizer``'s special tokens, added ones included (what a chat template
+    writes); added tokens that are not special are ordinary text and stay."""
+    found: set[str] = set(getattr(tokenizer, "all_special_tokens", None) or [])
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(token, "special", True):
+            found.add(str(getattr(token, "content", token)))
+    return tuple(sorted((m for m in found if len(m) > 1), key=len, reverse=True))
+
+
+def neutralise_markers(text: str, markers: Iterable[str] = ()) -> str:
+    """``text`` unable to spell a special token: ``<|…|>`` shapes and each of ``markers`` defused
+    (their first character swapped for a look-alike), everything else kept."""
+    text = _MARKER.sub(lambda m: "‹" + m.group(0)[1:-1] + "›", text)
+    markers = tuple(markers)
+    if markers:
+        pattern = _MARKER_RES.get(markers)
+        if pattern is None:
+            pattern = _MARKER_RES[markers] = re.compile("|".join(re.escape(m) for m in markers))
+        text = pattern.sub(lambda m: _defuse(m.group(0)), text)
+    return text
+
+
+def _defuse(marker: str) -> str:
+    return {"<": "‹", "[": "⟦", "{": "❴"}.get(marker[0], marker[0] + "\u200c") + marker[1:]
+
+
+def neutralise_messages(messages: Sequence[Message], markers: Iterable[str] = ()) -> list[Message]:
+    """Every message with its text neutralised (roles kept)."""
+    markers = tuple(markers)
+    return [{**m, "content": neutralise_markers(m["content"], markers)} for m in messages]
 
 
 def plain_messages(instruction: str) -> list[Message]:
@@ -29,6 +69,7 @@ def plain_messages(instruction: str) -> list[Message]:
 def quote_passage(text: str, max_chars: int = MAX_PASSAGE_CHARS) -> str:
     """A passage made safe to quote: tag look-alikes defused, whitespace kept, cut at ``max_chars``."""
     cleaned = _TAG.sub(lambda m: m.group(0).replace("<", "‹").replace(">", "›"), text.strip())
+    cleaned = neutralise_markers(cleaned)
     return cleaned if len(cleaned) <= max_chars else cleaned[:max_chars].rstrip() + " …"
 
 

@@ -1,19 +1,24 @@
 """The LLM Twin service: retrieval over each author's own writing and their released twin, over HTTP.
 
-Routes: ``POST /rag``, ``/retrieve``, ``/generate`` (BentoML APIs, OpenAPI at ``/docs.json``), the
+Routes: ``POST /rag``, ``/retrieve``, ``/generate`` (BentoML APIs, OpenAPI at ``/docs.json``), their
+event streams ``/rag_stream`` and ``/generate_stream`` (what ``bentoml.SyncHTTPClient`` streams), the
 OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models``, the chat page at ``/``, and BentoML's
-``/readyz``, ``/livez`` and ``/metrics`` (Prometheus). The logic lives in ``llm_twin_assets.serving``; this
-file only wires it to BentoML. Read-only on the warehouse, except for its request traces.
+``/readyz``, ``/livez`` and ``/metrics`` (Prometheus). Every JSON body passes the edge guard first
+(``serving.web.EdgeGuard``). The logic lives in ``llm_twin_assets.serving``; this file only wires it to
+BentoML. Read-only on the warehouse, except for its request traces.
 
     bentoml serve bentos.llm_twin.service:LLMTwin     (from the repository root; or: llm-twin serve)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import bentoml
+from starlette.responses import Response
 
 from llm_twin_assets.serving import ServingError
 from llm_twin_assets.serving.schemas import (
@@ -24,11 +29,38 @@ from llm_twin_assets.serving.schemas import (
     RetrieveRequest,
     RetrieveResponse,
 )
-from llm_twin_assets.serving.server import TwinServer
-from llm_twin_assets.serving.web import error_response, openai_app, page_app, sse
+from llm_twin_assets.serving.server import Call, TwinServer
+from llm_twin_assets.serving.web import (
+    GONE,
+    ClientGone,
+    EdgeGuard,
+    error_response,
+    openai_app,
+    page_app,
+    sse,
+    unless_gone,
+)
 from llm_twin_assets.settings import get_settings
 
 log = logging.getLogger("llm_twin.service")
+
+
+def _log_to_stderr() -> None:
+    """BentoML configures its own loggers only: ours (refusals in one INFO line, releases, failures) go
+    to stderr beside them, once."""
+    for name in ("llm_twin", "llm_twin_assets"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s [%(levelname)s] [%(name)s] %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+            )
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+_log_to_stderr()
 
 
 def _server() -> TwinServer:
@@ -54,15 +86,25 @@ class LLMTwin:
         log.info("serving %s", released or "no released twin yet")
 
     @bentoml.api(route="/rag", input_spec=RagRequest)
-    async def rag(self, **fields: object) -> RagResponse:
-        """Answer as the author's released twin, grounded in passages of their own writing."""
+    async def rag(self, ctx: bentoml.Context, **fields: object) -> RagResponse:
+        """Answer as the author's released twin, grounded in passages of their own writing (stream:
+        server-sent events; BentoML's client gets the whole answer: it streams from /rag_stream)."""
         request = RagRequest.model_validate(fields)
         try:
-            if request.stream:
+            if request.stream and not _bentoml_client(ctx):
                 return sse(self.server.events(await self.server.prepare_rag(request)))  # type: ignore[return-value]
-            return await self.server.rag(request)
+            return await unless_gone(ctx.request.receive, self.server.rag(request))
         except ServingError as exc:
-            return error_response(exc)  # type: ignore[return-value]
+            return _answer(ctx, error_response(exc))  # type: ignore[return-value]
+        except ClientGone:
+            return _answer(ctx, Response(status_code=GONE))  # type: ignore[return-value]
+
+    @bentoml.api(route="/rag_stream", input_spec=RagRequest)
+    async def rag_stream(self, **fields: object) -> AsyncGenerator[str, None]:
+        """/rag as server-sent events: 'sources', 'token' pieces, then 'done' (or one 'error' event)."""
+        request = RagRequest.model_validate(fields)
+        async for line in _event_lines(self.server, lambda: self.server.prepare_rag(request)):
+            yield line
 
     @bentoml.api(route="/retrieve", input_spec=RetrieveRequest)
     async def retrieve(self, **fields: object) -> RetrieveResponse:
@@ -73,16 +115,51 @@ class LLMTwin:
             return error_response(exc)  # type: ignore[return-value]
 
     @bentoml.api(route="/generate", input_spec=GenerateRequest)
-    async def generate(self, **fields: object) -> GenerateResponse:
-        """The author's released twin (or the base model) answering without retrieval."""
+    async def generate(self, ctx: bentoml.Context, **fields: object) -> GenerateResponse:
+        """The author's released twin (or the base model) answering without retrieval (stream: as /rag)."""
         request = GenerateRequest.model_validate(fields)
         try:
-            if request.stream:
+            if request.stream and not _bentoml_client(ctx):
                 return sse(self.server.events(await self.server.prepare_generate(request)))  # type: ignore[return-value]
-            return await self.server.generate(request)
+            return await unless_gone(ctx.request.receive, self.server.generate(request))
         except ServingError as exc:
-            return error_response(exc)  # type: ignore[return-value]
+            return _answer(ctx, error_response(exc))  # type: ignore[return-value]
+        except ClientGone:
+            return _answer(ctx, Response(status_code=GONE))  # type: ignore[return-value]
+
+    @bentoml.api(route="/generate_stream", input_spec=GenerateRequest)
+    async def generate_stream(self, **fields: object) -> AsyncGenerator[str, None]:
+        """/generate as server-sent events: 'token' pieces, then 'done' (or one 'error' event)."""
+        request = GenerateRequest.model_validate(fields)
+        async for line in _event_lines(self.server, lambda: self.server.prepare_generate(request)):
+            yield line
 
     @bentoml.on_shutdown
     def shutdown(self) -> None:
         self.server.close()
+
+
+LLMTwin.add_asgi_middleware(EdgeGuard, server_of=_server)
+
+
+def _answer(ctx: bentoml.Context, response: Response) -> Response:
+    """``response`` as it is: an API that takes ``ctx`` gets ``ctx.response``'s status otherwise."""
+    ctx.response.status_code = response.status_code
+    return response
+
+
+def _bentoml_client(ctx: bentoml.Context) -> bool:
+    """BentoML's client reads /rag and /generate as JSON whatever ``stream`` says: it gets the whole answer
+    (its streaming calls are ``rag_stream`` and ``generate_stream``)."""
+    return ctx.request.headers.get("user-agent", "").startswith("BentoML HTTP Client")
+
+
+async def _event_lines(server: TwinServer, prepare: Callable[[], Awaitable[Call]]) -> AsyncIterator[str]:
+    try:
+        call = await prepare()
+    except ServingError as exc:
+        event = {"type": "error", "status": exc.status, "message": str(exc), "retry_after": exc.retry_after}
+        yield f"data: {json.dumps(event)}\n\n"
+        return
+    async for event in server.events(call):
+        yield f"data: {json.dumps(event)}\n\n"

@@ -136,6 +136,16 @@ def html_fragment_to_text(fragment: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
+def _web_link(url: str) -> bool:
+    """An http(s) URL with a host, as a browser reads it (control characters and whitespace dropped)."""
+    cleaned = "".join(ch for ch in url if ch > " " and ch != "\x7f")
+    try:
+        parts = urlsplit(cleaned)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
 def parse_feed(page: Page, kind: Kind, source_link: str) -> list[CrawledDocument]:
     """Every entry of a feed on the feed's own site, as documents (content from the feed itself)."""
     parsed = feedparser.parse(page.body, response_headers={"content-location": page.url})
@@ -144,6 +154,8 @@ def parse_feed(page: Page, kind: Kind, source_link: str) -> list[CrawledDocument
         link = entry.get("link")
         if not link or not same_site(urljoin(page.url, link), page.url):
             continue  # a feed may only speak for its own site
+        if not _web_link(urljoin(page.url, link)):
+            continue  # javascript:, data:, vbscript:… (however spelled) never become a document's URL
         text = html_fragment_to_text(_entry_html(entry))
         if not text:
             continue

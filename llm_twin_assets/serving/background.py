@@ -95,8 +95,7 @@ class TraceWriter:
             try:
                 if conn is None or conn.closed:
                     conn = self.database.open()
-                traces.write(conn, batch)
-                self.written += len(batch)
+                self._write(conn, batch)
             except psycopg.Error as exc:
                 self.dropped += len(batch)
                 log.warning("could not write %d traces: %s", len(batch), exc)
@@ -105,6 +104,21 @@ class TraceWriter:
                 conn = None
         if conn is not None:
             conn.close()
+
+    def _write(self, conn: psycopg.Connection, batch: list[traces.Trace]) -> None:
+        """The batch in one insert; if the database refuses it for its data, row by row, so one bad
+        trace never costs the others."""
+        try:
+            traces.write(conn, batch)
+            self.written += len(batch)
+            return
+        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, ValueError) as exc:
+            log.warning("a batch of %d traces was refused (%s); writing them one by one", len(batch), exc)
+        written, refused = traces.write_each(conn, batch)
+        self.written += written
+        self.dropped += len(refused)
+        for trace, error in refused:
+            log.warning("dropped one %s trace the database refused: %s", trace.route, error)
 
     def flush(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout

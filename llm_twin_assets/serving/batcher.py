@@ -6,11 +6,14 @@ Past ``max_pending`` waiting requests a new one is refused at once with an estim
 rather than queued into a client's timeout. Adapter changes (tasks) run on this thread when no row is
 running: a pending task stops admissions until the running rows finish, so a forward pass never sees an
 adapter appear or vanish.
+
+A failure is isolated: a request that cannot join ends alone (the running rows go on), a row whose
+sampling fails leaves alone, and only a failed forward pass of the running rows fails them. Every
+request ends: on stop, the rows still running and the requests still waiting end with a 503.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import queue
 import threading
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llm_twin_assets.serving import Overloaded
+from llm_twin_assets.serving import Overloaded, ServingError
 from llm_twin_assets.serving.decoding import GenerationRequest, RunningBatch
 
 log = logging.getLogger(__name__)
@@ -54,6 +57,8 @@ class Batcher:
         self._thread.start()
 
     def submit(self, request: GenerationRequest) -> None:
+        if self._stopping.is_set():
+            raise ServingError("the service is shutting down; retry shortly", status=503, retry_after=5)
         self.check_capacity()
         self._requests.put(request)
         self._wake.set()
@@ -112,7 +117,7 @@ class Batcher:
             if self._tasks.empty():  # a pending task lets the running rows finish first
                 joining = self._take(self.max_batch - len(self.batch), wait=not len(self.batch))
                 if joining:
-                    self._guarded(functools.partial(self.batch.admit, joining))
+                    self._admit(joining)
                     self.stats.rows += len(joining)
             if len(self.batch):
                 started = time.perf_counter()
@@ -120,6 +125,26 @@ class Batcher:
                 self._step_seconds = 0.9 * self._step_seconds + 0.1 * (time.perf_counter() - started)
                 self.stats.steps += 1
                 self.stats.largest = max(self.stats.largest, len(self.batch))
+        self._end_all(ServingError("the service is shutting down; retry shortly", status=503, retry_after=5))
+
+    def _admit(self, joining: list[GenerationRequest]) -> None:
+        """Joining rows that fail end alone; the running batch is never failed for them."""
+        try:
+            self.batch.admit(joining)
+        except Exception as exc:
+            log.exception("admitting %d requests failed; the running rows go on", len(joining))
+            for request in joining:
+                if not request.done.is_set():
+                    request.finish(exc)
+
+    def _end_all(self, error: BaseException) -> None:
+        self.batch.fail(error)
+        while True:
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            request.finish(error)
 
     def _guarded(self, action: Callable[[], None]) -> None:
         try:

@@ -3,11 +3,19 @@ in one forward pass per token.
 
 Prompts are left-padded; position ids count real tokens only, so a row's tokens are the same as when it
 runs alone. Each step hands every live row its new text (whole characters only) and a row stops at an
-end-of-turn token, at its own ``max_new_tokens``, or when its client went away.
+end-of-turn token, at one of its ``stop`` strings, at its own ``max_new_tokens``, or when its client
+went away.
+
+A row fails alone: a request that cannot join (its prompt, its seed, a failed prefill) ends with its
+error before it touches the running rows, and a row whose sampling fails (non-finite probabilities)
+leaves the batch with its error while the others go on. Text that looks like one of the tokenizer's
+special tokens (``<|im_end|>``…) is neutralised in every message before tokenization, so no text a
+client or a crawled page supplied becomes a control token.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_twin_assets.llm import LoadedLM, Message, chat_prompt_ids, stop_ids
+from llm_twin_assets.prompting import neutralise_messages, special_markers
+
+log = logging.getLogger(__name__)
 
 TOP_P = 0.95
 
@@ -26,6 +37,8 @@ class GenerationRequest:
     max_new_tokens: int
     temperature: float = 0.0
     seed: int | None = None
+    stop: tuple[str, ...] = ()
+    """Strings that end the answer (not included in it), as OpenAI's ``stop``."""
     on_text: Callable[[str], None] | None = None
     """Called from the generation thread with each new piece of text."""
     on_done: Callable[[], None] | None = None
@@ -36,6 +49,7 @@ class GenerationRequest:
     """How many requests shared this one's forward passes."""
     token_ids: list[int] = field(default_factory=list)
     text: str = ""
+    """The text handed out so far (a possible start of a stop string is held back)."""
     finish_reason: str | None = None  # "stop" (end of turn), "length" (the cap) or "cancelled"
     error: BaseException | None = None
     queued_at: float = field(default_factory=time.perf_counter)
@@ -83,30 +97,57 @@ class RunningBatch:
         self._next: Any = None  # rows x 1: each row's next input token
         self._positions: Any = None  # rows x 1: that token's position in its own sequence
         self._stops = stop_ids(lm)
+        self._markers = special_markers(lm.tokenizer)
+
+    def prompt_ids(self, messages: list[Message]) -> list[int]:
+        """The chat prompt's token ids, the messages' own text unable to spell a special token."""
+        return chat_prompt_ids(self.lm, neutralise_messages(messages, self._markers))
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def admit(self, requests: list[GenerationRequest]) -> None:
-        """Prefill ``requests`` together, choose their first tokens, and add them to the running rows."""
+        """Prefill ``requests`` together, choose their first tokens, and add them to the running rows.
+
+        A request that cannot start (its prompt, its sampling set-up) ends with its error; a failed
+        prefill ends the joining requests with its error. Either way the running rows are untouched."""
         import torch
         from transformers import DynamicCache
 
         started = time.perf_counter()
-        prompts = [chat_prompt_ids(self.lm, r.messages) for r in requests]
-        for request, prompt in zip(requests, prompts, strict=True):
+        joining: list[GenerationRequest] = []
+        prompts: list[list[int]] = []
+        generators: list[Any] = []
+        for request in requests:
+            try:
+                prompt, generator = self.prompt_ids(request.messages), _generator(request)
+            except Exception as exc:
+                log.warning("a request cannot start: %s", exc)
+                request.finish(exc)
+                continue
             request.prompt_tokens = len(prompt)
             request.started_at = started
+            joining.append(request)
+            prompts.append(prompt)
+            generators.append(generator)
+        if not joining:
+            return
+        requests = joining
         pad = self.lm.tokenizer.pad_token_id
         width = max(len(p) for p in prompts)
         device = self.lm.device
-        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache()
-        logits = self._forward(ids, mask, positions, cache, requests)
-        generators = [_generator(r) for r in requests]
-        chosen = [_choose(logits[i], r.temperature, generators[i]) for i, r in enumerate(requests)]
+        try:
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            cache = DynamicCache()
+            logits = self._forward(ids, mask, positions, cache, requests)
+        except Exception as exc:
+            log.exception("prefilling %d joining requests failed; the running rows go on", len(requests))
+            for request in requests:
+                request.finish(exc)
+            return
+        chosen, errors = _choose_all(logits, requests, generators, pad)
         nexts = torch.tensor(chosen, device=device).unsqueeze(1)
         if self._cache is None:
             self._cache, self._mask, self._next = cache, mask, nexts
@@ -118,7 +159,7 @@ class RunningBatch:
         start = len(self.rows)
         self.rows += requests
         self._generators += generators
-        self._after_choosing(chosen, start)
+        self._after_choosing(chosen, start, {start + i: e for i, e in errors.items()})
 
     def step(self) -> None:
         """One token for every running row."""
@@ -126,16 +167,18 @@ class RunningBatch:
 
         self._mask = torch.cat([self._mask, torch.ones_like(self._next)], dim=1)
         logits = self._forward(self._next, self._mask, self._positions, self._cache, self.rows)
-        chosen = [_choose(logits[i], r.temperature, self._generators[i]) for i, r in enumerate(self.rows)]
+        chosen, errors = _choose_all(logits, self.rows, self._generators, self.lm.tokenizer.pad_token_id)
         self._next = torch.tensor(chosen, device=self.lm.device).unsqueeze(1)
         self._positions = self._positions + 1
-        self._after_choosing(chosen)
+        self._after_choosing(chosen, 0, errors)
 
     def fail(self, error: BaseException) -> None:
         """Every running row ends with ``error`` (a failed forward pass); the batch starts afresh."""
         for request in self.rows:
-            request.finish(error)
-        self.rows, self._generators, self._cache = [], [], None
+            if not request.done.is_set():
+                request.finish(error)
+        self.rows, self._generators = [], []
+        self._cache = self._mask = self._next = self._positions = None
 
     def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any, rows: list[GenerationRequest]) -> Any:
         import torch
@@ -158,13 +201,20 @@ class RunningBatch:
             )
         return out.logits[:, -1, :].float()
 
-    def _after_choosing(self, chosen: list[int], start: int = 0) -> None:
-        """Hand rows ``start``… their chosen tokens; rows that ended leave the batch."""
+    def _after_choosing(
+        self, chosen: list[int], start: int = 0, errors: dict[int, BaseException] | None = None
+    ) -> None:
+        """Hand rows ``start``… their chosen tokens; rows that ended (or failed: ``errors`` by row) leave
+        the batch."""
         size = len(self.rows)
         ended = set()
         for i, token in enumerate(chosen, start):
             request = self.rows[i]
             request.batch_size = max(request.batch_size, size)
+            if errors and i in errors:
+                request.finish(errors[i])
+                ended.add(i)
+                continue
             if request.cancelled.is_set():
                 request.finish_reason = request.finish_reason or "cancelled"
             else:
@@ -231,6 +281,9 @@ def decode(
             if not request.done.is_set():
                 request.finish(exc)
         raise
+    failed = next((r.error for r in requests if r.error is not None), None)
+    if failed is not None:
+        raise failed
 
 
 def _generator(request: GenerationRequest) -> Any:
@@ -244,6 +297,22 @@ def _generator(request: GenerationRequest) -> Any:
     else:
         generator.seed()
     return generator
+
+
+def _choose_all(
+    logits: Any, rows: list[GenerationRequest], generators: list[Any], pad: int
+) -> tuple[list[int], dict[int, BaseException]]:
+    """Each row's next token; a row whose sampling fails gets ``pad`` and its error (it leaves)."""
+    chosen: list[int] = []
+    errors: dict[int, BaseException] = {}
+    for i, request in enumerate(rows):
+        try:
+            chosen.append(_choose(logits[i], request.temperature, generators[i]))
+        except Exception as exc:
+            log.warning("sampling failed for one row (temperature %s): %s", request.temperature, exc)
+            chosen.append(pad)
+            errors[i] = exc
+    return chosen, errors
 
 
 def _choose(logits: Any, temperature: float, generator: Any) -> int:
@@ -263,25 +332,36 @@ def _choose(logits: Any, temperature: float, generator: Any) -> int:
 def _emit(lm: LoadedLM, request: GenerationRequest, token: int, stop: bool) -> None:
     if stop:
         request.finish_reason = "stop"
+        _flush(lm, request)
         return
     if request.first_token_at is None:
         request.first_token_at = time.perf_counter()
     request.token_ids.append(token)
     text = str(lm.tokenizer.decode(request.token_ids, skip_special_tokens=True))
     if not text.endswith("\ufffd"):  # a character split across tokens waits for its last byte
-        new = text[len(request.text) :]
-        request.text = text
-        if new and request.on_text is not None:
-            request.on_text(new)
-    if len(request.token_ids) >= request.max_new_tokens:
+        _publish(request, text, final=False)
+    if request.finish_reason is None and len(request.token_ids) >= request.max_new_tokens:
         request.finish_reason = "length"
         _flush(lm, request)
 
 
 def _flush(lm: LoadedLM, request: GenerationRequest) -> None:
-    text = str(lm.tokenizer.decode(request.token_ids, skip_special_tokens=True))
-    if text != request.text:
+    _publish(request, str(lm.tokenizer.decode(request.token_ids, skip_special_tokens=True)), final=True)
+
+
+def _publish(request: GenerationRequest, text: str, final: bool) -> None:
+    """Hand out ``text`` past what was handed out: up to a stop string (which ends the row), holding back
+    an end that may be the start of one unless ``final``."""
+    if request.stop:
+        found = [i for i in (text.find(s) for s in request.stop if s) if i >= 0]
+        if found:
+            text, final = text[: max(min(found), len(request.text))], True
+            request.finish_reason = "stop"
+        if not final:
+            held = max((k for s in request.stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
+            text = text[: max(len(text) - held, len(request.text))]
+    if len(text) > len(request.text):
         new = text[len(request.text) :]
         request.text = text
-        if request.on_text is not None and new:
+        if request.on_text is not None:
             request.on_text(new)

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -49,8 +49,10 @@ class Generator(Protocol):
         temperature: float,
         seed: int | None,
         usage: Usage,
+        stop: Sequence[str] = (),
     ) -> AsyncIterator[str]:
-        """Text pieces as they are generated (``release`` None: the base model); fills ``usage``."""
+        """Text pieces as they are generated (``release`` None: the base model), up to a ``stop`` string
+        (not included); fills ``usage``."""
 
     def check_capacity(self) -> None:
         """Raise Overloaded now if a generation would be refused (before a stream's first byte)."""
@@ -132,6 +134,7 @@ class LocalGenerator:
         temperature: float,
         seed: int | None,
         usage: Usage,
+        stop: Sequence[str] = (),
     ) -> AsyncIterator[str]:
         if release is not None:
             installed = self.models.installed.get(release.author)
@@ -150,6 +153,7 @@ class LocalGenerator:
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             seed=seed,
+            stop=tuple(stop),
             on_text=lambda text: _put(loop, pieces, text),
             on_done=lambda: _put(loop, pieces, None),
         )
@@ -159,6 +163,8 @@ class LocalGenerator:
                 yield piece
         finally:
             request.cancel()  # a client that left stops its row at the next token
+        if isinstance(request.error, ServingError):
+            raise request.error
         if request.error is not None:
             raise ServingError(f"generation failed: {request.error}", status=500) from request.error
         usage.prompt_tokens = request.prompt_tokens
@@ -216,6 +222,7 @@ class RemoteGenerator:
         temperature: float,
         seed: int | None,
         usage: Usage,
+        stop: Sequence[str] = (),
     ) -> AsyncIterator[str]:
         import openai
 
@@ -229,6 +236,7 @@ class RemoteGenerator:
                 max_tokens=max_new_tokens,
                 temperature=temperature,
                 seed=seed,
+                stop=list(stop) or None,
                 stream=True,
                 stream_options={"include_usage": True},
             )

@@ -18,7 +18,7 @@ from typing import Any
 from llm_twin_assets import retrieval
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.llm import Message
-from llm_twin_assets.prompting import RAG_SYSTEM, plain_messages, rag_messages
+from llm_twin_assets.prompting import RAG_SYSTEM, neutralise_messages, plain_messages, rag_messages
 from llm_twin_assets.serving import NotReleased, Overloaded, ServingError
 from llm_twin_assets.serving.background import ReleaseWatcher, TraceWriter
 from llm_twin_assets.serving.generators import Generator, Usage, make_generator
@@ -31,6 +31,7 @@ from llm_twin_assets.serving.schemas import (
     RetrieveRequest,
     RetrieveResponse,
     Source,
+    link_of,
 )
 from llm_twin_assets.serving.schemas import Usage as UsageModel
 from llm_twin_assets.settings import TwinSettings
@@ -56,6 +57,7 @@ class Call:
     max_new_tokens: int = 128
     temperature: float = 0.0
     seed: int | None = None
+    stop: tuple[str, ...] = ()
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -136,11 +138,17 @@ class TwinServer:
     def _default_tokens(self) -> int:
         return min(128, self.settings.serve_max_new_tokens)
 
-    def _check_caps(self, max_new_tokens: int | None = None, top_k: int | None = None) -> None:
+    def _check_caps(
+        self,
+        max_new_tokens: int | None = None,
+        top_k: int | None = None,
+        tokens_field: str = "max_new_tokens",
+    ) -> None:
+        """``tokens_field``: the name the client gave the token cap (OpenAI's ``max_tokens``…)."""
         s = self.settings
         if max_new_tokens is not None and max_new_tokens > s.serve_max_new_tokens:
             raise ServingError(
-                f"max_new_tokens is {max_new_tokens}; this service generates at most {s.serve_max_new_tokens}"
+                f"{tokens_field} is {max_new_tokens}; this service generates at most {s.serve_max_new_tokens}"
             )
         if top_k is not None and top_k > s.serve_max_top_k:
             raise ServingError(f"top_k is {top_k}; this service returns at most {s.serve_max_top_k} passages")
@@ -162,6 +170,7 @@ class TwinServer:
             Source(
                 chunk_id=h.chunk_id,
                 document_url=h.document_url,
+                link=link_of(h.document_url),
                 title=h.title,
                 kind=h.kind,
                 score=h.score,
@@ -214,6 +223,8 @@ class TwinServer:
         temperature: float,
         seed: int | None,
         top_k: int,
+        stop: tuple[str, ...] = (),
+        tokens_field: str = "max_tokens",
     ) -> Call:
         """An OpenAI chat: the last user message retrieves; earlier turns stay as the conversation."""
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
@@ -228,6 +239,8 @@ class TwinServer:
             top_k=top_k,
             build=lambda passages: chat_messages(messages, passages),
             sampling=(max_new_tokens, temperature, seed),
+            stop=stop,
+            tokens_field=tokens_field,
         )
 
     async def prepare_generate(self, request: GenerateRequest) -> Call:
@@ -247,12 +260,14 @@ class TwinServer:
         query: str | None = None,
         top_k: int | None = None,
         sampling: tuple[int | None, float, int | None] = (None, 0.0, None),
+        stop: tuple[str, ...] = (),
+        tokens_field: str = "max_new_tokens",
     ) -> Call:
         """Caps, the author (fixed here, before any retrieved text exists: passages cannot change it) and
         their current release, the passages, the prompt, and room in the queue; a refusal is traced."""
         try:
             max_new_tokens = sampling[0] or self._default_tokens()
-            self._check_caps(max_new_tokens, top_k)
+            self._check_caps(max_new_tokens, top_k, tokens_field)
             chosen = author() if callable(author) else author
             if chosen is not None:
                 call.author = call.trace.author = chosen
@@ -260,8 +275,10 @@ class TwinServer:
                 call.trace.release = call.release.release
             if query is not None and top_k is not None:
                 await self._retrieve(call, query, chosen, top_k)
-            call.messages = build([s.text for s in call.sources])
+            # no text of a client's or a crawled page's becomes a chat-template control marker
+            call.messages = neutralise_messages(build([s.text for s in call.sources]))
             call.max_new_tokens, call.temperature, call.seed = max_new_tokens, sampling[1], sampling[2]
+            call.stop = stop
             self.generator.check_capacity()
             return call
         except ServingError as exc:
@@ -283,7 +300,13 @@ class TwinServer:
                     "sources": [s.model_dump() for s in call.sources],
                 }
             async for piece in self.generator.stream(
-                call.messages, call.release, call.max_new_tokens, call.temperature, call.seed, usage
+                call.messages,
+                call.release,
+                call.max_new_tokens,
+                call.temperature,
+                call.seed,
+                usage,
+                stop=call.stop,
             ):
                 pieces.append(piece)
                 yield {"type": "token", "text": piece}

@@ -44,17 +44,54 @@ _FIELDS = (
 )
 
 
+_INSERT = f"INSERT INTO serving_traces ({', '.join(_FIELDS)}) VALUES ({', '.join(['%s'] * len(_FIELDS))})"
+MAX_TEXT = 4_000
+"""A trace keeps this much of a query or an error message."""
+
+
+def storable(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    """Text PostgreSQL stores: no NUL characters (text cannot hold them), no lone surrogates (not UTF-8),
+    at most ``limit`` characters."""
+    if text is None:
+        return None
+    text = text[:limit].replace("\x00", "\ufffd")
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _row(t: Trace) -> tuple[Any, ...]:
+    values: list[Any] = []
+    for name in _FIELDS:
+        value = getattr(t, name)
+        if name == "timings":
+            value = json.dumps(value)
+        elif name in ("author", "query", "error", "route"):
+            value = storable(value)
+        elif name == "chunk_ids":
+            value = [storable(c) for c in value]
+        values.append(value)
+    return tuple(values)
+
+
 def write(conn: psycopg.Connection, traces: list[Trace]) -> None:
+    """Insert ``traces`` in one transaction (their text made storable first)."""
     if not traces:
         return
     with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
-            f"INSERT INTO serving_traces ({', '.join(_FIELDS)}) VALUES ({', '.join(['%s'] * len(_FIELDS))})",
-            [
-                tuple(json.dumps(t.timings) if name == "timings" else getattr(t, name) for name in _FIELDS)
-                for t in traces
-            ],
-        )
+        cur.executemany(_INSERT, [_row(t) for t in traces])
+
+
+def write_each(conn: psycopg.Connection, traces: list[Trace]) -> tuple[int, list[tuple[Trace, Exception]]]:
+    """Insert ``traces`` one by one: a trace the database refuses is left out alone. Returns how many
+    were written and the refused ones with their error."""
+    written = 0
+    refused: list[tuple[Trace, Exception]] = []
+    for trace in traces:
+        try:
+            write(conn, [trace])
+            written += 1
+        except (psycopg.DataError, ValueError) as exc:  # this row's data; a lost server propagates
+            refused.append((trace, exc))
+    return written, refused
 
 
 def recent(conn: psycopg.Connection, limit: int = 100) -> list[dict[str, Any]]:
