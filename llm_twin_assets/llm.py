@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from llm_twin_assets.decoding_rules import Decoding, logits_processor
 from llm_twin_assets.errors import ModelError
 
 if TYPE_CHECKING:
@@ -69,9 +70,11 @@ def generate_replies(
     max_new_tokens: int = 128,
     temperature: float = 0.0,
     seed: int = 0,
+    decoding: Decoding | None = None,
     **kwargs: Any,
 ) -> list[Reply]:
-    """One reply per conversation, batched with left padding; greedy when temperature is 0."""
+    """One reply per conversation, batched with left padding; greedy when temperature is 0; with the
+    ``decoding`` rules (no repeated n-gram, repetition penalty) exactly as the service applies them."""
     import torch
 
     if not conversations:
@@ -85,6 +88,10 @@ def generate_replies(
     if temperature > 0:
         torch.manual_seed(seed)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95}
+    if decoding is not None and decoding.active:
+        from transformers import LogitsProcessorList
+
+        kwargs["logits_processor"] = LogitsProcessorList([logits_processor(decoding, width)])
     with torch.inference_mode():
         output = lm.model.generate(
             input_ids=input_ids,
@@ -118,10 +125,17 @@ def generate(
     max_new_tokens: int = 128,
     temperature: float = 0.0,
     seed: int = 0,
+    decoding: Decoding | None = None,
     **kwargs: Any,
 ) -> list[str]:
     """The text of :func:`generate_replies`."""
     replies = generate_replies(
-        lm, conversations, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, **kwargs
+        lm,
+        conversations,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        seed=seed,
+        decoding=decoding,
+        **kwargs,
     )
     return [r.text for r in replies]
