@@ -86,7 +86,9 @@ def test_the_fleet_instance_configs_are_valid_for_their_launchers(
     assert checked.success, checked.errors
 
 
-def test_the_fleet_code_locations_load_with_their_executors() -> None:
+def test_the_fleet_code_locations_load_with_their_executors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_TWIN_DATABASE_URL", "postgresql://llm_twin@db.internal/llm_twin")
+    monkeypatch.setenv("LLM_TWIN_ARTIFACTS_URL", "s3://twins/llm-twin")
     from llm_twin_assets.deployments.ecs import defs as ecs
     from llm_twin_assets.deployments.k8s import defs as k8s
 
@@ -119,6 +121,7 @@ def test_a_training_step_kubernetes_job_requests_a_gpu() -> None:
     resources = pod.containers[0].resources
     assert resources.limits["nvidia.com/gpu"] == "1" and resources.requests["nvidia.com/gpu"] == "1"
     assert any(t.key == "nvidia.com/gpu" for t in pod.tolerations)
+    assert pod.node_selector == {"nvidia.com/gpu.present": "true"}  # scheduled on GPU nodes only
     assert GPU_STEP_TAGS["dagster-k8s/config"]
 
 
@@ -201,3 +204,122 @@ def test_a_training_step_on_ecs_asks_for_a_gpu_and_carries_no_local_path(
     flat = json.dumps(job)
     for local_path in (str(tmp_path), str(Path.home()), "/tmp/", "/work/"):
         assert local_path not in flat, f"{local_path} in the task's job"
+
+
+@pytest.mark.parametrize("location", ["ecs", "k8s"])
+@pytest.mark.parametrize(
+    ("unset", "artifacts"),
+    [
+        ("LLM_TWIN_DATABASE_URL", "s3://twins/x"),
+        ("LLM_TWIN_ARTIFACTS_URL", None),
+        ("LLM_TWIN_ARTIFACTS_URL", "artifacts"),
+    ],
+    ids=["no-database-url", "no-artifacts-url", "relative-artifacts"],
+)
+def test_a_fleet_code_location_refuses_laptop_defaults_at_load(
+    location: str, unset: str, artifacts: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from llm_twin_assets.errors import ConfigError
+
+    monkeypatch.setenv("LLM_TWIN_DATABASE_URL", "postgresql://llm_twin@db.internal/llm_twin")
+    if artifacts is None:
+        monkeypatch.delenv("LLM_TWIN_ARTIFACTS_URL", raising=False)
+    else:
+        monkeypatch.setenv("LLM_TWIN_ARTIFACTS_URL", artifacts)
+    if unset == "LLM_TWIN_DATABASE_URL":
+        monkeypatch.delenv(unset)
+    module = importlib.import_module("llm_twin_assets.deployments")
+    with pytest.raises(ConfigError, match=f"^{unset}: ") as refused:
+        importlib.reload(importlib.import_module(f"llm_twin_assets.deployments.{location}"))
+    assert refused.value.setting == unset and module.require_fleet_settings
+
+
+def test_the_workspaces_point_at_code_servers() -> None:
+    for target in ("ecs", "k8s"):
+        [entry] = yaml.safe_load((DEPLOY / "dagster" / f"workspace-{target}.yaml").read_text())["load_from"]
+        assert set(entry) == {"grpc_server"} and entry["grpc_server"]["port"] == 4000
+
+
+def test_the_image_names_itself_and_bakes_the_targets_instance() -> None:
+    dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
+    assert "ENV DAGSTER_CURRENT_IMAGE=${IMAGE}" in dockerfile
+    assert "COPY deploy/dagster/${DAGSTER_INSTANCE} /opt/dagster/home/dagster.yaml" in dockerfile
+
+
+def _secret_free(text: str) -> None:
+    import re
+
+    # a placeholder (":password@", ":$VAR@") is documentation; anything else is a leaked password
+    assert not re.search(r"postgres(ql)?(\+\w+)?://[^@\s/]*:(?!password@|\$)[^@\s]+@", text), "a password"
+    assert not re.search(r"(?i)(password|secret_access_key|api_key)\s*[:=]\s*[\"']?[A-Za-z0-9/+]{6,}", text)
+
+
+def test_the_fleet_instances_take_secrets_from_the_secret_stores_and_keep_step_logs() -> None:
+    ecs = yaml.safe_load((DEPLOY / "dagster" / "dagster-ecs.yaml").read_text())
+    k8s = yaml.safe_load((DEPLOY / "dagster" / "dagster-k8s.yaml").read_text())
+    secrets = {s["name"]: s["valueFrom"] for s in ecs["run_launcher"]["config"]["secrets"]}
+    assert set(secrets) == {"LLM_TWIN_DATABASE_URL", "DAGSTER_PG_URL"}
+    assert all(v.startswith("arn:aws:secretsmanager:") for v in secrets.values())
+    for config in (ecs, k8s):
+        assert not set(config["run_launcher"]["config"]["env_vars"]) & {
+            "LLM_TWIN_DATABASE_URL",
+            "DAGSTER_PG_URL",
+        }
+        assert config["compute_logs"]["class"] == "S3ComputeLogManager"
+        assert config["concurrency"]["pools"]["default_limit"] >= 1
+    assert k8s["run_launcher"]["config"]["env_secrets"] == ["llm-twin-secrets"]
+    for path in DEPLOY.rglob("*"):
+        if (path.is_file() and path.suffix in (".yaml", ".json", ".md")) or path.name == "Dockerfile":
+            _secret_free(path.read_text())
+
+
+def test_the_helm_values_pin_the_image_and_take_the_password_from_a_secret() -> None:
+    text = (DEPLOY / "k8s" / "values.yaml").read_text()
+    values = yaml.safe_load(text)
+    assert "--version 1.13.27" in text  # the chart pinned to the image's dagster
+    [location] = values["dagster-user-deployments"]["deployments"]
+    assert location["image"]["tag"] not in ("latest", "", None)
+    assert values["global"]["postgresqlSecretName"] and values["generatePostgresqlPasswordSecret"] is False
+    assert "postgresqlPassword" not in values["postgresql"]
+    assert values["computeLogManager"]["type"] == "S3ComputeLogManager"
+    assert values["concurrency"]["enabled"] and values["concurrency"]["pools"]["defaultLimit"] >= 1
+    assert values["migrate"]["enabled"]
+    assert "queuedRunCoordinator" not in values["dagsterDaemon"]["runCoordinator"].get("config", {})
+
+
+def test_the_service_fits_one_gpu_and_survives_a_slow_start() -> None:
+    deployment = next(
+        d
+        for d in yaml.safe_load_all((DEPLOY / "k8s" / "llm-twin-service.yaml").read_text())
+        if d["kind"] == "Deployment"
+    )
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] and any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
+    [container] = pod["containers"]
+    assert not container["image"].endswith(":latest")
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_the_iam_policy_covers_what_the_launchers_call() -> None:
+    policy = json.loads((DEPLOY / "ecs" / "iam-policy.json").read_text())
+    actions = {
+        a
+        for s in policy["Statement"]
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    for needed in (
+        "ecs:RunTask",
+        "ecs:DescribeTasks",
+        "ecs:StopTask",
+        "ecs:RegisterTaskDefinition",
+        "iam:PassRole",
+        "secretsmanager:GetSecretValue",
+        "logs:GetLogEvents",
+        "s3:PutObject",
+    ):
+        assert needed in actions

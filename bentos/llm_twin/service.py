@@ -21,6 +21,7 @@ import bentoml
 from starlette.responses import Response
 
 from llm_twin_assets.serving import ServingError
+from llm_twin_assets.serving.adapters_cache import serving_generator
 from llm_twin_assets.serving.schemas import (
     GenerateRequest,
     GenerateResponse,
@@ -81,7 +82,8 @@ class LLMTwin:
 
         settings = get_settings()
         torch.set_num_threads(settings.torch_threads or max(1, os.cpu_count() or 1))
-        self.server = TwinServer(settings)
+        # ready once the base model is loaded: each author's adapter loads on its first request (LRU-capped)
+        self.server = TwinServer(settings, generator=serving_generator(settings))
         released = ", ".join(f"{r.author} (release {r.release})" for r in self.server.released_authors())
         log.info("serving %s", released or "no released twin yet")
 

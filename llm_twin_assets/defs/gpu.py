@@ -16,7 +16,8 @@ GPU_STEP_TAGS: dict[str, object] = {
             }
         },
         "pod_spec_config": {
-            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+            "node_selector": {"nvidia.com/gpu.present": "true"},  # GPU Feature Discovery's node label
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         },
     },
 }

@@ -4,4 +4,43 @@ deployment at a module (workspace.yaml, `dagster code-server start -m ...`), nev
 - ``llm_twin_assets.definitions``: one machine (the default executor; GPU work in a Pipes subprocess).
 - ``llm_twin_assets.deployments.ecs``: every step its own ECS task; the GPU steps ask for a GPU.
 - ``llm_twin_assets.deployments.k8s``: every step its own Kubernetes job; the GPU steps ask for one.
+
+A fleet location refuses to load on a laptop's defaults (:func:`require_fleet_settings`): with no
+database URL every step container would start its own embedded PostgreSQL, and with no artifacts URL
+every step would write datasets, adapters and checkpoints to its own disk, which the next step (another
+container) never sees.
 """
+
+from __future__ import annotations
+
+import os
+
+from llm_twin_assets.errors import ConfigError
+
+DATABASE_URL = "LLM_TWIN_DATABASE_URL"
+ARTIFACTS_URL = "LLM_TWIN_ARTIFACTS_URL"
+
+
+def require_fleet_settings(location: str) -> None:
+    """Raise a ConfigError naming the variable when ``location`` would run on one machine's defaults."""
+    if not os.environ.get(DATABASE_URL, "").strip():
+        raise ConfigError(
+            DATABASE_URL,
+            f"unset, so every {location} step would start an embedded PostgreSQL inside its own container",
+            "set it to the shared PostgreSQL (with pgvector) every step reaches, e.g. "
+            "postgresql://llm_twin@db.internal:5432/llm_twin (password from a secret: PGPASSWORD), "
+            "through a session-mode pooler where one is used",
+        )
+    artifacts = os.environ.get(ARTIFACTS_URL, "").strip()
+    if not artifacts:
+        raise ConfigError(
+            ARTIFACTS_URL,
+            f"unset, so every {location} step would keep datasets, adapters and checkpoints on its own disk",
+            "set it to the artifact store every step shares, e.g. s3://bucket/llm-twin",
+        )
+    if "://" not in artifacts and not os.path.isabs(artifacts):
+        raise ConfigError(
+            ARTIFACTS_URL,
+            f"{artifacts!r} is a relative folder, inside each step's own container",
+            "use s3://bucket/prefix (or an absolute path on a volume every step mounts)",
+        )

@@ -34,8 +34,12 @@ class Migration:
 
 def default_sql_dir() -> Path:
     """The schema files shipped inside the package (``llm_twin_assets/sql``, a link to the repository's
-    top-level ``sql/`` that a wheel or a container install carries as plain files)."""
-    return Path(str(resources.files("llm_twin_assets") / "sql"))
+    top-level ``sql/`` that a wheel or a container install carries as plain files), or, where the package
+    runs from a copy that dropped the link (a built bento: BentoML does not follow it), the ``sql/`` beside
+    the package."""
+    inside = Path(str(resources.files("llm_twin_assets") / "sql"))
+    beside = inside.parent.parent / "sql"
+    return beside if not inside.is_dir() and beside.is_dir() else inside
 
 
 def discover(sql_dir: Path) -> list[Migration]:

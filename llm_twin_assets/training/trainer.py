@@ -9,6 +9,7 @@ reference the raw base model, which the SFT stage had already moved away from.
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import shutil
@@ -185,6 +186,13 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
 
     hyper = job.hyper
     device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
+    asked = job.device if job.device != "auto" else os.environ.get("LLM_TWIN_DEVICE", "auto")
+    if asked == "cuda" and not torch.cuda.is_available():  # a GPU step never falls back to the CPU
+        raise TrainingConfigError(
+            f"a GPU was asked for (job device {job.device!r}, LLM_TWIN_DEVICE="
+            f"{os.environ.get('LLM_TWIN_DEVICE', '')!r}) but torch {torch.__version__} sees no CUDA device "
+            "here: run this step on GPU capacity with the CUDA image"
+        )
     if job.threads:
         torch.set_num_threads(job.threads)
     if hyper.bf16 and device == "cpu":
