@@ -69,7 +69,37 @@ def clean_topic(reply: str) -> str:
     return first
 
 
-def topic_problem(topic: str, finished: bool, max_words: int = 20) -> str | None:
+_COMMON_WORDS = """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have
+    having he her here hers him his how i if in into is it its just me more most my no nor not now of off
+    on once only or other our out over own same she should so some such than that the their them then
+    there these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours write explain describe tell give share discuss
+    think thoughts view views opinion advice approach way ways about thing things something someone
+    people make made one two use using used"""
+_COMMON = frozenset(_COMMON_WORDS.split())
+
+
+def repeats_phrase(text: str, n: int = 3) -> bool:
+    """A word n-gram occurs twice: "measure first and scale, measure first and scale" (a looping reply)."""
+    tokens = words(text)
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def content_stems(text: str) -> set[str]:
+    """The content words of a text (4 letters or more, not common) as 4-letter prefixes, a crude stem:
+    "retries" and "retry" meet at "retr"."""
+    return {w[:4] for w in words(text) if len(w) >= 4 and w not in _COMMON}
+
+
+def off_topic(text: str, passage: str) -> bool:
+    """No content word of ``text`` is in the passage: the reply is about something else."""
+    mine = content_stems(text)
+    return bool(mine) and not mine & content_stems(passage)
+
+
+def topic_problem(topic: str, finished: bool, max_words: int = 20, passage: str | None = None) -> str | None:
     if not topic:
         return "empty"
     if not finished:
@@ -83,6 +113,10 @@ def topic_problem(topic: str, finished: bool, max_words: int = 20) -> str | None
         return "not_text"
     if _VAGUE.search(topic):
         return "describes_passage"
+    if repeats_phrase(topic):
+        return "repeats_phrase"
+    if passage is not None and off_topic(topic, passage):
+        return "off_topic"
     return None
 
 
@@ -103,6 +137,10 @@ def instruction_problem(
         return "too_long"
     if _DESCRIBES.match(instruction):
         return "describes_passage"
+    if repeats_phrase(instruction):
+        return "repeats_phrase"
+    if off_topic(instruction, passage):
+        return "off_topic"
     grams = ngrams(tokens, 4)
     if grams and len(grams & ngrams(words(passage), 4)) / len(grams) >= rules.max_copied_fraction:
         return "copies_passage"

@@ -136,3 +136,40 @@ def test_rejected_problem(rejected: str, reason: str | None) -> None:
 )
 def test_looks_cut(text: str, cut: bool) -> None:
     assert looks_cut(text) is cut
+
+
+RETRY_PASSAGE = (
+    "Retries need backoff and a deadline. I measure every retry policy on a slow network before I trust it, "
+    "and I keep the jobs idempotent so that a retry is never a second charge."
+)
+
+
+@pytest.mark.parametrize(
+    ("instruction", "problem"),
+    [
+        ("How should retries be paced on a slow network?", None),
+        ("Why keep a job idempotent when it may be retried?", None),
+        # the teacher's phrase three times: a looping reply
+        (
+            "What is measure first and scale, measure first and scale, measure first and scale?",
+            "repeats_phrase",
+        ),
+        # shares no content word with the passage
+        ("What is your favourite sourdough recipe for the weekend?", "off_topic"),
+    ],
+)
+def test_looping_and_off_topic_instructions_are_dropped_by_name(
+    instruction: str, problem: str | None
+) -> None:
+    from llm_twin_assets.datasets.filters import InstructionRules, instruction_problem
+
+    assert instruction_problem(instruction, RETRY_PASSAGE, True, InstructionRules()) == problem
+
+
+def test_looping_and_off_topic_topics_are_dropped_by_name() -> None:
+    from llm_twin_assets.datasets.filters import topic_problem
+
+    assert topic_problem("retry policies on slow networks", True, passage=RETRY_PASSAGE) is None
+    assert topic_problem("retry policy retry policy retry policy", True, passage=RETRY_PASSAGE) == "repeats_phrase"
+    assert topic_problem("baking sourdough bread", True, passage=RETRY_PASSAGE) == "off_topic"
+    assert topic_problem("baking sourdough bread", True) is None  # no passage given: not judged
