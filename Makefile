@@ -68,8 +68,8 @@ test: install models
 	$(BIN)/pytest
 
 lint: install
-	$(BIN)/ruff check llm_twin_assets llm_twin_assets_tests bench
-	$(BIN)/ruff format --check llm_twin_assets llm_twin_assets_tests bench
+	$(BIN)/ruff check llm_twin_assets llm_twin_assets_tests bench bentos
+	$(BIN)/ruff format --check llm_twin_assets llm_twin_assets_tests bench bentos
 	$(BIN)/mypy llm_twin_assets
 	$(BIN)/lint-imports --no-cache
 
