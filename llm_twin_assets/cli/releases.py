@@ -34,11 +34,16 @@ def eval_show(
     author: Annotated[str, typer.Option(help="The author (slug).")],
     evaluation: Annotated[str | None, typer.Option(help="An evaluation id; default: the latest.")] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="One object per model: its version and a metrics map.")
+        bool,
+        typer.Option(
+            "--json", help="One object per model: its version, a metrics map and each metric's 95% interval."
+        ),
     ] = False,
 ) -> None:
-    """The comparison table of the author's latest evaluation (or one by id), and the gate's decision."""
+    """The comparison table of the author's latest evaluation (or one by id), each metric with its
+    bootstrap 95% interval, the differences the gate decided on, and the gate's decision."""
     from llm_twin_assets.evaluation import EvaluationError
+    from llm_twin_assets.evaluation.gate import CHECKS
     from llm_twin_assets.evaluation.report import retrieval_line, text_table
     from llm_twin_assets.store import evaluations
 
@@ -58,6 +63,7 @@ def eval_show(
                         "version": entry["version"],
                         "evaluation_id": record.id,
                         "metrics": entry["metrics"],
+                        "intervals": entry.get("intervals", {}),
                     }
                     for name, entry in models.items()
                 ],
@@ -65,27 +71,47 @@ def eval_show(
             )
         )
         return
-    auc = record.classifier.get("held_out_auc")
     typer.echo(
         f"evaluation {record.id} of {author} ({record.evaluated_at:%Y-%m-%d %H:%M} UTC) on {record.examples} "
         f"held-out examples; twin = sft {record.sft_version} + dpo {record.dpo_version}"
     )
-    typer.echo(text_table(models))
+    held_out = record.settings.get("held_out", {})
+    if held_out.get("note"):
+        typer.echo(held_out["note"])
+    budget = record.settings.get("generation", {})
+    if budget.get("max_new_tokens"):
+        typer.echo(f"generation budget: {budget['max_new_tokens']} new tokens ({budget.get('rule', '')})")
+    typer.echo(text_table(models, record.settings.get("differences")))
     line = retrieval_line(models)
     if line:
         typer.echo(line)
-    typer.echo(
-        "authorship classifier held-out AUC: " + (f"{auc:.3f}" if auc is not None else "not measurable")
-    )
+    typer.echo(_auc_line("authorship classifier (author vs base model)", record.classifier))
+    writers = record.classifier.get("other_writers")
+    if writers:
+        typer.echo(_auc_line("authorship classifier (author vs other writers)", writers))
     verdict = "PASSED" if record.gate_passed else "FAILED"
-    details = [c["detail"] for c in record.gate.get("checks", {}).values()]
+    checks = record.gate.get("checks", {})
+    details = [
+        checks[n]["detail"] for n in sorted(checks, key=lambda n: CHECKS.index(n) if n in CHECKS else 99)
+    ]
+    reasons = record.gate.get("reasons", [])  # a list: in the order the gate made them
     typer.secho(
         f"quality gate {verdict}",
         bold=True,
         fg=typer.colors.GREEN if record.gate_passed else typer.colors.RED,
     )
-    for reason in record.gate.get("reasons", []) if not record.gate_passed else details:
+    for reason in reasons if not record.gate_passed else details:
         typer.echo(f"  - {reason}")
+
+
+def _auc_line(label: str, classifier: dict[str, Any]) -> str:
+    auc = classifier.get("held_out_auc")
+    if auc is None:
+        return f"{label}: AUC not measurable" + (f" ({classifier['note']})" if classifier.get("note") else "")
+    interval = classifier.get("auc_interval")
+    shown = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+    method = f", {classifier['method']}" if classifier.get("method") else ""
+    return f"{label}: AUC {auc:.3f}{shown}{method}"
 
 
 @release_app.command("list")

@@ -18,8 +18,15 @@ import yaml
 
 from llm_twin_assets.evaluation import EvaluationError
 
-METRICS_VERSION = "1"
-"""Bump when a metric's code changes what it measures: older evaluations are then not reused."""
+METRICS_VERSION = "2"
+"""Bump when a metric's code changes what it measures: older evaluations are then not reused.
+2: bootstrap intervals, grouped cross-validated classifier AUC, likeness against other writers,
+degeneration metrics, a generation budget derived from the author's answer lengths, pooled style profiles
+(and the type/token ratio of long texts as a ratio)."""
+
+MIN_EXAMPLES = 10
+"""Held-out examples an evaluation should have: below 10, a 95% bootstrap interval is itself unreliable
+and too wide to separate a twin from its base; the evaluation says so by name (and the gate fails)."""
 
 MODELS = ("base", "sft", "twin")
 VARIANTS = ("plain", "rag")
@@ -35,6 +42,17 @@ class Example:
     context: list[str] = field(default_factory=list)
     """The author's retrieved passages for the instruction, from other documents than this one."""
     context_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Writing:
+    """A passage by another writer than the author (for likeness against other writers)."""
+
+    source: str
+    """Who wrote it: another author's slug in the store."""
+    group: str
+    """Its document (cross-validation keeps a document's passages together)."""
+    text: str
 
 
 @dataclass(frozen=True)
@@ -62,9 +80,23 @@ class EvalJob:
     embedding_model: str
     """The embedding model for content similarity, as settings name it ('bundled', a path, a hub id)."""
     examples: list[Example]
-    max_new_tokens: int = 128
+    max_new_tokens: int | None = None
+    """A fixed generation budget; None: derived from the author's answers (``budget_*``)."""
+    budget_factor: float = 2.0
+    """The budget is this many times the author's 90th-percentile held-out answer length, in tokens ..."""
+    budget_min_tokens: int = 32
+    budget_max_tokens: int = 512
+    """... bounded to [``budget_min_tokens``, ``budget_max_tokens``]."""
     batch_size: int = 8
     seed: int = 0
+    resamples: int = 1000
+    """Bootstrap resamples of the examples for each metric's 95% interval."""
+    documents: int = 0
+    """The author's documents in the instruct dataset (train and test): how many examples could be had."""
+    min_examples: int = MIN_EXAMPLES
+    other_writers: list[Writing] = field(default_factory=list)
+    """Passages by other authors in the store: what likeness against other writers is measured on
+    (with a reference text that ships with Python)."""
     device: str = "auto"
     threads: int | None = None
     judge: JudgeSettings | None = None
@@ -112,6 +144,7 @@ def job_from_dict(data: Any, source: str) -> EvalJob:
     data = dict(data)
     try:
         data["examples"] = [Example(**e) for e in data.get("examples") or []]
+        data["other_writers"] = [Writing(**w) for w in data.get("other_writers") or []]
         if data.get("judge"):
             data["judge"] = JudgeSettings(**data["judge"])
         job = EvalJob(**data)

@@ -5,17 +5,25 @@ The twin is the latest DPO adapter on the SFT version it was trained on; the exa
 of the instruct dataset version that SFT adapter was trained on (split by document, so none of its text
 was trained on). Each example's context comes from the one retrieval function, minus the example's own
 document: the answer is never handed to the model it is asked of.
+
+How many examples: every one in the test split, i.e. every passage of the held-out documents that got
+an instruction (one instruction per passage), unless ``max_examples`` caps them. At least
+:data:`~llm_twin_assets.evaluation.job.MIN_EXAMPLES` (10) are wanted: with fewer, a 95% bootstrap
+interval is too wide (and itself unreliable) to tell a twin from its base. The test split cannot be
+widened here without training on less (the twin was trained on every other document), so an author
+short of 10 is told so by name, with the ``test_ratio`` that would reach 10 (:func:`held_out_note`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from llm_twin_assets.artifacts import ArtifactStore
 from llm_twin_assets.evaluation import EvaluationError
-from llm_twin_assets.evaluation.job import EvalJob, Example, JudgeSettings
+from llm_twin_assets.evaluation.job import MIN_EXAMPLES, EvalJob, Example, JudgeSettings, Writing
 
 Search = Callable[[str, str, int], Sequence[Any]]
 """(query, author, k) -> hits with ``document_id``, ``chunk_id`` and ``text`` (``retrieval.search``)."""
@@ -27,12 +35,36 @@ RANKED = 10
 class JobOptions:
     max_examples: int | None = None
     """Evaluate on at most this many held-out examples (the first by id); None = all."""
-    max_new_tokens: int = 128
+    max_new_tokens: int | None = None
+    """A fixed generation budget; None: ``budget_factor`` x the author's p90 answer length in tokens,
+    within [``budget_min_tokens``, ``budget_max_tokens``]."""
+    budget_factor: float = 2.0
+    budget_min_tokens: int = 32
+    budget_max_tokens: int = 512
     batch_size: int = 8
     rag_k: int = 3
     """Passages of the author's writing given with the instruction in the ``+rag`` variants."""
     seed: int = 0
+    resamples: int = 1000
+    min_examples: int = MIN_EXAMPLES
     judge: JudgeSettings | None = None
+
+
+def held_out_note(examples: int, test_documents: int, documents: int, needed: int = MIN_EXAMPLES) -> str:
+    """Why there are this many held-out examples, and (when short of ``needed``) what would give more."""
+    have = f"{examples} held-out examples from {test_documents} test documents of {documents}"
+    if examples >= needed:
+        return f"{have} (every passage of the test documents; at least {needed} wanted)"
+    per_document = examples / max(test_documents, 1)
+    wanted_documents = math.ceil(needed / per_document) if per_document else documents
+    if per_document and wanted_documents < documents:
+        fix = (
+            f"rebuild instruct_dataset with test_ratio {math.ceil(100 * wanted_documents / documents) / 100:.2f}"
+            f" (about {wanted_documents} test documents) or without max_passages, then retrain"
+        )
+    else:
+        fix = "the author's text cannot give that many while keeping documents to train on: add more writing"
+    return f"only {have}: at least {needed} are needed for intervals that can decide; {fix}"
 
 
 def retrieval_quality(ranks: Sequence[int | None]) -> dict[str, float]:
@@ -60,6 +92,7 @@ def build_job(
     device: str = "auto",
     threads: int | None = None,
     dpo_version: str | None = None,
+    other_writers: Sequence[Writing] = (),
 ) -> tuple[EvalJob, dict[str, float]]:
     """The job (with its id; its work folder ``<work_root>/<author>/<id>``) and the retrieval quality
     measured on its examples. The twin is the latest DPO adapter, or ``dpo_version``, on its SFT parent."""
@@ -71,12 +104,15 @@ def build_job(
     instruct_version = str(twin.sft.manifest.get("dataset_version", ""))
     preference_version = str(twin.dpo.manifest.get("dataset_version", ""))
     dataset = get_version(store, author, "instruct", instruct_version)
-    test = read_splits(store, dataset).get("test")
+    splits = read_splits(store, dataset)
+    test = splits.get("test")
     if test is None or test.height == 0:
         raise EvaluationError(
             f"instruct dataset {instruct_version} of {author!r} (the one sft adapter {twin.sft.version} was "
             "trained on) has no test split: rebuild it with test_ratio > 0 (documents held out for evaluation)"
         )
+    authored = [f.filter(f["source"] == "author") if "source" in f.columns else f for f in splits.values()]
+    documents = len({d for f in authored for d in f["document_id"]})
     rows = test.sort("id").to_dicts()[: options.max_examples]
     examples, ranks = [], []
     for row in rows:
@@ -105,8 +141,15 @@ def build_job(
         embedding_model=embedding_model,
         examples=examples,
         max_new_tokens=options.max_new_tokens,
+        budget_factor=options.budget_factor,
+        budget_min_tokens=options.budget_min_tokens,
+        budget_max_tokens=options.budget_max_tokens,
         batch_size=options.batch_size,
         seed=options.seed,
+        resamples=options.resamples,
+        documents=documents,
+        min_examples=options.min_examples,
+        other_writers=list(other_writers),
         device=device,
         threads=threads,
         judge=options.judge,

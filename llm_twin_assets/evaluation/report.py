@@ -1,5 +1,6 @@
-"""The comparison table (one row per model, one column per metric), as text for the CLI and as Markdown
-for the Dagster UI, and a side-by-side preview of examples."""
+"""The comparison tables (one row per model, one column per metric, each value with its 95% interval),
+as text for the CLI and as Markdown for the Dagster UI, the differences the gate decides on, and a
+side-by-side preview of examples."""
 
 from __future__ import annotations
 
@@ -11,35 +12,79 @@ if TYPE_CHECKING:
 COLUMNS = (
     ("perplexity", "perplexity ↓", "{:.2f}"),
     ("author_likeness", "likeness ↑", "{:.3f}"),
+    ("writer_likeness", "vs writers ↑", "{:.3f}"),
     ("style_distance", "style dist ↓", "{:.3f}"),
     ("content_similarity", "content sim ↑", "{:.3f}"),
-    ("finished", "finished", "{:.0%}"),
-    ("answer_words", "words", "{:.0f}"),
     ("judge_accuracy", "judge acc ↑", "{:.2f}"),
     ("judge_style", "judge style ↑", "{:.2f}"),
 )
+DEGENERATION = (
+    ("finished", "finished ↑", "{:.0%}"),
+    ("answer_words", "words", "{:.0f}"),
+    ("length_ratio", "length ×", "{:.2f}"),
+    ("repeated_4gram_share", "repeats 4g ↓", "{:.1%}"),
+    ("distinct_1", "distinct-1", "{:.2f}"),
+    ("distinct_2", "distinct-2", "{:.2f}"),
+    ("markup_echo", "markup ↓", "{:.0%}"),
+)
 RETRIEVAL = (("hit@1", "hit@1", "{:.2f}"), ("hit@5", "hit@5", "{:.2f}"), ("mrr", "MRR", "{:.3f}"))
+DIFFERENCE_LABELS = {
+    "perplexity_gain": ("perplexity gain", "{:+.1%}"),
+    "author_likeness": ("likeness", "{:+.3f}"),
+    "writer_likeness": ("likeness vs writers", "{:+.3f}"),
+    "style_distance": ("style distance", "{:+.3f}"),
+    "repeated_4gram_share": ("repeated 4-grams", "{:+.1%}"),
+}
 
 
-def _cell(metrics: dict[str, Any], name: str, fmt: str) -> str:
+def _cell(metrics: dict[str, Any], name: str, fmt: str, intervals: dict[str, Any] | None = None) -> str:
     value = metrics.get(name)
-    return "—" if value is None else fmt.format(value)
+    if value is None:
+        return "—"
+    interval = (intervals or {}).get(name)
+    if not interval:
+        return fmt.format(value)
+    return f"{fmt.format(value)} [{fmt.format(interval[0])}, {fmt.format(interval[1])}]"
 
 
-def comparison_rows(models: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the model comparison (metrics no model has are left out; retrieval apart)."""
-    shown = [c for c in COLUMNS if any(c[0] in m["metrics"] for n, m in models.items() if n != "retrieval")]
+def comparison_rows(
+    models: dict[str, dict[str, Any]], columns: tuple[tuple[str, str, str], ...] = COLUMNS
+) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the model comparison (metrics no model has are left out; retrieval apart);
+    a value measured with an interval shows it as ``value [low, high]``."""
+    shown = [c for c in columns if any(c[0] in m["metrics"] for n, m in models.items() if n != "retrieval")]
+    if not shown:
+        return [], []
     header = ["model", "version", *(label for _, label, _ in shown)]
     rows = [
         [
             name,
             str(entry["version"])[:16],
-            *(_cell(entry["metrics"], metric, fmt) for metric, _, fmt in shown),
+            *(_cell(entry["metrics"], metric, fmt, entry.get("intervals")) for metric, _, fmt in shown),
         ]
         for name, entry in models.items()
         if name != "retrieval"
     ]
     return header, rows
+
+
+def differences_lines(differences: dict[str, dict[str, dict[str, Any]]] | None) -> list[str]:
+    """One line per pair (``twin - base``, ``twin - author``): each difference with its 95% interval."""
+    lines = []
+    for pair, found in (differences or {}).items():
+        cells = []
+        ordered = [n for n in DIFFERENCE_LABELS if n in found] + [
+            n for n in found if n not in DIFFERENCE_LABELS
+        ]
+        for name in ordered:
+            entry = found[name]
+            label, fmt = DIFFERENCE_LABELS.get(name, (name, "{:+.3f}"))
+            cells.append(
+                f"{label} {_cell({name: entry.get('value')}, name, fmt, {name: entry.get('interval')})}"
+            )
+        if cells:
+            lines.append(f"{pair.replace('-', ' − ')} (95% CI): " + ", ".join(cells))
+    return lines
 
 
 def retrieval_line(models: dict[str, dict[str, Any]]) -> str:
@@ -50,21 +95,45 @@ def retrieval_line(models: dict[str, dict[str, Any]]) -> str:
     return f"retrieval of each held-out instruction's own document ({entry['version']}): {cells}"
 
 
-def text_table(models: dict[str, dict[str, Any]]) -> str:
-    header, rows = comparison_rows(models)
+def _text(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
         for row in [header, *rows]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def text_table(
+    models: dict[str, dict[str, Any]], differences: dict[str, dict[str, dict[str, Any]]] | None = None
+) -> str:
+    """The voice table, then (when measured) the degeneration table and the differences."""
+    lines = _text(*comparison_rows(models))
+    header, rows = comparison_rows(models, DEGENERATION)
+    if header:
+        lines += ["", *_text(header, rows)]
+    extra = differences_lines(differences)
+    if extra:
+        lines += ["", *extra]
     return "\n".join(lines)
 
 
-def markdown_table(models: dict[str, dict[str, Any]]) -> str:
-    header, rows = comparison_rows(models)
+def _markdown(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def markdown_table(
+    models: dict[str, dict[str, Any]], differences: dict[str, dict[str, dict[str, Any]]] | None = None
+) -> str:
+    lines = _markdown(*comparison_rows(models))
+    header, rows = comparison_rows(models, DEGENERATION)
+    if header:
+        lines += ["", *_markdown(header, rows)]
+    extra = differences_lines(differences)
+    if extra:
+        lines += ["", *(f"{line}  " for line in extra)]
     line = retrieval_line(models)
     return "\n".join(lines) + (f"\n\n{line}" if line else "")
 

@@ -2,8 +2,10 @@
 
 For the base model, the SFT adapter and the twin (DPO on its recorded SFT parent), each without and with
 the author's retrieved passages: generate an answer to every held-out instruction (batched, greedy) and
-score the author's real answer (perplexity). Then measure the answers: author-likeness, stylometric
-distance and content similarity (and the optional judge). Results go to the artifact store:
+score the author's real answer (perplexity). The generation budget is derived from the author's own
+answer lengths (:func:`generation_budget`). Then measure the answers: author-likeness (against the base
+model and against other writers), stylometric distance, content similarity, degeneration (and the
+optional judge), each with a bootstrap 95% interval. Results go to the artifact store:
 
     evaluations/<author>/<id>/examples.parquet   one row per (example, model, variant)
     evaluations/<author>/<id>/results.json       metrics per model, the classifier, timings (last)
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import io
+import math
 import sys
 import time
 from pathlib import Path
@@ -94,12 +97,16 @@ def _evaluate(job: EvalJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     )
     rows: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
+    budget: dict[str, Any] = {}
     for model in MODELS:
         lm = _load(model, folders, device)
+        if not budget:
+            budget = generation_budget(lm, job)
+            reporter.info(f"generation budget: {budget['max_new_tokens']} new tokens ({budget['rule']})")
         for variant in VARIANTS:
             prompts = [messages_for(e, variant) for e in job.examples]
             start = time.perf_counter()
-            answers = _generate(lm, prompts, job)
+            answers = _generate(lm, prompts, job, budget["max_new_tokens"])
             generated = time.perf_counter() - start
             start = time.perf_counter()
             from llm_twin_assets.evaluation.perplexity import score_answers
@@ -135,6 +142,7 @@ def _evaluate(job: EvalJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     from llm_twin_assets.evaluation.measures import measure
 
     frame, results = measure(job, frame, store, reporter)
+    results["generation"] = budget
     results["timings"] = timings
     results["device"] = device
     buffer = io.BytesIO()
@@ -154,7 +162,36 @@ def _load(model: str, folders: dict[str, Path], device: str) -> LoadedLM:
     return load_twin(folders["sft"], folders["dpo"] if model == "twin" else None, device=device)
 
 
-def _generate(lm: LoadedLM, prompts: list[list[dict[str, str]]], job: EvalJob) -> list[Any]:
+def generation_budget(lm: LoadedLM, job: EvalJob) -> dict[str, Any]:
+    """The new-token budget of every answer, and how it was chosen: the job's fixed ``max_new_tokens``,
+    or ``budget_factor`` x the 90th percentile of the author's held-out answer lengths in the model's
+    tokens, within [``budget_min_tokens``, ``budget_max_tokens``]. ``finished`` (an answer that ended on
+    its own within the budget) is judged against the author's own lengths, not a fixed cap."""
+    import numpy as np
+
+    lengths = [len(lm.tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in job.examples]
+    p90 = float(np.percentile(lengths, 90)) if lengths else 0.0
+    if job.max_new_tokens is not None:
+        return {
+            "max_new_tokens": job.max_new_tokens,
+            "rule": "fixed by max_new_tokens",
+            "author_p90_tokens": p90,
+        }
+    derived = math.ceil(job.budget_factor * p90)
+    chosen = min(max(derived, job.budget_min_tokens), job.budget_max_tokens)
+    return {
+        "max_new_tokens": chosen,
+        "rule": (
+            f"{job.budget_factor:g} x the author's p90 answer length ({p90:.0f} tokens) = {derived}, "
+            f"within [{job.budget_min_tokens}, {job.budget_max_tokens}]"
+        ),
+        "author_p90_tokens": p90,
+    }
+
+
+def _generate(
+    lm: LoadedLM, prompts: list[list[dict[str, str]]], job: EvalJob, max_new_tokens: int
+) -> list[Any]:
     """Greedy replies in batches of similar prompt length, returned in the prompts' order."""
     from llm_twin_assets.llm import chat_prompt_ids, generate_replies
 
@@ -162,9 +199,7 @@ def _generate(lm: LoadedLM, prompts: list[list[dict[str, str]]], job: EvalJob) -
     replies: dict[int, Any] = {}
     for start in range(0, len(order), job.batch_size):
         batch = order[start : start + job.batch_size]
-        out = generate_replies(
-            lm, [prompts[i] for i in batch], max_new_tokens=job.max_new_tokens, seed=job.seed
-        )
+        out = generate_replies(lm, [prompts[i] for i in batch], max_new_tokens=max_new_tokens, seed=job.seed)
         replies.update(zip(batch, out, strict=True))
     return [replies[i] for i in range(len(prompts))]
 

@@ -1,5 +1,6 @@
-"""Evaluations in PostgreSQL: one ``evaluations`` row with its ``evaluation_metrics`` rows, written in
-one transaction (a reader sees all of an evaluation or none of it)."""
+"""Evaluations in PostgreSQL: one ``evaluations`` row with its ``evaluation_metrics`` rows (each metric
+with its bootstrap 95% interval, ``low`` and ``high``), written in one transaction (a reader sees all of
+an evaluation or none of it); and other authors' passages, the "other writers" of an evaluation."""
 
 from __future__ import annotations
 
@@ -36,9 +37,9 @@ _COLUMNS = (
 
 
 def save(conn: psycopg.Connection, record: EvaluationRecord, models: dict[str, dict[str, Any]]) -> datetime:
-    """Insert the evaluation and its metrics (``{model: {"version", "metrics": {name: value}}}``);
-    an evaluation of the same id is replaced whole (a release that names it keeps naming it). Returns
-    when it was evaluated."""
+    """Insert the evaluation and its metrics (``{model: {"version", "metrics": {name: value},
+    "intervals": {name: [low, high] | None}}}``, intervals optional); an evaluation of the same id is
+    replaced whole (a release that names it keeps naming it). Returns when it was evaluated."""
     updated = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS.split(", ")[1:])
     with conn.transaction():
         row = conn.execute(
@@ -67,14 +68,29 @@ def save(conn: psycopg.Connection, record: EvaluationRecord, models: dict[str, d
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO evaluation_metrics (evaluation_id, author, model, version, metric, value, "
-                "evaluated_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "low, high, evaluated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [
-                    (record.id, record.author, model, entry["version"], metric, value, evaluated_at)
+                    (
+                        record.id,
+                        record.author,
+                        model,
+                        entry["version"],
+                        metric,
+                        value,
+                        *_ends((entry.get("intervals") or {}).get(metric)),
+                        evaluated_at,
+                    )
                     for model, entry in models.items()
                     for metric, value in entry["metrics"].items()
                 ],
             )
     return evaluated_at
+
+
+def _ends(interval: Any) -> tuple[float | None, float | None]:
+    if not interval:
+        return None, None
+    return float(interval[0]), float(interval[1])
 
 
 def set_gate(conn: psycopg.Connection, evaluation_id: str, gate: dict[str, Any], passed: bool) -> None:
@@ -101,13 +117,41 @@ def latest(conn: psycopg.Connection, author: str, dpo_version: str | None = None
 
 
 def metrics(conn: psycopg.Connection, evaluation_id: str) -> dict[str, dict[str, Any]]:
-    """``{model: {"version": ..., "metrics": {name: value}}}`` of one evaluation, in the stored order."""
+    """``{model: {"version": ..., "metrics": {name: value}, "intervals": {name: [low, high] | None}}}``
+    of one evaluation, in the stored order."""
     models: dict[str, dict[str, Any]] = {}
-    for model, version, metric, value in conn.execute(
-        "SELECT model, version, metric, value FROM evaluation_metrics WHERE evaluation_id = %s "
+    for model, version, metric, value, low, high in conn.execute(
+        "SELECT model, version, metric, value, low, high FROM evaluation_metrics WHERE evaluation_id = %s "
         "ORDER BY CASE model WHEN 'base' THEN 0 WHEN 'sft' THEN 1 WHEN 'twin' THEN 2 WHEN 'base+rag' THEN 3 "
         "WHEN 'sft+rag' THEN 4 WHEN 'twin+rag' THEN 5 WHEN 'author' THEN 6 ELSE 7 END, model, metric",
         (evaluation_id,),
     ):
-        models.setdefault(model, {"version": version, "metrics": {}})["metrics"][metric] = value
+        entry = models.setdefault(model, {"version": version, "metrics": {}, "intervals": {}})
+        entry["metrics"][metric] = value
+        entry["intervals"][metric] = [low, high] if low is not None and high is not None else None
     return models
+
+
+def other_writers(
+    conn: psycopg.Connection, author: str, limit: int = 200, min_words: int = 20
+) -> list[tuple[str, str, str]]:
+    """Up to ``limit`` passages (chunks of at least ``min_words`` words) by authors other than ``author``,
+    shared evenly between them and picked by a hash of their id (the same store gives the same picks):
+    ``(author, document_id, text)``."""
+    others = [
+        r[0]
+        for r in conn.execute(
+            "SELECT DISTINCT author FROM chunks WHERE author <> %s ORDER BY author", (author,)
+        ).fetchall()
+    ]
+    if not others or limit <= 0:
+        return []
+    each = max(1, limit // len(others))
+    rows = conn.execute(
+        "SELECT author, document_id, content FROM (SELECT author, document_id, content, "
+        "ROW_NUMBER() OVER (PARTITION BY author ORDER BY md5(id)) AS pick FROM chunks "
+        "WHERE author <> %s AND array_length(regexp_split_to_array(trim(content), '\\s+'), 1) >= %s) c "
+        "WHERE pick <= %s ORDER BY author, pick",
+        (author, min_words, each),
+    ).fetchall()
+    return [(str(a), str(d), str(t)) for a, d, t in rows][:limit]

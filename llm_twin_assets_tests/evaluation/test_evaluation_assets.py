@@ -23,6 +23,11 @@ from llm_twin_assets_tests.test_cli import LLM_TWIN
 from llm_twin_assets_tests.training.helpers import publish_small
 
 EVALUATE = {"max_new_tokens": 16, "batch_size": 4}
+ROWS = 40
+"""Ten rows per document, one of four documents held out: 10 held-out examples, as the gate asks."""
+TINY_GATE = {"max_style_distance": 3.0, "min_finished": 0.0}
+"""What a 6.6M-parameter twin after 24 steps cannot reach, stated: it does not end its answers within 16
+tokens, and the synthetic datasets' style background is two fixed sentences (any other text is far)."""
 
 
 def ops(learning_rate: float | None = None, sft_steps: int = 24, **evaluation: Any) -> dict[str, Any]:
@@ -78,7 +83,7 @@ def test_the_gate_blocks_a_twin_no_better_than_its_base_then_releases_one_that_i
     db: Database, tmp_path: Path, settings
 ) -> None:  # type: ignore[no-untyped-def]
     artifacts = tmp_path / "artifacts"
-    instruct, preference = publish_small(artifacts)
+    instruct, preference = publish_small(artifacts, rows=ROWS)
     with db.connect() as conn:
         add_author(conn, "ada")
     with dg.DagsterInstance.ephemeral() as instance:
@@ -97,11 +102,24 @@ def test_the_gate_blocks_a_twin_no_better_than_its_base_then_releases_one_that_i
         assert "quality gate did not pass" in failure.step_failure_data.error.message
         assert "nothing released" in failure.step_failure_data.error.message
 
-        learnt = materialize(artifacts, ALL, ops(), instance)
+        strict = materialize(artifacts, ALL, ops(), instance)  # the default gate decides, with reasons
+        check = gate(strict)
+        assert not check.passed and not strict.asset_materializations_for_node("twin_release")
+        assert "finished within the budget 0%" in check.description and "missed by 70%" in check.description
+        assert check.metadata["perplexity_passed"].value is True
+        assert check.metadata["repetition_passed"].value is True
+        assert check.metadata["examples_passed"].value is True  # 10 held-out examples
+        # The same evaluation (reused), decided again on stated margins the tiny twin can meet: released.
+        learnt = materialize(artifacts, [twin_evaluation, twin_release], ops(**TINY_GATE), instance)
         assert learnt.success, [e.message for e in learnt.all_events if e.is_failure]
         check = gate(learnt)
         assert check.passed, check.description
         evaluated, released = metadata(learnt, "twin_evaluation"), metadata(learnt, "twin_release")
+        assert evaluated["reused"] is True and evaluated["examples"] == 10
+        assert evaluated["twin_perplexity_interval"][0] <= evaluated["twin_perplexity"]
+        assert evaluated["twin_perplexity"] <= evaluated["twin_perplexity_interval"][1]
+        assert evaluated["differences"]["twin-base"]["perplexity_gain"]["interval"][0] >= 0.05
+        assert "twin − base (95% CI): perplexity gain" in evaluated["comparison"]
         assert evaluated["twin_perplexity"] < 0.95 * evaluated["base_perplexity"]
         assert evaluated["classifier_auc"] == 1.0
         assert evaluated["twin_author_likeness"] > evaluated["base_author_likeness"] + 0.05
@@ -112,7 +130,7 @@ def test_the_gate_blocks_a_twin_no_better_than_its_base_then_releases_one_that_i
         assert released["instruct_version"] == instruct.version
         assert released["preference_version"] == preference.version
 
-        again = materialize(artifacts, [twin_evaluation], ops(), instance)  # same inputs: reused
+        again = materialize(artifacts, [twin_evaluation], ops(**TINY_GATE), instance)  # same inputs: reused
         assert metadata(again, "twin_evaluation")["reused"] is True
         assert metadata(again, "twin_evaluation")["evaluation_id"] == evaluated["evaluation_id"]
 
@@ -134,24 +152,26 @@ def test_the_gate_blocks_a_twin_no_better_than_its_base_then_releases_one_that_i
     table = {entry["model"]: entry for entry in json.loads(shown.stdout)}
     assert table["twin"]["version"] == dpo.version
     assert table["twin"]["metrics"]["perplexity"] == evaluated["twin_perplexity"]
+    assert table["twin"]["intervals"]["perplexity"] == evaluated["twin_perplexity_interval"]
     assert set(table) >= {"base", "sft", "twin", "base+rag", "twin+rag", "retrieval"}
     text = cli("eval", "show", "--author", "ada", artifacts=artifacts)
     assert "quality gate PASSED" in text.stdout and "perplexity ↓" in text.stdout
+    assert "repeats 4g ↓" in text.stdout and "10 held-out examples from 1 test documents of 4" in text.stdout
 
 
 def test_a_newer_release_can_be_rolled_back_and_generate_serves_only_the_current_release(
     db: Database, tmp_path: Path, settings
 ) -> None:  # type: ignore[no-untyped-def]
     artifacts = tmp_path / "artifacts"
-    publish_small(artifacts)
+    publish_small(artifacts, rows=ROWS)
     with db.connect() as conn:
         add_author(conn, "ada")
     nothing = cli("generate", "Hello?", "--author", "ada", "--no-compare", artifacts=artifacts)
     assert nothing.returncode == 2 and "'ada' has no released twin" in nothing.stderr
 
     with dg.DagsterInstance.ephemeral() as instance:
-        first = materialize(artifacts, ALL, ops(), instance)
-        second = materialize(artifacts, ALL, ops(sft_steps=30), instance)  # another twin, also better
+        first = materialize(artifacts, ALL, ops(**TINY_GATE), instance)
+        second = materialize(artifacts, ALL, ops(sft_steps=30, **TINY_GATE), instance)  # another, also better
     for result in (first, second):
         assert result.success, [e.message for e in result.all_events if e.is_failure]
     one, two = metadata(first, "twin_release"), metadata(second, "twin_release")

@@ -93,30 +93,82 @@ def test_retrieval_quality_from_the_ranks_of_each_source_document() -> None:
     assert quality == pytest.approx({"hit@1": 0.25, "hit@5": 0.5, "mrr": (1 + 1 / 3 + 1 / 6) / 4})
 
 
-def results(base_ppl: float, twin_ppl: float, base_like: float, twin_like: float, auc: float | None) -> dict:  # type: ignore[type-arg]
+def results(
+    base_ppl: float,
+    twin_ppl: float,
+    base_like: float,
+    twin_like: float,
+    auc: float | None,
+    spread: float = 0.01,
+) -> dict:  # type: ignore[type-arg]
+    """Hand-made results with every interval ``value +- spread`` (style, repeats and finished passing)."""
+
+    def entry(metrics: dict[str, float]) -> dict:  # type: ignore[type-arg]
+        return {"metrics": metrics, "intervals": {k: [v - spread, v + spread] for k, v in metrics.items()}}
+
+    def diff(value: float) -> dict:  # type: ignore[type-arg]
+        return {"value": value, "interval": [value - spread, value + spread]}
+
+    common = {"writer_likeness": 0.0, "style_distance": 0.5, "repeated_4gram_share": 0.0, "finished": 0.95}
     return {
+        "examples": 12,
         "models": {
-            "base": {"version": "b", "metrics": {"perplexity": base_ppl, "author_likeness": base_like}},
-            "twin": {"version": "t", "metrics": {"perplexity": twin_ppl, "author_likeness": twin_like}},
+            "base": {
+                "version": "b",
+                **entry({"perplexity": base_ppl, "author_likeness": base_like, **common}),
+            },
+            "twin": {
+                "version": "t",
+                **entry(
+                    {
+                        "perplexity": twin_ppl,
+                        "author_likeness": twin_like,
+                        **common,
+                        "writer_likeness": 0.9,
+                        "style_distance": 0.3,
+                    }
+                ),
+            },
+            "author": {"version": "a", **entry({"repeated_4gram_share": 0.0})},
+        },
+        "differences": {
+            "twin-base": {
+                "perplexity_gain": diff(1 - twin_ppl / base_ppl),
+                "author_likeness": diff(twin_like - base_like),
+                "writer_likeness": diff(0.9),
+                "style_distance": diff(-0.2),
+            },
+            "twin-author": {"repeated_4gram_share": diff(0.0)},
         },
         "classifier": {"held_out_auc": auc},
+        "writer_classifier": {"held_out_auc": 0.99},
     }
 
 
 def test_the_gate_passes_a_twin_that_beats_its_base_by_the_margins() -> None:
     decision = decide(results(10.0, 9.0, 0.30, 0.50, 0.9), GateSettings(0.05, 0.05, 0.75))
     assert decision.passed and not decision.reasons
-    assert decision.checks["perplexity"]["passed"] and decision.checks["author_likeness"]["passed"]
-    assert decision.summary().startswith("passed: perplexity 9.000 vs base 10.000 (+10.0% better")
+    assert all(check["passed"] for check in decision.checks.values())
+    assert decision.summary().startswith(
+        "passed: 12 held-out examples (needs 10); perplexity 9.000 vs base 10.000"
+    )
 
 
 def test_the_gate_blocks_a_twin_no_better_than_its_base_and_says_by_how_much() -> None:
     decision = decide(results(10.0, 9.8, 0.30, 0.32, 0.9), GateSettings(0.05, 0.05, 0.75))
     assert not decision.passed
-    assert decision.checks["perplexity"]["missed_by"] == pytest.approx(9.8 - 9.5)
-    assert decision.checks["author_likeness"]["missed_by"] == pytest.approx(0.35 - 0.32)
-    assert len(decision.reasons) == 2 and "missed by 0.300" in decision.reasons[0]
-    assert "missed by 0.030" in decision.reasons[1]
+    # gain 2% +- 1%: its lower end 1% misses 5% by 4 points; likeness +0.02 +- 0.01 misses 0.05 by 0.04
+    assert decision.checks["perplexity"]["missed_by"] == pytest.approx(0.04)
+    assert decision.checks["author_likeness"]["missed_by"] == pytest.approx(0.04)
+    assert len(decision.reasons) == 2 and "missed by +4.0%" in decision.reasons[0]
+    assert "missed by 0.040" in decision.reasons[1]
+
+
+def test_a_point_estimate_that_clears_the_margin_is_not_enough_when_its_interval_does_not() -> None:
+    decision = decide(results(10.0, 9.0, 0.30, 0.50, 0.9, spread=0.2), GateSettings(0.05, 0.05, 0.75))
+    assert not decision.checks["perplexity"]["passed"]  # gain 10% [-10%, +30%]
+    assert not decision.checks["author_likeness"]["passed"]  # +0.20 [0.00, +0.40]
+    assert "95% CI [-10.0%, +30.0%]" in decision.reasons[0]
 
 
 @pytest.mark.parametrize("auc", [0.55, None])
@@ -125,7 +177,7 @@ def test_a_classifier_that_cannot_discriminate_fails_the_gate_rather_than_passin
 ) -> None:
     decision = decide(results(10.0, 5.0, 0.10, 0.90, auc), GateSettings(0.05, 0.05, 0.75))
     assert not decision.passed and decision.checks["perplexity"]["passed"]
-    assert "author-likeness not believed" in decision.reasons[0]
+    assert "author-likeness (vs the base model's voice) not believed" in decision.reasons[0]
     assert ("not measurable" if auc is None else "0.550") in decision.reasons[0]
 
 

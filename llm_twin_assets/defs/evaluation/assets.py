@@ -26,17 +26,51 @@ warnings.filterwarnings("ignore", message="Specifying a partitions_def on an Ass
 
 
 class EvaluationConfig(dg.Config):
-    """What to evaluate on, how to generate, and the gate's margins (defaults: README, "Evaluation")."""
+    """What to evaluate on, how to generate, and the gate's margins (defaults: README, "Evaluation").
+    Every gate check is decided on a bootstrap 95% interval over the held-out examples."""
 
     max_examples: int | None = None
     """At most this many held-out examples (the first by id); unset = the whole test split."""
-    max_new_tokens: int = 128
+    max_new_tokens: int | None = None
+    """A fixed generation budget per answer; unset = ``budget_factor`` x the author's 90th-percentile
+    held-out answer length in tokens, within [``budget_min_tokens``, ``budget_max_tokens``]: ``finished``
+    is judged against the author's own lengths."""
+    budget_factor: float = 2.0
+    """The derived budget is this many times the author's p90 answer length (tokens)."""
+    budget_min_tokens: int = 32
+    """The derived budget is at least this many tokens."""
+    budget_max_tokens: int = 512
+    """The derived budget is at most this many tokens."""
     batch_size: int = 8
     rag_k: int = 3
     seed: int = 0
+    """Seeds generation, the classifiers and the bootstrap."""
+    bootstrap_resamples: int = 1000
+    """Resamples of the held-out examples for each metric's 95% interval."""
+    other_writers: int = 200
+    """At most this many passages of other authors in the store for likeness against other writers
+    (with the Python documentation's prose, which ships with Python); 0 = the reference text only."""
     perplexity_margin: float = 0.05
+    """Gate: the twin's perplexity gain over the base (1 - twin/base) at least this, at the interval's
+    lower end."""
     likeness_margin: float = 0.05
+    """Gate: twin - base mean P(author), against the base model's voice and against other writers, at
+    least this at the interval's lower end."""
     min_classifier_auc: float = 0.75
+    """Gate: a classifier whose grouped cross-validated AUC is below this is not believed (a failed check)."""
+    min_examples: int = 10
+    """Gate: fewer held-out examples fail (intervals too wide to decide); the evaluation says why and how
+    to get more."""
+    style_margin: float = 0.0
+    """Gate: twin - base style distance at most minus this at the interval's upper end (0: the twin's style
+    is shown to be no worse than the base's)."""
+    max_style_distance: float = 1.0
+    """Gate: the twin's style distance (Burrows' Delta) to the author's held-out answers at most this, at
+    the interval's upper end."""
+    max_repeat_excess: float = 0.05
+    """Gate: the twin's repeated word 4-gram share at most the author's + this (upper end): no loops."""
+    min_finished: float = 0.7
+    """Gate: the twin's share of answers that end within the budget at least this (lower end)."""
     judge_backend: str | None = None
     """Unset: no LLM judge. ``local`` or ``openai``: judge every answer through that teacher backend."""
     judge_model: str = ""
@@ -59,10 +93,30 @@ def _options(config: EvaluationConfig) -> Any:
     return JobOptions(
         max_examples=config.max_examples,
         max_new_tokens=config.max_new_tokens,
+        budget_factor=config.budget_factor,
+        budget_min_tokens=config.budget_min_tokens,
+        budget_max_tokens=config.budget_max_tokens,
         batch_size=config.batch_size,
         rag_k=config.rag_k,
         seed=config.seed,
+        resamples=config.bootstrap_resamples,
+        min_examples=config.min_examples,
         judge=judge,
+    )
+
+
+def _gate_settings(config: EvaluationConfig) -> Any:
+    from llm_twin_assets.evaluation.gate import GateSettings
+
+    return GateSettings(
+        perplexity_margin=config.perplexity_margin,
+        likeness_margin=config.likeness_margin,
+        min_classifier_auc=config.min_classifier_auc,
+        min_examples=config.min_examples,
+        style_margin=config.style_margin,
+        max_style_distance=config.max_style_distance,
+        max_repeat_excess=config.max_repeat_excess,
+        min_finished=config.min_finished,
     )
 
 
@@ -80,13 +134,18 @@ def _options(config: EvaluationConfig) -> Any:
             asset="twin_evaluation",
             blocking=True,
             partitions_def=authors_partitions,
-            description="The quality gate: on held-out text the twin beats the base model on perplexity and "
-            "author-likeness by the configured margins, with a classifier that can tell the voices apart.",
+            description="The quality gate, decided on bootstrap 95% intervals over at least 10 held-out "
+            "examples: the twin beats the base model on perplexity and author-likeness (against the base and "
+            "against other writers) by the configured margins, with classifiers that can tell the voices "
+            "apart; its style is no worse than the base's and close to the author's; it does not loop and "
+            "finishes its answers.",
         )
     ],
     automation_condition=follows_changed_inputs(),
     description="The base model, the SFT adapter and the twin, with and without retrieval, on the held-out "
-    "test split: perplexity, author-likeness, style distance, content similarity; retrieval hit@k.",
+    "test split: perplexity, author-likeness (against the base and other writers), style distance, content "
+    "similarity, degeneration (repeats, distinct-n, markup echoes, length, finished), each with a bootstrap "
+    "95% interval; retrieval hit@k.",
 )
 def twin_evaluation(
     context: dg.AssetExecutionContext,
@@ -96,7 +155,8 @@ def twin_evaluation(
     artifacts: ArtifactsResource,
     trainer: TrainerResource,
 ) -> dg.MaterializeResult:
-    from llm_twin_assets.evaluation.gate import GateSettings, decide
+    from llm_twin_assets.evaluation.gate import decide
+    from llm_twin_assets.evaluation.job import Writing
     from llm_twin_assets.evaluation.prepare import build_job
     from llm_twin_assets.evaluation.run import examples_key, read_examples, stored_results
     from llm_twin_assets.retrieval import search
@@ -116,6 +176,8 @@ def twin_evaluation(
             device=model_settings.device,
         )
         artifact_store = artifacts.store()
+        with store.database().connect() as conn:
+            others = [Writing(*row) for row in evaluations.other_writers(conn, author, config.other_writers)]
         job, retrieval = build_job(
             artifact_store,
             lambda query, slug, k: search(query, author=slug, k=k, settings=settings),
@@ -126,6 +188,7 @@ def twin_evaluation(
             options=_options(config),
             device=settings.device,
             threads=settings.torch_threads,
+            other_writers=others,
         )
         results = stored_results(artifact_store, author, job.evaluation_id)
         reused = results is not None
@@ -138,10 +201,7 @@ def twin_evaluation(
         if results is None:
             raise dg.Failure(f"evaluation {job.evaluation_id} finished without writing its results")
         results["models"]["retrieval"] = {"version": settings.embedding_model, "metrics": retrieval}
-        decision = decide(
-            results,
-            GateSettings(config.perplexity_margin, config.likeness_margin, config.min_classifier_auc),
-        )
+        decision = decide(results, _gate_settings(config))
         record = evaluations.EvaluationRecord(
             id=job.evaluation_id,
             author=author,
@@ -158,8 +218,13 @@ def twin_evaluation(
                 "embedding_model": job.embedding_model,
                 "timings": results.get("timings", {}),
                 "device": results.get("device"),
+                "generation": results.get("generation", {}),
+                "held_out": results.get("held_out", {}),
+                "bootstrap": results.get("bootstrap", {}),
+                "differences": results.get("differences", {}),
+                "other_writers": len(others),
             },
-            classifier=results["classifier"],
+            classifier={**results["classifier"], "other_writers": results.get("writer_classifier", {})},
             gate=decision.as_dict(),
             gate_passed=decision.passed,
         )
@@ -178,7 +243,11 @@ def twin_evaluation(
         metadata={
             "evaluation_id": job.evaluation_id,
             **{f"{name}_passed": bool(c["passed"]) for name, c in decision.checks.items()},
-            **{f"{name}_missed_by": float(c.get("missed_by", 0.0)) for name, c in decision.checks.items()},
+            **{
+                f"{name}_missed_by": float(c["missed_by"])
+                for name, c in decision.checks.items()
+                if c.get("missed_by") is not None
+            },
             "reasons": dg.MetadataValue.json(decision.reasons),
             "margins": dg.MetadataValue.json(decision.settings),
         },
@@ -207,18 +276,39 @@ def _metadata(
         for metric in ("perplexity", "author_likeness", "style_distance", "content_similarity")
     }
     auc = results["classifier"].get("held_out_auc")
+    writer_auc = results.get("writer_classifier", {}).get("held_out_auc")
+
+    def interval(model: str, metric: str) -> Any:
+        found = models[model].get("intervals", {}).get(metric)
+        return dg.MetadataValue.json(found) if found else "no interval"
+
     return {
         "evaluation_id": results["evaluation_id"],
         "reused": reused,
         "gate": decision.summary(),
         "gate_passed": decision.passed,
         "examples": results["examples"],
+        "held_out": results.get("held_out", {}).get("note", ""),
+        "generation_budget": dg.MetadataValue.json(results.get("generation", {})),
         "classifier_auc": float(auc) if auc is not None else "not measurable",
+        "classifier_method": results["classifier"].get("method", ""),
+        "writer_classifier_auc": float(writer_auc) if writer_auc is not None else "not measurable",
         "base_perplexity": float(models["base"]["metrics"]["perplexity"]),
         "twin_perplexity": float(models["twin"]["metrics"]["perplexity"]),
+        "base_perplexity_interval": interval("base", "perplexity"),
+        "twin_perplexity_interval": interval("twin", "perplexity"),
         "base_author_likeness": float(models["base"]["metrics"]["author_likeness"]),
         "twin_author_likeness": float(models["twin"]["metrics"]["author_likeness"]),
-        "comparison": dg.MetadataValue.md(markdown_table(models)),
+        "twin_author_likeness_interval": interval("twin", "author_likeness"),
+        "twin_writer_likeness_interval": interval("twin", "writer_likeness"),
+        "twin_style_distance_interval": interval("twin", "style_distance"),
+        "twin_repeated_4gram_share_interval": interval("twin", "repeated_4gram_share"),
+        "twin_finished_interval": interval("twin", "finished"),
+        "differences": dg.MetadataValue.json(results.get("differences", {})),
+        "intervals": dg.MetadataValue.json(
+            {m: e.get("intervals", {}) for m, e in models.items() if m != "retrieval"}
+        ),
+        "comparison": dg.MetadataValue.md(markdown_table(models, results.get("differences"))),
         "chart": dg.MetadataValue.md(bar_chart_markdown(groups, "held-out evaluation")),
         "examples_preview": dg.MetadataValue.md(examples_preview(frame)),
         "wall_seconds": round(seconds, 2),
