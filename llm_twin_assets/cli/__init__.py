@@ -443,6 +443,16 @@ def search_command(
         where = " › ".join([hit.title or "", *hit.heading_path][: 1 + len(hit.heading_path)]).strip(" ›")
         similarity = f" (cosine {hit.similarity:.3f})" if hit.similarity is not None else ""
         snippet = " ".join(hit.text.split())[:160]
+        if hit.unit is not None and hit.start is not None:
+            # The unit that matched, then its passage (the chunk) around it, the unit between » and «.
+            a, b = hit.unit.start - hit.start, hit.unit.end - hit.start
+            before, unit, after = (" ".join(t.split()) for t in (hit.text[:a], hit.text[a:b], hit.text[b:]))
+            before = f"…{before[-120:]}" if len(before) > 120 else before
+            after = f"{after[:120]}…" if len(after) > 120 else after
+            unit_similarity = (
+                f" (cosine {hit.unit.similarity:.3f})" if hit.unit.similarity is not None else ""
+            )
+            snippet = f"matched{unit_similarity}: {unit[:200]}\n    passage: {before} »{unit[:200]}« {after}".rstrip()
         typer.echo(
             f"{rank:>2}. {hit.score:.4f}{similarity}  [{hit.kind}, {hit.author}] {where}\n"
             f"    {hit.document_url}\n    {snippet}"
@@ -460,6 +470,7 @@ def generate_command(
     """Answer a prompt with the author's released twin (the current release: see `llm-twin release
     list`), and with the base model to compare."""
     from llm_twin_assets.artifacts import open_store
+    from llm_twin_assets.decoding_rules import Decoding
     from llm_twin_assets.evaluation.releases import serving
     from llm_twin_assets.llm import generate, load_causal_lm
     from llm_twin_assets.models.registry import ModelRef
@@ -475,16 +486,17 @@ def generate_command(
     sft = adapter_folder(store, twin_adapters.sft, cache)
     dpo = adapter_folder(store, twin_adapters.dpo, cache)
     messages = [{"role": "user", "content": prompt}]
+    decoding = Decoding.from_dict(release.decoding)  # as the release's evaluation generated
     if compare:
         base = load_causal_lm(ModelRef(str(trained_base(sft)), True, "path"))
         typer.secho("base model:", bold=True)
-        typer.echo(generate(base, [messages], max_new_tokens=max_new_tokens)[0] + "\n")
+        typer.echo(generate(base, [messages], max_new_tokens=max_new_tokens, decoding=decoding)[0] + "\n")
     twin = load_twin(sft, dpo)
     typer.secho(
         f"{author}'s twin, release {release.release} (sft {release.sft_version}, dpo {release.dpo_version}):",
         bold=True,
     )
-    typer.echo(generate(twin, [messages], max_new_tokens=max_new_tokens)[0])
+    typer.echo(generate(twin, [messages], max_new_tokens=max_new_tokens, decoding=decoding)[0])
 
 
 def _read_run_config(path: Path | None) -> dict[str, Any]:

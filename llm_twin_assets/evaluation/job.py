@@ -97,6 +97,9 @@ class EvalJob:
     other_writers: list[Writing] = field(default_factory=list)
     """Passages by other authors in the store: what likeness against other writers is measured on
     (with a reference text that ships with Python)."""
+    decoding: dict[str, Any] = field(default_factory=dict)
+    """The anti-loop rules every model generates with (``decoding_rules.Decoding``); stored with the
+    evaluation, so the release it passes is served with exactly these."""
     device: str = "auto"
     threads: int | None = None
     judge: JudgeSettings | None = None

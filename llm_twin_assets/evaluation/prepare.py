@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llm_twin_assets.artifacts import ArtifactStore
@@ -48,6 +48,8 @@ class JobOptions:
     resamples: int = 1000
     min_examples: int = MIN_EXAMPLES
     judge: JudgeSettings | None = None
+    decoding: dict[str, Any] = field(default_factory=dict)
+    """The anti-loop rules (``decoding_rules.Decoding``) every model generates with."""
 
 
 def held_out_note(examples: int, test_documents: int, documents: int, needed: int = MIN_EXAMPLES) -> str:
@@ -153,6 +155,7 @@ def build_job(
         device=device,
         threads=threads,
         judge=options.judge,
+        decoding=dict(options.decoding),
     )
     key = job.key()
     return replace(job, evaluation_id=key, output_dir=f"{work_root}/{author}/{key}"), retrieval_quality(ranks)

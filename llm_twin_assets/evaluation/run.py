@@ -193,13 +193,17 @@ def _generate(
     lm: LoadedLM, prompts: list[list[dict[str, str]]], job: EvalJob, max_new_tokens: int
 ) -> list[Any]:
     """Greedy replies in batches of similar prompt length, returned in the prompts' order."""
+    from llm_twin_assets.decoding_rules import Decoding
     from llm_twin_assets.llm import chat_prompt_ids, generate_replies
 
+    decoding = Decoding.from_dict(job.decoding)
     order = sorted(range(len(prompts)), key=lambda i: len(chat_prompt_ids(lm, prompts[i])))
     replies: dict[int, Any] = {}
     for start in range(0, len(order), job.batch_size):
         batch = order[start : start + job.batch_size]
-        out = generate_replies(lm, [prompts[i] for i in batch], max_new_tokens=max_new_tokens, seed=job.seed)
+        out = generate_replies(
+            lm, [prompts[i] for i in batch], max_new_tokens=max_new_tokens, seed=job.seed, decoding=decoding
+        )
         replies.update(zip(batch, out, strict=True))
     return [replies[i] for i in range(len(prompts))]
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from llm_twin_assets.decoding_rules import Decoding, constrain
 from llm_twin_assets.llm import LoadedLM, Message, chat_prompt_ids, stop_ids
 from llm_twin_assets.prompting import neutralise_messages, special_markers
 
@@ -39,6 +40,8 @@ class GenerationRequest:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     """Strings that end the answer (not included in it), as OpenAI's ``stop``."""
+    decoding: Decoding = field(default_factory=Decoding)
+    """The release's anti-loop rules (as its evaluation generated), applied to this row's logits."""
     on_text: Callable[[str], None] | None = None
     """Called from the generation thread with each new piece of text."""
     on_done: Callable[[], None] | None = None
@@ -307,7 +310,8 @@ def _choose_all(
     errors: dict[int, BaseException] = {}
     for i, request in enumerate(rows):
         try:
-            chosen.append(_choose(logits[i], request.temperature, generators[i]))
+            row = constrain(logits[i], request.token_ids, request.decoding)
+            chosen.append(_choose(row, request.temperature, generators[i]))
         except Exception as exc:
             log.warning("sampling failed for one row (temperature %s): %s", request.temperature, exc)
             chosen.append(pad)

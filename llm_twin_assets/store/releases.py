@@ -27,6 +27,9 @@ class Release:
     evaluation_id: str
     released_at: datetime
     current: bool = False
+    decoding: dict[str, Any] | None = None
+    """The decoding rules the release's evaluation generated with (``decoding_rules.Decoding``): the
+    service generates with the same, so served tokens are the evaluated tokens."""
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -36,7 +39,8 @@ class Release:
 
 _COLUMNS = (
     "r.author, r.release, r.base_model, r.sft_version, r.dpo_version, r.instruct_version, "
-    "r.preference_version, r.evaluation_id, r.released_at, (c.release IS NOT NULL) AS current"
+    "r.preference_version, r.evaluation_id, r.released_at, (c.release IS NOT NULL) AS current, "
+    "(SELECT e.settings -> 'decoding' FROM evaluations e WHERE e.id = r.evaluation_id) AS decoding"
 )
 _FROM = "releases r LEFT JOIN current_releases c ON c.author = r.author AND c.release = r.release"
 

@@ -131,3 +131,36 @@ def test_a_rollback_to_a_release_missing_its_weights_is_refused_and_the_service_
     time.sleep(1)  # a release change would have arrived by now (LISTEN/NOTIFY)
     after = rag(service)
     assert after["release"] == before["release"] and after["answer"] == before["answer"]
+
+
+def test_a_release_is_served_with_the_decoding_rules_its_evaluation_used(service: Service) -> None:
+    """The evaluation stores its anti-loop rules; the service generates the release with exactly them:
+    the served answer equals the evaluated one token for token (and differs from plain greedy here)."""
+    import json
+
+    from llm_twin_assets.decoding_rules import Decoding
+
+    before = rag(service, tokens=48)
+    adapters = publish_twin(service.store, tiny_llama(get_settings()), service.work, "ada", 13)
+    with service.database.connect() as conn:
+        number = release(conn, "ada", adapters).release
+        conn.execute(  # what twin_evaluation records: the decoding every model generated with
+            "UPDATE evaluations SET settings = %s WHERE id = %s",
+            (json.dumps({"decoding": {"no_repeat_ngram_size": 3}}), f"eval-{adapters.dpo.version}"),
+        )
+        conn.execute("SELECT pg_notify('twin_releases', 'ada')")
+    wait_for_release(service, "ada", number)
+    served = rag(service, tokens=48)
+    assert served["release"] == number
+    cache = service.work / "cache"
+    twin = load_twin(
+        adapter_folder(service.store, adapters.sft, cache), adapter_folder(service.store, adapters.dpo, cache)
+    )
+    messages = rag_messages(QUESTION, [s["text"] for s in served["sources"]])
+    ruled = generate_replies(twin, [messages], max_new_tokens=48, decoding=Decoding(no_repeat_ngram_size=3))
+    plain = generate_replies(twin, [messages], max_new_tokens=48)
+    assert served["answer"] == ruled[0].text
+    assert ruled[0].text != plain[0].text  # the rule changed this random twin's greedy loop
+
+    rollback(service.database, service.store, "ada", str(before["release"]))
+    wait_for_release(service, "ada", before["release"])
