@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import bentoml
@@ -44,6 +45,14 @@ from llm_twin_assets.serving.web import (
 from llm_twin_assets.settings import get_settings
 
 log = logging.getLogger("llm_twin.service")
+
+SWITCH_INTERVAL_S = 0.001
+
+# Read by OpenMP when torch loads (in __init__, after this): the generation thread and the query encoder
+# run torch thread teams side by side on the same cores, and waiting threads that spin (OpenMP's default)
+# take the cores the other team needs: passive waiting measured 5-20x faster query encoding beside a
+# busy CPU (bench/serve.py). `llm-twin serve` sets it too; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _log_to_stderr() -> None:
@@ -81,6 +90,11 @@ class LLMTwin:
         import torch
 
         settings = get_settings()
+        # The generation thread holds the GIL through most of a decoding step (the model's Python): every
+        # other thread (the event loop, retrieval) waits up to one switch interval for it at each hand-off,
+        # and a request makes several. 5 ms (Python's default) a hand-off is what /retrieve paid under
+        # generation; 1 ms costs generation little (bench/serve.py).
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         torch.set_num_threads(settings.torch_threads or max(1, os.cpu_count() or 1))
         # ready once the base model is loaded: each author's adapter loads on its first request (LRU-capped)
         self.server = TwinServer(settings, generator=serving_generator(settings))

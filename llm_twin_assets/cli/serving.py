@@ -14,7 +14,9 @@ from llm_twin_assets.cli.common import friendly_errors
 from llm_twin_assets.errors import TwinError
 
 SERVICE = "bentos.llm_twin.service:LLMTwin"
-DEFAULT_URL = "http://127.0.0.1:3000"
+DEFAULT_PORT = 3001
+"""Not 3000: that is the Dagster UI's (`llm-twin dagster`); `make serve` and the README use 3001 too."""
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 
 
 def project_root() -> Path:
@@ -29,7 +31,7 @@ def project_root() -> Path:
 
 
 def serve(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    port: Annotated[int, typer.Option(help="Port to listen on (3000 is the Dagster UI's).")] = DEFAULT_PORT,
     host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to serve the network).")] = "127.0.0.1",
 ) -> None:
     """Serve the released twins: /rag, /retrieve, /generate, /v1 (OpenAI-compatible), the chat page at /,
@@ -42,6 +44,9 @@ def serve(
         **os.environ,
         "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
         "TOKENIZERS_PARALLELISM": "false",
+        # the worker runs two torch thread teams at once (generation, query encoding) on the same cores:
+        # idle OpenMP threads that spin slow the busy ones several times over (bench/serve.py)
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
     }
     typer.echo(f"serving on http://{host}:{port}/ (chat page), OpenAPI at /docs.json; Ctrl-C stops", err=True)
     os.chdir(root)

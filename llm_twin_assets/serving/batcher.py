@@ -3,7 +3,10 @@
 When nothing runs, the first request waits up to ``max_wait_s`` for company; while rows are decoding,
 waiting requests join between two steps, up to ``max_batch`` rows, and a finished row leaves at once.
 Past ``max_pending`` waiting requests a new one is refused at once with an estimate of when to retry,
-rather than queued into a client's timeout. Adapter changes (tasks) run on this thread when no row is
+rather than queued into a client's timeout: the time the waiting requests take to drain at the rate rows
+were measured to finish (the rows that ended in the last ``DRAIN_WINDOW_S`` of this busy spell; before
+any ended, the running rows' remaining tokens at the measured step time), 1 to 60 s. Adapter changes
+(tasks) run on this thread when no row is
 running: a pending task stops admissions until the running rows finish, so a forward pass never sees an
 adapter appear or vanish.
 
@@ -15,16 +18,25 @@ request ends: on stop, the rows still running and the requests still waiting end
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from llm_twin_assets.serving import Overloaded, ServingError
 from llm_twin_assets.serving.decoding import GenerationRequest, RunningBatch
+from llm_twin_assets.serving.metrics import Metrics, metrics
 
 log = logging.getLogger(__name__)
+
+DRAIN_WINDOW_S = 30.0
+"""How far back finished rows count towards the drain rate (Retry-After)."""
+RETRY_BOUNDS_S = (1, 60)
+ASSUMED_TOKENS = 128
+"""An answer's length before any row was seen to end (the service's default cap)."""
 
 
 @dataclass
@@ -52,7 +64,11 @@ class Batcher:
         self._tasks: queue.Queue[Callable[[], None]] = queue.Queue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._step_seconds = 0.05  # a recent decoding step's duration: the basis of Retry-After
+        self._step_seconds = 0.05  # a recent decoding step's duration
+        self._ended: deque[tuple[float, int]] = deque()  # (when, rows that ended): this busy spell's
+        self._busy_since: float | None = None  # when rows started running after an idle moment
+        self._drain_rate: float | None = None  # rows finishing per second, as last measured
+        self.metrics: Metrics = metrics()
         self._thread = threading.Thread(target=self._loop, name="twin-generation", daemon=True)
         self._thread.start()
 
@@ -66,12 +82,18 @@ class Batcher:
     def check_capacity(self) -> None:
         waiting = self._requests.qsize()
         if waiting >= self.max_pending:
-            # a slot frees about every (cap / rows) steps; assume answers of ~256 tokens
-            retry = max(1.0, round((waiting // self.max_batch + 1) * 256 * self._step_seconds, 1))
+            retry = self.retry_after(waiting)
+            self.metrics.overloaded.inc()
             raise Overloaded(
-                f"the service is at capacity ({waiting} requests waiting for generation); retry in {retry:g} s",
+                f"the service is at capacity ({waiting} requests waiting for generation); retry in {retry} s",
                 retry_after=retry,
             )
+
+    def retry_after(self, waiting: int) -> int:
+        """Whole seconds until the ``waiting`` requests have drained at the measured rate (bounded)."""
+        rate = self._drain_rate or self.max_batch / (ASSUMED_TOKENS * self._step_seconds)
+        low, high = RETRY_BOUNDS_S
+        return int(min(high, max(low, math.ceil(waiting / rate))))
 
     def call_soon(self, task: Callable[[], None]) -> None:
         """Run ``task`` on the generation thread, between batches."""
@@ -117,15 +139,53 @@ class Batcher:
             if self._tasks.empty():  # a pending task lets the running rows finish first
                 joining = self._take(self.max_batch - len(self.batch), wait=not len(self.batch))
                 if joining:
+                    if self._busy_since is None:
+                        self._busy_since = time.perf_counter()
                     self._admit(joining)
                     self.stats.rows += len(joining)
+                    self._admitted(joining)
             if len(self.batch):
+                rows = list(self.batch.rows)
                 started = time.perf_counter()
                 self._guarded(self.batch.step)
                 self._step_seconds = 0.9 * self._step_seconds + 0.1 * (time.perf_counter() - started)
                 self.stats.steps += 1
-                self.stats.largest = max(self.stats.largest, len(self.batch))
+                self.stats.largest = max(self.stats.largest, len(rows))
+                self.metrics.batch_rows.observe(len(rows))
+                self.metrics.tokens.inc(sum(1 for r in rows if r.error is None))
+                self._ended_rows([r for r in rows if r.done.is_set()])
+            if not len(self.batch):
+                self._busy_since = None
+                self._ended.clear()
         self._end_all(ServingError("the service is shutting down; retry shortly", status=503, retry_after=5))
+
+    def _admitted(self, joining: list[GenerationRequest]) -> None:
+        """Metrics of the requests that just joined (their first tokens were chosen by the prefill)."""
+        for request in joining:
+            if request.started_at is not None:
+                self.metrics.queue_wait.observe(request.started_at - request.queued_at)
+            if request.first_token_at is not None:
+                self.metrics.first_token.observe(request.first_token_at - request.queued_at)
+        self.metrics.tokens.inc(sum(1 for r in joining if r.started_at is not None and r.error is None))
+        self._ended_rows([r for r in joining if r.done.is_set()])
+
+    def _ended_rows(self, ended: list[GenerationRequest]) -> None:
+        """Count rows that ended, and measure again how fast rows finish (the basis of Retry-After)."""
+        now = time.perf_counter()
+        for request in ended:
+            outcome = "error" if request.error is not None else request.finish_reason or "stop"
+            self.metrics.generations.labels(outcome).inc()
+        if ended:
+            self._ended.append((now, len(ended)))
+        while self._ended and self._ended[0][0] < now - DRAIN_WINDOW_S:
+            self._ended.popleft()
+        since = max(self._busy_since or now, now - DRAIN_WINDOW_S)
+        finished = sum(n for _, n in self._ended)
+        if finished >= 2 and now - since >= 0.2:
+            self._drain_rate = finished / (now - since)
+        elif self.batch.rows:  # nothing measured yet: the running rows' remaining tokens at this step time
+            left = [max(1, r.max_new_tokens - len(r.token_ids)) for r in self.batch.rows]
+            self._drain_rate = len(left) / (sum(left) / len(left) * self._step_seconds)
 
     def _admit(self, joining: list[GenerationRequest]) -> None:
         """Joining rows that fail end alone; the running batch is never failed for them."""

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from llm_twin_assets.decoding_rules import Decoding
 from llm_twin_assets.llm import Message
 from llm_twin_assets.serving import NotReleased, Overloaded, ServingError
 from llm_twin_assets.serving.batcher import Batcher
@@ -154,6 +155,8 @@ class LocalGenerator:
             temperature=temperature,
             seed=seed,
             stop=tuple(stop),
+            # the release's rules, exactly as its evaluation generated (the base model: none)
+            decoding=Decoding.from_dict(release.decoding) if release is not None else Decoding(),
             on_text=lambda text: _put(loop, pieces, text),
             on_done=lambda: _put(loop, pieces, None),
         )
@@ -278,6 +281,10 @@ class RemoteGenerator:
 def _set_threads(threads: int) -> None:
     import torch
 
+    # torch's thread count is per thread, initialised lazily at the thread's first parallel operation to
+    # the count set last by ANY thread: set before that, it is lost as soon as another thread (the query
+    # encoder) sets its own. Initialised first (get), this thread keeps its count whatever others set.
+    torch.get_num_threads()
     torch.set_num_threads(threads)
 
 

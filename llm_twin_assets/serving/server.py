@@ -9,9 +9,11 @@ bad request is a 4xx with a clear message, never a broken stream.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,13 @@ log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
 
+SEARCH_THREADS = 4
+"""Threads that run searches (each with its kept database connection): retrieval's own, so a search never
+waits behind other blocking work of the worker."""
+ENCODER_THREADS = 1
+"""torch threads of the query encoder: it runs beside the generation thread, whose threads already fill
+the cores; two busy thread teams on the same cores slow both (measured: bench/serve.py)."""
+
 
 @dataclass
 class Call:
@@ -71,7 +80,10 @@ class TwinServer:
         self.store = open_store(settings.artifacts_url, settings.artifacts_dir)
         self.retriever = retrieval.retriever(settings)
         self.retriever.embed("warm up")  # the first encode pays for lazy initialisation
-        self.queries = QueryEmbedder(self._encode_queries)
+        self.queries = QueryEmbedder(
+            self._encode_queries, thread_setup=functools.partial(_set_torch_threads, ENCODER_THREADS)
+        )
+        self._searches = ThreadPoolExecutor(SEARCH_THREADS, "twin-retrieval")
         self.generator = generator or make_generator(settings, self.database, self.store)
         self.current: dict[str, Release] = {}
         self.problems: dict[str, str] = {}
@@ -81,9 +93,6 @@ class TwinServer:
         self.watcher = ReleaseWatcher(self.database, self.refresh, settings.serve_release_poll_s)
 
     def _encode_queries(self, texts: list[str]) -> Any:
-        import torch
-
-        torch.set_num_threads(self.settings.torch_threads or 2)  # per thread (OpenMP): this worker's
         return self.retriever.embedder.encode(
             texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
@@ -160,7 +169,8 @@ class TwinServer:
         started = time.perf_counter()
         try:
             vector = await self.queries.embed(query.strip())
-            hits = await asyncio.to_thread(self.retriever.search, query, author, None, top_k, vector=vector)
+            search = functools.partial(self.retriever.search, query, author, None, top_k, vector=vector)
+            hits = await asyncio.get_running_loop().run_in_executor(self._searches, search)
         except TwinError as exc:
             raise ServingError(str(exc)) from exc
         finally:
@@ -373,6 +383,18 @@ class TwinServer:
         self.watcher.stop()
         self.generator.close()
         self.traces.stop()
+        self.queries.close()
+        self._searches.shutdown(wait=False, cancel_futures=True)
+
+
+def _set_torch_threads(threads: int) -> None:
+    import torch
+
+    # per thread (OpenMP), and only once the thread has initialised its own: torch initialises a thread's
+    # count lazily, at its first parallel operation, to the count set last by ANY thread — the count
+    # set before that would be lost
+    torch.get_num_threads()
+    torch.set_num_threads(threads)
 
 
 def _refuse(message: str) -> Callable[[], str]:
