@@ -170,6 +170,9 @@ def test_looping_and_off_topic_topics_are_dropped_by_name() -> None:
     from llm_twin_assets.datasets.filters import topic_problem
 
     assert topic_problem("retry policies on slow networks", True, passage=RETRY_PASSAGE) is None
-    assert topic_problem("retry policy retry policy retry policy", True, passage=RETRY_PASSAGE) == "repeats_phrase"
+    assert (
+        topic_problem("retry policy retry policy retry policy", True, passage=RETRY_PASSAGE)
+        == "repeats_phrase"
+    )
     assert topic_problem("baking sourdough bread", True, passage=RETRY_PASSAGE) == "off_topic"
     assert topic_problem("baking sourdough bread", True) is None  # no passage given: not judged
