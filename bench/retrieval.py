@@ -14,7 +14,15 @@ options, side by side:
 - hit@1, hit@5: the answering document is the first / among the first five results;
 - MRR: mean reciprocal rank of the first result from the answering document (over ten results);
 - passage@5: one of the first five chunks holds the answering passage (its labelled quote);
-- ms: mean query latency (embedding the query included).
+- unit@5: the unit marked in one of the first five results (``SearchHit.unit``) holds the answering
+  passage (most of it), on its page: the item that answers, shown as the match;
+- ms: mean search latency (each question is embedded once per layout, not counted here).
+
+A third layout, ``lists`` (``retrieval_corpus.list_pages``), is the changelogs' one-line items on pages of
+25 under one heading, asked ``bench/retrieval_list_questions.yaml``: questions answered by a single item,
+written to paraphrase it (at most 30% of its content words; a test checks). The variants marked
+``units:`` rank the chunks' retrieval units too (``SearchOptions.units``, the default); the others are
+the search before units, chunks alone.
 
 With ``--scale [N]`` it then measures query latency at N chunks (default 100,000): the structured pages'
 chunks, text and vectors (plus a little noise, so every vector differs) copied over 20 authors (one with
@@ -33,7 +41,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -42,11 +50,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import itertools
 
 from harness import Report
-from retrieval_corpus import corpus
+from retrieval_corpus import corpus, list_pages
 
 QUESTIONS = Path(__file__).resolve().parent / "retrieval_questions.yaml"
 CHUNKING = {"plain": {"use_headings": False, "context_tokens": 0}, "struct": {}}
-LAYOUTS = ("documents", "pages")
+LAYOUTS = ("documents", "pages", "lists")
+LIST_QUESTIONS = QUESTIONS.with_name("retrieval_list_questions.yaml")
+"""The ``lists`` layout's questions: each answered by one item of a long list, and paraphrasing it."""
 _SECTION = re.compile(r"(?m)^## ")
 
 
@@ -59,23 +69,47 @@ class Variant:
 
 NONE = {"same_document_decay": 1.0, "max_per_document": None}  # no diversity
 OLD_FUSION = {"text_weight": 1.0, "rrf_k": 60, "min_text_share": 0.0}  # plain RRF
+NO_UNITS = {"units": False}  # chunks alone: every variant measured before retrieval units
 VARIANTS = [
-    Variant("before: vector only, plain chunks", "plain", {"mode": "vector", **NONE}),
-    Variant("plain chunks, hybrid", "plain", {"mode": "hybrid", **OLD_FUSION, **NONE}),
-    Variant("structured, vector only", "struct", {"mode": "vector", **NONE}),
-    Variant("structured, text only", "struct", {"mode": "text", "min_text_share": 0.0, **NONE}),
-    Variant("structured, hybrid", "struct", {"mode": "hybrid", **OLD_FUSION, **NONE}),
-    Variant("  + text at 1/2, rrf_k 20", "struct", {"min_text_share": 0.0, **NONE}),
-    Variant("  + at most 1 per document", "struct", {"min_text_share": 0.0, **NONE, "max_per_document": 1}),
-    Variant("  + at most 2 per document", "struct", {"min_text_share": 0.0, **NONE, "max_per_document": 2}),
-    Variant("  + at most 3 per document", "struct", {"min_text_share": 0.0, **NONE, "max_per_document": 3}),
-    Variant("  + same-document decay 0.6", "struct", {"min_text_share": 0.0, "same_document_decay": 0.6}),
-    Variant("  + same-document decay 0.8", "struct", {"min_text_share": 0.0}),
-    Variant("  + decay 0.8, rrf_k 60", "struct", {"min_text_share": 0.0, "rrf_k": 60}),
-    Variant("  + decay 0.8, 20 candidates", "struct", {"min_text_share": 0.0, "candidates": 20}),
-    Variant("  + decay 0.8, text share >= 0.2", "struct", {"min_text_share": 0.2}),
-    Variant("  + decay 0.8, text share >= 0.5", "struct", {"min_text_share": 0.5}),
-    Variant("default options (text share >= 0.35)", "struct", {}),
+    Variant("before: vector only, plain chunks", "plain", {"mode": "vector", **NONE, **NO_UNITS}),
+    Variant("plain chunks, hybrid", "plain", {"mode": "hybrid", **OLD_FUSION, **NONE, **NO_UNITS}),
+    Variant("structured, vector only", "struct", {"mode": "vector", **NONE, **NO_UNITS}),
+    Variant("structured, text only", "struct", {"mode": "text", "min_text_share": 0.0, **NONE, **NO_UNITS}),
+    Variant("structured, hybrid", "struct", {"mode": "hybrid", **OLD_FUSION, **NONE, **NO_UNITS}),
+    Variant("  + text at 1/2, rrf_k 20", "struct", {"min_text_share": 0.0, **NONE, **NO_UNITS}),
+    Variant(
+        "  + at most 1 per document",
+        "struct",
+        {"min_text_share": 0.0, **NONE, "max_per_document": 1, **NO_UNITS},
+    ),
+    Variant(
+        "  + at most 2 per document",
+        "struct",
+        {"min_text_share": 0.0, **NONE, "max_per_document": 2, **NO_UNITS},
+    ),
+    Variant(
+        "  + at most 3 per document",
+        "struct",
+        {"min_text_share": 0.0, **NONE, "max_per_document": 3, **NO_UNITS},
+    ),
+    Variant(
+        "  + same-document decay 0.6",
+        "struct",
+        {"min_text_share": 0.0, "same_document_decay": 0.6, **NO_UNITS},
+    ),
+    Variant("  + same-document decay 0.8", "struct", {"min_text_share": 0.0, **NO_UNITS}),
+    Variant("  + decay 0.8, rrf_k 60", "struct", {"min_text_share": 0.0, "rrf_k": 60, **NO_UNITS}),
+    Variant("  + decay 0.8, 20 candidates", "struct", {"min_text_share": 0.0, "candidates": 20, **NO_UNITS}),
+    Variant("  + decay 0.8, text share >= 0.2", "struct", {"min_text_share": 0.2, **NO_UNITS}),
+    Variant("  + decay 0.8, text share >= 0.5", "struct", {"min_text_share": 0.5, **NO_UNITS}),
+    Variant("default options before units (text share >= 0.35)", "struct", {**NO_UNITS}),
+    # Retrieval units (small-to-big): items, rows and sentence groups ranked for their chunk.
+    Variant("units: plain chunks, vector only", "plain", {"mode": "vector", **NONE}),
+    Variant("units: structured, vector only", "struct", {"mode": "vector", **NONE}),
+    Variant("units: hybrid, unit ranks in its own ranking", "struct", {"unit_fusion": "rank"}),
+    Variant("units: hybrid, own ranking at 1/2", "struct", {"unit_fusion": "rank", "unit_weight": 0.5}),
+    Variant("units: hybrid, 100 unit candidates", "struct", {"unit_candidates": 100}),
+    Variant("default options (units: a chunk at its best unit)", "struct", {}),
 ]
 
 
@@ -85,6 +119,8 @@ def _normal(text: str) -> str:
 
 def layout(name: str) -> dict[str, str]:
     """file name -> Markdown text of each page of the layout."""
+    if name == "lists":
+        return list_pages()
     pages: dict[str, str] = {}
     for document in corpus():
         if name == "documents":
@@ -180,23 +216,36 @@ def run(home: Path) -> None:
     from llm_twin_assets.retrieval import SearchOptions, retriever
 
     questions = yaml.safe_load(QUESTIONS.read_text())
+    list_questions = yaml.safe_load(LIST_QUESTIONS.read_text())
     load(home)
     search = retriever()
     report = Report("retrieval")
+    all_questions = questions
     report.note("questions", len(questions))
     report.note("literal_questions", sum(bool(q.get("literal")) for q in questions))
+    report.note("list_questions", len(list_questions))
     for name in LAYOUTS:
+        questions = list_questions if name == "lists" else all_questions
         spans = answer_spans(search.database, questions, f"bench-{name}-struct")
         report.note(f"{name}: pages that answer a question", len({url for url, _, _ in spans}))
+        # Each question embedded once (as Retriever.embed does): the figures are the search alone.
+        began = time.perf_counter()
+        vectors = search.embedder.encode(
+            [str(q["question"]) for q in questions], normalize_embeddings=True, convert_to_numpy=True
+        )
+        report.note(
+            f"{name}: ms to embed a question", round(1000 * (time.perf_counter() - began) / len(questions), 1)
+        )
         for variant in VARIANTS:
             author = f"bench-{name}-{variant.chunking}"
             options = SearchOptions(**variant.options)  # type: ignore[arg-type]
             first: list[int | None] = []
             passage = 0
             literal_hits = 0
+            marked = 0
             started = time.perf_counter()
-            for q, (url, start, end) in zip(questions, spans, strict=True):
-                hits = search.search(str(q["question"]), author=author, k=10, options=options)
+            for q, vector, (url, start, end) in zip(questions, vectors, spans, strict=True):
+                hits = search.search(str(q["question"]), author=author, k=10, options=options, vector=vector)
                 ranks = [i for i, h in enumerate(hits, start=1) if h.document_url == url]
                 first.append(ranks[0] if ranks else None)
                 held = any(
@@ -204,6 +253,12 @@ def run(home: Path) -> None:
                 )
                 passage += held
                 literal_hits += held and bool(q.get("literal"))
+                marked += any(
+                    h.document_url == url
+                    and h.unit is not None
+                    and min(end, h.unit.end) - max(start, h.unit.start) >= 0.6 * (end - start)
+                    for h in hits[:5]
+                )
             seconds = time.perf_counter() - started
             n = len(questions)
             report.add(
@@ -217,6 +272,7 @@ def run(home: Path) -> None:
                     "literal passage@5": round(
                         literal_hits / max(1, sum(bool(q.get("literal")) for q in questions)), 3
                     ),
+                    "unit@5": round(marked / n, 3),
                     "ms": round(1000 * seconds / n, 1),
                 },
             )
@@ -239,6 +295,69 @@ def _covers(hit, start: int, end: int, database) -> bool:  # type: ignore[no-unt
     return overlap >= 0.6 * (end - start)
 
 
+def cost() -> None:
+    """What units cost to write and store, per layout (the structured authors): chunks and units, the
+    encoder's seconds for each (the production encoder, on the texts the asset embeds), so the write
+    throughput of a document with and without its units; and the tables' sizes with their indexes."""
+    from llm_twin_assets.defs.resources import ModelsResource
+    from llm_twin_assets.retrieval import retriever
+    from llm_twin_assets.store.features import units_needing_embeddings
+
+    database = retriever().database
+    encoder = ModelsResource(device="cpu").encoder()
+    report = Report("retrieval_units_cost")
+    for name in LAYOUTS:
+        author = f"bench-{name}-struct"
+        with database.connect() as conn:
+            texts = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT CASE WHEN context = '' THEN content ELSE context || chr(10) || content END"
+                    " FROM chunks WHERE author = %s ORDER BY id",
+                    (author,),
+                ).fetchall()
+            ]
+            units = [t for _, t in units_needing_embeddings(conn, author, "none: every unit")]
+            documents = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM chunk_units u"
+                " WHERE u.chunk_id = c.id)) FROM chunks c WHERE author = %s",
+                (author,),
+            ).fetchone()
+            pages = conn.execute(
+                "SELECT count(*) FROM cleaned_documents WHERE author = %s", (author,)
+            ).fetchone()
+        encoder.encode(texts[:32])  # warm
+        began = time.perf_counter()
+        encoder.encode(texts)
+        chunk_s = time.perf_counter() - began
+        began = time.perf_counter()
+        encoder.encode(units)
+        unit_s = time.perf_counter() - began
+        n_pages = int(pages[0]) if pages else 0
+        report.add(
+            layout=name,
+            pages=n_pages,
+            chunks=len(texts),
+            chunks_with_units=int(documents[1]) if documents else 0,
+            units=len(units),
+            vectors_per_page=f"{len(texts) / n_pages:.1f} -> {(len(texts) + len(units)) / n_pages:.1f}",
+            encode_chunks_s=round(chunk_s, 1),
+            encode_units_s=round(unit_s, 1),
+            pages_per_s=f"{n_pages / chunk_s:.1f} -> {n_pages / (chunk_s + unit_s):.1f}",
+        )
+    with database.connect() as conn:
+        for table in ("chunks", "chunk_units"):
+            row = conn.execute(
+                f"SELECT count(*), pg_total_relation_size('{table}'), pg_indexes_size('{table}'),"
+                f" pg_relation_size('{table}_embedding_hnsw') FROM {table}"
+            ).fetchone()
+            report.note(
+                f"{table}: rows, MB with indexes (indexes, HNSW)",
+                f"{row[0]:,}, {row[1] / 2**20:.1f} ({row[2] / 2**20:.1f}, {row[3] / 2**20:.1f})",
+            )
+    report.save()
+
+
 def scale(rows: int, keep: Path | None = None) -> None:
     """Latency of vector-only vs hybrid search at ``rows`` chunks: a fresh store filled from the pages
     (``keep``: a data home kept between runs, filled once)."""
@@ -257,8 +376,14 @@ def scale(rows: int, keep: Path | None = None) -> None:
     source = retriever()
     with source.database.connect() as conn:
         chunks = conn.execute(
-            "SELECT content, context, kind, embedding FROM chunks WHERE author = 'bench-pages-struct' ORDER BY id"
+            "SELECT content, context, kind, embedding, id FROM chunks WHERE author = 'bench-pages-struct' ORDER BY id"
         ).fetchall()
+        source_units: dict[str, list[tuple[str, object]]] = {}
+        for chunk_id, content, embedding in conn.execute(
+            "SELECT chunk_id, content, embedding FROM chunk_units WHERE author = 'bench-pages-struct'"
+            " ORDER BY chunk_id, ordinal"
+        ).fetchall():
+            source_units.setdefault(chunk_id, []).append((content, embedding))
     questions = [str(q["question"]) for q in yaml.safe_load(QUESTIONS.read_text())]
     vectors = source.embedder.encode(questions, normalize_embeddings=True, convert_to_numpy=True)
     home = keep or Path(tempfile.mkdtemp(prefix="llm-twin-bench-scale-"))
@@ -276,6 +401,7 @@ def scale(rows: int, keep: Path | None = None) -> None:
         start = time.perf_counter()
         with database.connect() as conn:
             conn.execute("DROP INDEX chunks_embedding_hnsw")  # built once, after the load
+            conn.execute("DROP INDEX chunk_units_embedding_hnsw")
             for slug in sorted(set(authors)):
                 doc = document_id(slug, "bench")
                 conn.execute("INSERT INTO authors (slug, name) VALUES (%s, %s)", (slug, slug))
@@ -294,8 +420,16 @@ def scale(rows: int, keep: Path | None = None) -> None:
                         ),
                     )
             out = []
+            units = []
             for i, slug in enumerate(authors):
-                content, context, kind, _ = chunks[i % len(chunks)]
+                content, context, kind, _, source_id = chunks[i % len(chunks)]
+                for n, (unit_text, unit_vector) in enumerate(source_units.get(source_id, [])):
+                    noisy = np.asarray(unit_vector.to_numpy(), dtype=np.float32)  # type: ignore[attr-defined]
+                    noisy = noisy + rng.standard_normal(noisy.shape[0]).astype(np.float32) * 0.015
+                    units.append(
+                        (f"u{i}-{n}", f"c{i}", document_id(slug, "bench"), slug, kind, n, 0,
+                         len(unit_text), unit_text, "x", noisy / np.linalg.norm(noisy), "bench")
+                    )  # fmt: skip
                 noise = rng.standard_normal(base.shape[1]).astype(np.float32) * 0.015
                 vector = base[i % len(chunks)] + noise
                 text = f"{content} ({i})"
@@ -317,16 +451,26 @@ def scale(rows: int, keep: Path | None = None) -> None:
             columns = ("id", "document_id", "author", "kind", "ordinal", "content", "content_hash",
                        "n_tokens", "context", "embedding", "embedding_model")  # fmt: skip
             bulk_upsert(conn, "chunks", columns, out)
+            unit_columns = ("id", "chunk_id", "document_id", "author", "kind", "ordinal", "char_start",
+                            "char_end", "content", "embedded_hash", "embedding", "embedding_model")  # fmt: skip
+            bulk_upsert(conn, "chunk_units", unit_columns, units, compare=None)
         with database.connect(autocommit=True) as conn:
             conn.execute("SET maintenance_work_mem = '512MB'")
             conn.execute(
                 "CREATE INDEX chunks_embedding_hnsw ON chunks USING hnsw ((embedding::halfvec(384))"
                 " halfvec_cosine_ops) WITH (m = 16, ef_construction = 128)"
             )
+            conn.execute(
+                "CREATE INDEX chunk_units_embedding_hnsw ON chunk_units USING hnsw ((embedding::halfvec(384))"
+                " halfvec_cosine_ops) WITH (m = 16, ef_construction = 128)"
+            )
             conn.execute("ANALYZE chunks")
+            conn.execute("ANALYZE chunk_units")
             ensure_author_indexes(conn)
+            ensure_author_indexes(conn, table="chunk_units")
         print(
-            f"# scale: {len(authors):,} chunks loaded and indexed in {time.perf_counter() - start:.0f} s",
+            f"# scale: {len(authors):,} chunks and {len(units):,} units loaded and indexed in"
+            f" {time.perf_counter() - start:.0f} s",
             flush=True,
         )
         measure_scale(database, source.embedder, questions, vectors)
@@ -342,14 +486,27 @@ def measure_scale(database, embedder, questions: list[str], vectors) -> None:  #
 
     with database.connect() as conn:
         rows = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        sizes = conn.execute(
+            "SELECT count(*), pg_total_relation_size('chunks'), pg_indexes_size('chunks'),"
+            " (SELECT count(*) FROM chunk_units), pg_total_relation_size('chunk_units'),"
+            " pg_indexes_size('chunk_units') FROM chunks"
+        ).fetchone()
     search = Retriever(database, embedder)
     report = Report("retrieval_scale")
+    report.note("chunks", sizes[0])
+    report.note("chunks: MB with indexes (indexes)", f"{sizes[1] / 2**20:.1f} ({sizes[2] / 2**20:.1f})")
+    report.note("units", sizes[3])
+    report.note("units: MB with indexes (indexes)", f"{sizes[4] / 2**20:.1f} ({sizes[5] / 2**20:.1f})")
     vector_only = SearchOptions(mode="vector", same_document_decay=1.0, self_query=False)
     variants = (  # name, options, whether each query opens its own connection (as search did before)
-        ("before: vector only, a connection per query", vector_only, True),
-        ("vector only", vector_only, False),
-        ("hybrid (default)", SearchOptions(self_query=False), False),
-        ("hybrid, every term finds chunks", SearchOptions(self_query=False, max_term_rows=10**9), False),
+        ("vector only, chunks alone (before units)", replace(vector_only, units=False), False),
+        ("vector only, with units", vector_only, False),
+        (
+            "hybrid, chunks alone (the default before units)",
+            SearchOptions(self_query=False, units=False),
+            False,
+        ),
+        ("hybrid, with units (default)", SearchOptions(self_query=False), False),
     )
     for label, author in (("unfiltered", None), ("author with 30%", "a00"), ("author with 3.7%", "a05")):
         for name, options, reconnect in variants:
@@ -383,6 +540,7 @@ def main() -> None:
         "--scale", type=int, nargs="?", const=100_000, help="also measure latency at N chunks"
     )
     parser.add_argument("--skip-quality", action="store_true", help="with --scale: the latency part only")
+    parser.add_argument("--cost", action="store_true", help="also measure what units cost to write and store")
     parser.add_argument("--scale-home", type=Path, help="with --scale: a data home for the big store, kept")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="llm-twin-bench-retrieval-"))
@@ -395,6 +553,8 @@ def main() -> None:
             load(home.absolute())
         else:
             run(home.absolute())
+        if args.cost:
+            cost()
         if args.scale:
             scale(args.scale, args.scale_home.absolute() if args.scale_home else None)
     finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import re
 from dataclasses import dataclass
 
 __all__ = ["CorpusDocument", "CorpusError", "corpus"]
@@ -206,3 +207,53 @@ def _load(spec: _Spec) -> CorpusDocument:
 def corpus() -> list[CorpusDocument]:
     """The benchmark's documents, read from the installed packages and checked against their hashes."""
     return [_load(spec) for spec in _SPECS]
+
+
+# --- the list layout: list-dense pages whose answers are single items ---------------------------------
+
+LIST_SOURCES = (
+    "pydantic-changelog",
+    "charset-normalizer-changelog",
+    "python-dotenv-changelog",
+    "httpcore-changelog",
+)
+"""The documents whose list items make the ``lists`` layout (release notes: hundreds of one-line items)."""
+LIST_ITEMS_PER_PAGE = 25
+_ITEM = re.compile(r"(?m)^[*-] (.+)$")
+_CREDIT = re.compile(
+    r"\s+by \[@[^\]]+\]\([^)]*\)(?:,? (?:and )?\[@[^\]]+\]\([^)]*\))* in \[#\d+\]\([^)]*\)\.?$"
+)
+
+
+def list_items(document: CorpusDocument) -> list[str]:
+    """The document's one-line list items, as written but for a trailing pull-request credit
+    (``by [@user](...) in [#123](...)``); no contributor notes, table-of-contents links or items of
+    fewer than four words."""
+    items: list[str] = []
+    for match in _ITEM.finditer(document.text):
+        item = _CREDIT.sub("", match.group(1)).strip()
+        if "made their first contribution" in item or item.startswith("[") or len(item.split()) < 4:
+            continue
+        items.append(item)
+    return list(dict.fromkeys(items))  # one of each (a changelog repeats some lines)
+
+
+def list_pages(documents: list[CorpusDocument] | None = None) -> dict[str, str]:
+    """File name -> Markdown of the ``lists`` layout: each source document's items, in order, on pages of
+    LIST_ITEMS_PER_PAGE items under one heading (the way one author writes: each section a long list of
+    one-line items). An item two documents share is kept in the first only."""
+    seen: set[str] = set()
+    pages: dict[str, str] = {}
+    for document in documents or corpus():
+        if document.id not in LIST_SOURCES:
+            continue
+        items = [i for i in list_items(document) if i not in seen]
+        seen.update(items)
+        for n in range(0, len(items), LIST_ITEMS_PER_PAGE):
+            page = items[n : n + LIST_ITEMS_PER_PAGE]
+            number = n // LIST_ITEMS_PER_PAGE + 1
+            body = "\n".join(f"- {item}" for item in page)
+            pages[f"{document.id}-list-{number:02d}.md"] = (
+                f"# {document.title}: notes, part {number}\n\n## Changes\n\n{body}\n"
+            )
+    return pages

@@ -38,6 +38,11 @@ def chunk_id(document: str, ordinal: int, chunk_content_hash: str) -> str:
     return stable_id("chunk", document, ordinal, chunk_content_hash)
 
 
+def unit_id(chunk: str, start: int, end: int) -> str:
+    """A retrieval unit is identified by its chunk and its span (document offsets)."""
+    return stable_id("unit", chunk, start, end)
+
+
 @dataclass
 class CrawledDocument:
     url: str  # canonical: the row's identity

@@ -4,7 +4,12 @@
 
 - vector search: the query embedded with the configured model against ``chunks.embedding`` (each chunk
   was embedded with its document's title and heading path above it; see :mod:`.store.vectors` for the
-  index strategy: filtered searches still return k results);
+  index strategy: filtered searches still return k results), and against ``chunk_units.embedding``: the
+  chunk's retrieval units (list items, table rows, sentence groups, short paragraphs:
+  :mod:`.features.units`), each embedded on its own, so the one item that answers is not drowned by the
+  chunk's other items (small-to-big). A unit counts for its chunk: the chunk's distance is the smaller of
+  its own and its best unit's (max similarity), and the result is the chunk (the passage) with the unit
+  that matched in ``SearchHit.unit``;
 - full-text search: ``websearch_to_tsquery`` against ``chunks.tsv`` (the chunk and its context), which
   finds the literal terms vectors blur (a command, an option, a placeholder);
 - the two rankings fused by reciprocal rank (RRF, the text ranking at half weight), then each further
@@ -109,6 +114,33 @@ class SearchOptions:
     """Restrict to an author the question names, when no author is given."""
     rerank_depth: int = 30
     """With a reranker configured: how many fused results it re-scores (the best k of them are kept)."""
+    units: bool = True
+    """Small-to-big: rank the chunks' retrieval units too (list items, table rows, sentence groups:
+    ``chunk_units``, sql/011), each scored for its chunk, and mark in each result the unit of its chunk
+    closest to the question (``SearchHit.unit``). False: chunks alone, as before units."""
+    unit_fusion: Literal["max", "rank"] = "max"
+    """How units count, with a vector ranking: "max" — a chunk's distance in the vector ranking is the
+    smallest of its own and its units' (max similarity: aggregation to the parent); "rank" — the units
+    make a ranking of their own (each chunk ranked by its best unit) fused with the others (by RRF, at
+    ``unit_weight``)."""
+    unit_candidates: int = 50
+    """Units the vector search of units brings (at least k); their chunks enter the fusion."""
+    unit_weight: float = 1.0
+    """With ``unit_fusion="rank"``: the units ranking's weight in the fusion."""
+
+
+@dataclass(frozen=True)
+class SearchUnit:
+    """The retrieval unit of a hit's chunk that matched: the one closest to the question (by vector; in
+    text mode, the one holding most of its terms)."""
+
+    id: str
+    text: str
+    start: int
+    end: int
+    """Offsets into the cleaned document, like the chunk's (``SearchHit.start`` / ``end``)."""
+    similarity: float | None
+    """Cosine similarity to the query (None in text mode)."""
 
 
 @dataclass(frozen=True)
@@ -123,10 +155,16 @@ class SearchHit:
     score: float
     """The fused score (reciprocal ranks); in vector mode the cosine similarity."""
     similarity: float | None
-    """Cosine similarity to the query, when the vector ranking saw the chunk."""
+    """Cosine similarity to the query, when the vector ranking saw the chunk: the chunk's own or, when
+    closer, its best unit's."""
     text: str
     ranks: dict[str, int] = field(default_factory=dict)
-    """The chunk's rank in each ranking that found it ('vector', 'text'), 1-based."""
+    """The chunk's rank in each ranking that found it ('vector', 'text', 'unit'), 1-based."""
+    start: int | None = None
+    end: int | None = None
+    """The chunk's (the passage's) offsets into its cleaned document."""
+    unit: SearchUnit | None = None
+    """The unit of the passage that matched (None: the chunk has no units, or ``units=False``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,7 +232,22 @@ class Retriever:
                 score=round(float(r[7]), 6),
                 similarity=None if r[8] is None else round(1.0 - float(r[8]), 6),
                 text=r[9],
-                ranks={name: int(rank) for name, rank in (("vector", r[10]), ("text", r[11])) if rank},
+                ranks={
+                    name: int(rank)
+                    for name, rank in (("vector", r[10]), ("text", r[11]), ("unit", r[12]))
+                    if rank
+                },
+                start=r[13],
+                end=r[14],
+                unit=None
+                if r[15] is None
+                else SearchUnit(
+                    id=r[15],
+                    text=r[16],
+                    start=int(r[17]),
+                    end=int(r[18]),
+                    similarity=None if r[19] is None else round(1.0 - float(r[19]), 6),
+                ),
             )
             for r in rows
         ]
@@ -263,26 +316,80 @@ def search_sql(
     """The statements of one search (settings first, the query last) and the query's parameters.
 
     Every mode returns the same columns: chunk id, document id, url, title, heading path, author, kind,
-    score, cosine distance (or NULL), text, vector rank, text rank."""
+    score, cosine distance (or NULL), text, vector rank, text rank, unit rank, chunk start, chunk end, and
+    the matched unit's id, text, start, end and cosine distance (NULLs when none).
+
+    Units (``options.units``): the units nearest the query are found like chunks (:func:`nearest_sql` on
+    ``chunk_units``: the same paths, filters and indexes) and aggregated to their chunk (its best unit);
+    with ``unit_fusion="max"`` that joins the vector ranking (a chunk's distance: the smaller of its own
+    and its best unit's), with ``"rank"`` it is a ranking of its own in the fusion. Full text stays on
+    the chunks (a chunk's text holds its units' words)."""
     n = max(k, options.candidates)
     where, filter_params = search_filters(author, kinds)
     ranked: list[tuple[str, sql.Composable]] = []
     statements: list[sql.Composed | sql.SQL] = []
     params: list[object] = []
+    use_units = options.units and options.mode in ("hybrid", "vector")
     if options.mode in ("hybrid", "vector"):
         vector_statements, vector_params = nearest_sql(
             conn, vector, k=n, author=author, kinds=kinds, columns="id", dim=dim
         )
         statements += vector_statements[:-1]
-        ranked.append(
-            (
-                "vector",
-                sql.SQL(
-                    "SELECT id, distance, ROW_NUMBER() OVER (ORDER BY distance, id) AS rank FROM ({}) v"
-                ).format(vector_statements[-1]),
-            )
-        )
+        chunk_ranking = vector_statements[-1]
         params += vector_params
+        if use_units:
+            unit_statements, unit_params = nearest_sql(
+                conn,
+                vector,
+                k=max(k, options.unit_candidates),
+                author=author,
+                kinds=kinds,
+                table="chunk_units",
+                columns="id, chunk_id",
+                dim=dim,
+            )
+            statements += unit_statements[:-1]
+            params += unit_params
+            if options.unit_fusion == "max":  # the vector ranking: each chunk at its best (it or a unit)
+                ranked.append(
+                    (
+                        "vector",
+                        sql.SQL(
+                            "SELECT id, min(distance) AS distance,"
+                            " ROW_NUMBER() OVER (ORDER BY min(distance), id) AS rank FROM ("
+                            " SELECT id, distance FROM ({chunks}) v"
+                            " UNION ALL SELECT chunk_id, distance FROM ({units}) u) b GROUP BY id"
+                        ).format(chunks=chunk_ranking, units=unit_statements[-1]),
+                    )
+                )
+            else:
+                ranked.append(
+                    (
+                        "vector",
+                        sql.SQL(
+                            "SELECT id, distance, ROW_NUMBER() OVER (ORDER BY distance, id) AS rank FROM ({}) v"
+                        ).format(chunk_ranking),
+                    )
+                )
+                ranked.append(
+                    (
+                        "unit",
+                        sql.SQL(
+                            "SELECT chunk_id AS id, min(distance) AS distance,"
+                            " ROW_NUMBER() OVER (ORDER BY min(distance), chunk_id) AS rank"
+                            " FROM ({}) u GROUP BY chunk_id"
+                        ).format(unit_statements[-1]),
+                    )
+                )
+        else:
+            ranked.append(
+                (
+                    "vector",
+                    sql.SQL(
+                        "SELECT id, distance, ROW_NUMBER() OVER (ORDER BY distance, id) AS rank FROM ({}) v"
+                    ).format(chunk_ranking),
+                )
+            )
     if options.mode in ("hybrid", "text"):
         ranked.append(
             (
@@ -295,8 +402,12 @@ def search_sql(
     score = (
         sql.SQL("max(1.0 - distance)")  # vector alone: the cosine similarity orders it
         if options.mode == "vector"
-        else sql.SQL("sum(CASE ranking WHEN 'text' THEN {w} ELSE 1.0 END / ({k} + rank))").format(
-            w=sql.Literal(float(options.text_weight)), k=sql.Literal(options.rrf_k)
+        else sql.SQL(
+            "sum(CASE ranking WHEN 'text' THEN {w} WHEN 'unit' THEN {u} ELSE 1.0 END / ({k} + rank))"
+        ).format(
+            w=sql.Literal(float(options.text_weight)),
+            u=sql.Literal(float(options.unit_weight)),
+            k=sql.Literal(options.rrf_k),
         )
     )
     union = sql.SQL(" UNION ALL ").join(
@@ -306,22 +417,44 @@ def search_sql(
         for name, ranking in ranked
     )
     cap = options.max_per_document or MAX_K
+    # The unit of each result's chunk that matched: the closest to the query (text mode: the one that
+    # holds most of its terms); read for the k results only, through the units' chunk index.
+    if not options.units:
+        marked, unit_columns, unit_params = sql.SQL(""), sql.SQL(", NULL, NULL, NULL, NULL, NULL"), []
+    elif options.mode == "text":
+        marked = sql.SQL(
+            " LEFT JOIN LATERAL (SELECT u.id, u.content, u.char_start, u.char_end, NULL::float8 AS distance"
+            "  FROM chunk_units u WHERE u.chunk_id = c.id ORDER BY ts_rank_cd(u.tsv, (SELECT"
+            "  coalesce(string_agg(quote_literal(t.lexeme), ' | '), '')::tsquery"
+            "  FROM unnest(to_tsvector('english', %s)) t)) DESC, u.char_start LIMIT 1) m ON true"
+        )
+        unit_columns = sql.SQL(", m.id, m.content, m.char_start, m.char_end, m.distance")
+        unit_params = [query]
+    else:
+        marked = sql.SQL(
+            " LEFT JOIN LATERAL (SELECT u.id, u.content, u.char_start, u.char_end,"
+            "  u.embedding <=> %s AS distance FROM chunk_units u"
+            "  WHERE u.chunk_id = c.id AND u.embedding IS NOT NULL ORDER BY 5, u.id LIMIT 1) m ON true"
+        )
+        unit_columns = sql.SQL(", m.id, m.content, m.char_start, m.char_end, m.distance")
+        unit_params = [vector]
     statement = sql.SQL(
         "WITH found AS ({union}),"
         " fused AS (SELECT id, ({score})::float8 AS score, min(distance) AS distance,"
         "  min(rank) FILTER (WHERE ranking = 'vector') AS vector_rank,"
-        "  min(rank) FILTER (WHERE ranking = 'text') AS text_rank FROM found GROUP BY id),"
-        " placed AS (SELECT f.id, f.distance, f.vector_rank, f.text_rank, c.document_id,"
+        "  min(rank) FILTER (WHERE ranking = 'text') AS text_rank,"
+        "  min(rank) FILTER (WHERE ranking = 'unit') AS unit_rank FROM found GROUP BY id),"
+        " placed AS (SELECT f.id, f.distance, f.vector_rank, f.text_rank, f.unit_rank, c.document_id,"
         "  ROW_NUMBER() OVER (PARTITION BY c.document_id ORDER BY f.score DESC, f.id) AS nth,"
         "  f.score * power(%s::float8, (ROW_NUMBER() OVER (PARTITION BY c.document_id"
         "   ORDER BY f.score DESC, f.id) - 1)::float8) AS score"
         "  FROM fused f JOIN chunks c ON c.id = f.id)"
         " SELECT c.id, c.document_id, d.url, d.title, c.heading_path, c.author, c.kind, p.score, p.distance,"
-        "  c.content, p.vector_rank, p.text_rank"
+        "  c.content, p.vector_rank, p.text_rank, p.unit_rank, c.char_start, c.char_end{unit_columns}"
         " FROM placed p JOIN chunks c ON c.id = p.id JOIN cleaned_documents d ON d.id = c.document_id"
-        " WHERE p.nth <= %s ORDER BY p.score DESC, c.id LIMIT %s"
-    ).format(union=union, score=score)
-    return [*statements, statement], [*params, options.same_document_decay, cap, k]
+        "{marked} WHERE p.nth <= %s ORDER BY p.score DESC, c.id LIMIT %s"
+    ).format(union=union, score=score, unit_columns=unit_columns, marked=marked)
+    return [*statements, statement], [*params, options.same_document_decay, *unit_params, cap, k]
 
 
 def require_author(conn: psycopg.Connection, author: str) -> None:

@@ -101,3 +101,81 @@ def test_no_question_copies_its_document(
         for q in questions
     }
     assert {q: r for q, r in copied.items() if r} == {}
+
+
+# --- the list layout: answers are single items, questions paraphrase them ---------------------------
+
+LIST_QUESTIONS = QUESTIONS.with_name("retrieval_list_questions.yaml")
+MAX_ITEM_WORDS_IN_QUESTION = 0.30
+_STOP = frozenset(
+    "a an and are as at be been but by can could did do does for from had has have how i if in into is it"
+    " its may more most my no not now of on or our so than that the their them then there these they this"
+    " to too was we were what when where which while who why will with would you your yet all any also"
+    " its per via".replace(" ", "\n").splitlines()
+)
+
+
+def content_words(text: str) -> set[str]:
+    """The words that carry meaning, crudely stemmed (a plural's s dropped, then the first five letters):
+    no stop words, numbers, @user or #123 references."""
+    text = re.sub(r"[@#][\w-]+", " ", text.lower())
+    words = (w.removesuffix("s") for w in re.findall(r"[a-z0-9]+", text))
+    return {w[:5] for w in words if len(w) >= 3 and not w.isdigit() and w not in _STOP}
+
+
+@pytest.fixture(scope="module")
+def list_pages() -> dict[str, str]:
+    from bench.retrieval_corpus import list_pages
+
+    return list_pages()
+
+
+@pytest.fixture(scope="module")
+def list_questions() -> list[dict[str, object]]:
+    loaded = yaml.safe_load(LIST_QUESTIONS.read_text(encoding="utf-8"))
+    assert isinstance(loaded, list)
+    return loaded
+
+
+def _items(page: str) -> list[str]:
+    return [line[2:] for line in page.splitlines() if line.startswith("- ")]
+
+
+def test_list_pages_are_long_lists_of_one_line_items(list_pages: dict[str, str]) -> None:
+    from bench.retrieval_corpus import LIST_ITEMS_PER_PAGE, LIST_SOURCES
+
+    assert 20 <= len(list_pages) <= 60
+    full = [p for p in list_pages.values() if len(_items(p)) == LIST_ITEMS_PER_PAGE]
+    assert len(full) >= 0.8 * len(list_pages)
+    for name, page in list_pages.items():
+        assert any(name.startswith(f"{source}-list-") for source in LIST_SOURCES), name
+        lines = [line for line in page.splitlines() if line.strip()]
+        assert lines[0].startswith("# ") and lines[1] == "## Changes", name
+        assert len(_items(page)) == len(lines) - 2, f"{name}: a line that is not an item"
+
+
+def test_list_questions_paraphrase_the_one_item_that_answers_them(
+    list_pages: dict[str, str], list_questions: list[dict[str, object]]
+) -> None:
+    assert len(list_questions) >= 30
+    assert len({q["question"] for q in list_questions}) == len(list_questions)
+    overlaps = {}
+    for question in list_questions:
+        assert set(question) == {"question", "document", "answer", "literal"}, question
+        answer, asked = str(question["answer"]), str(question["question"])
+        found = [(name, item) for name, page in list_pages.items() for item in _items(page) if answer in item]
+        assert len(found) == 1, f"{answer!r} is in {len(found)} items, not one"
+        name, item = found[0]
+        assert name.startswith(f"{question['document']}-list-"), (name, question)
+        assert len(answer) >= 0.5 * len(re.sub(r"\s*(by \[@|\(#|\(Pull #|\(PR #|\[#).*$", "", item))
+        words = content_words(item)
+        shared = words & content_words(asked)
+        overlaps[asked] = len(shared) / len(words)
+        assert overlaps[asked] <= MAX_ITEM_WORDS_IN_QUESTION, (asked, item, sorted(shared))
+        assert not _runs(asked, 4) & _runs(item, 4), (asked, item)  # not even four words in a row
+    assert sum(overlaps.values()) / len(overlaps) <= 0.15  # on average far fewer
+
+
+def test_word_overlap_measure() -> None:
+    assert content_words("Fix the tests for #123 by @someone (PR #4)") == {"fix", "test"}
+    assert content_words("Sockets closed") == content_words("socket closed")

@@ -16,6 +16,12 @@ _SIGNATURES: dict[str, tuple[str, str, str]] = {
     "cleaned_documents": ("cleaned_documents", "concat_ws(':', id, content_hash, kind, title)", "true"),
     "chunks": ("chunks", "concat_ws(':', id, kind, char_start, char_end)", "true"),
     "chunk_embeddings": ("chunks", "concat_ws(':', id, embedding_model)", "embedding IS NOT NULL"),
+    # the retrieval units search ranks (sql/011): made and embedded by the chunk_embeddings asset
+    "chunk_units": (
+        "chunk_units",
+        "concat_ws(':', id, chunk_id, char_start, char_end, embedding_model)",
+        "embedding IS NOT NULL",
+    ),
 }
 
 

@@ -1,8 +1,9 @@
 """Tombstones: removed documents kept, with their cleaned rows, chunks and embeddings, for a while.
 
 A document the removal policy takes (:mod:`llm_twin_assets.store.raw_documents`) is *moved*, in the
-transaction that removes it, from ``raw_documents`` / ``cleaned_documents`` / ``chunks`` into
-``removed_raw_documents`` / ``removed_cleaned_documents`` / ``removed_chunks`` (``sql/008``). Nothing
+transaction that removes it, from ``raw_documents`` / ``cleaned_documents`` / ``chunks`` / ``chunk_units`` into
+``removed_raw_documents`` / ``removed_cleaned_documents`` / ``removed_chunks`` / ``removed_chunk_units``
+(``sql/008``, ``sql/011``). Nothing
 else reads those tables, so every reader (features, retrieval, datasets, data versions, ``db status``'s
 row counts) sees only live documents.
 
@@ -28,6 +29,7 @@ TABLES = (
     ("raw_documents", "removed_raw_documents"),
     ("cleaned_documents", "removed_cleaned_documents"),
     ("chunks", "removed_chunks"),
+    ("chunk_units", "removed_chunk_units"),  # the chunks' retrieval units (sql/011), vectors included
 )
 _TOMBSTONE = dict(TABLES)
 
@@ -64,7 +66,11 @@ def bury(conn: psycopg.Connection, author: str, ids: Collection[str], reason: st
         ).format(cols=_names(raw)),
         (reason, author, ids),
     )
-    for live, where in (("cleaned_documents", "id"), ("chunks", "document_id")):
+    for live, where in (
+        ("cleaned_documents", "id"),
+        ("chunks", "document_id"),
+        ("chunk_units", "document_id"),
+    ):
         cols = _names(_columns(conn, live))
         conn.execute(
             sql.SQL("INSERT INTO {dead} ({cols}) SELECT {cols} FROM {live} WHERE {key} = ANY(%s)").format(
@@ -89,6 +95,9 @@ class Restored:
     chunks: int = 0
     vectors: int = 0
     """Chunks that came back with their embedding (not embedded again)."""
+    units: int = 0
+    unit_vectors: int = 0
+    """Retrieval units that came back with their embedding (not embedded again)."""
     stale: list[str] = field(default_factory=list)
     """Tombstones dropped because the store holds their document again (found by a crawl meanwhile)."""
 
@@ -153,6 +162,28 @@ def restore(conn: psycopg.Connection, author: str, ids: Collection[str] | None =
     ).fetchall()
     result.chunks = len(chunks)
     result.vectors = sum(1 for (has,) in chunks if has)
+    # The chunks' retrieval units come back with them, vectors included (of the store's dimension); a
+    # chunk that comes back without its units, or whose units_key is not current, gets them made again
+    # by the next chunk_embeddings run (only the units are embedded, not the chunk).
+    unit_cols = _columns(conn, "chunk_units")
+    unit_select = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN %(dim)s::int IS NULL OR vector_dims(embedding) = %(dim)s THEN {} END").format(
+            sql.Identifier(c)
+        )
+        if c in ("embedding", "embedding_model")
+        else sql.Identifier(c)
+        for c in unit_cols
+    )
+    units = conn.execute(
+        sql.SQL(
+            "INSERT INTO chunk_units ({cols}) SELECT {select} FROM removed_chunk_units u"
+            " WHERE u.document_id = ANY(%(ids)s) AND EXISTS (SELECT 1 FROM chunks c WHERE c.id = u.chunk_id)"
+            " RETURNING embedding IS NOT NULL"
+        ).format(cols=_names(unit_cols), select=unit_select),
+        {"dim": dim, "ids": [r[0] for r in kept]},
+    ).fetchall()
+    result.units = len(units)
+    result.unit_vectors = sum(1 for (has,) in units if has)
     conn.execute("DELETE FROM removed_raw_documents WHERE id = ANY(%s)", (wanted,))
     urls: dict[str, str] = dict(found)
     result.documents = {i: urls[i] for i in back}

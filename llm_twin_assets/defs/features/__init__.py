@@ -1,1 +1,1 @@
-"""Features: cleaned_documents, chunks and chunk_embeddings, per author."""
+"""Features: cleaned_documents, chunks and chunk_embeddings (with the chunks' retrieval units), per author."""

@@ -164,13 +164,24 @@ def chunks(
     deps=[chunks],
     group_name="features",
     kinds={"pytorch", "pgvector"},
-    description="Unit-norm embeddings of every chunk in pgvector (HNSW), only for new or changed chunks.",
+    description="Unit-norm embeddings of every chunk in pgvector (HNSW), and of its retrieval units (list"
+    " items, table rows, sentence groups: what search ranks besides the chunk), only for new or changed chunks.",
 )
 def chunk_embeddings(
     context: dg.AssetExecutionContext, store: StoreResource, models: ModelsResource
 ) -> dg.MaterializeResult:
     from llm_twin_assets.embeddings import model_label
-    from llm_twin_assets.store.features import chunks_needing_embeddings, write_embeddings
+    from llm_twin_assets.features.units import UNITS_VERSION, unit_spans
+    from llm_twin_assets.records import stable_id
+    from llm_twin_assets.store.features import (
+        chunks_needing_embeddings,
+        chunks_needing_units,
+        ensure_units_dimension,
+        refresh_unit_statistics,
+        replace_units,
+        units_needing_embeddings,
+        write_embeddings,
+    )
     from llm_twin_assets.store.vectors import ensure_author_index
 
     author = context.partition_key
@@ -180,25 +191,59 @@ def chunk_embeddings(
         encoder = models.encoder()
         with store.database().connect() as conn:
             todo = chunks_needing_embeddings(conn, author, label, encoder.tokenizer_digest)
+            # Retrieval units: made again only for chunks whose units_key changed (new or changed chunks);
+            # a unit whose span and embedded text are unchanged keeps its vector.
+            units_start = time.perf_counter()
+            stale = chunks_needing_units(conn, author, UNITS_VERSION)
+            spans = [unit_spans(c.content, c.headings, c.kind) for c in stale]
+            units_written, units_removed = replace_units(conn, author, stale, spans)
+            units_split_s = time.perf_counter() - units_start
+            ensure_units_dimension(conn)
+            units_todo = units_needing_embeddings(conn, author, label)
         start = time.perf_counter()
         vectors = encoder.encode([c.text for c in todo], [c.token_ids for c in todo])
         encode_s = time.perf_counter() - start
+        unit_vectors = encoder.encode([text for _, text in units_todo])
+        units_encode_s = time.perf_counter() - start - encode_s
         with store.database().connect() as conn:
             written = (
                 write_embeddings(conn, [c.id for c in todo], vectors, label, settings.embedding_dim)
                 if todo
                 else 0
             )
+            units_embedded = (
+                write_embeddings(
+                    conn,
+                    [i for i, _ in units_todo],
+                    unit_vectors,
+                    label,
+                    settings.embedding_dim,
+                    "chunk_units",
+                )
+                if units_todo
+                else 0
+            )
+            if units_embedded or units_removed:
+                refresh_unit_statistics(conn)
             total = conn.execute(
                 "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM chunks WHERE author = %s",
                 (author,),
             ).fetchone()
-            version = data_version(conn, "chunk_embeddings", author)
+            units_total = conn.execute(
+                "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*),"
+                " count(DISTINCT chunk_id) FROM chunk_units WHERE author = %s",
+                (author,),
+            ).fetchone()
+            # The version covers both: a search's results change with either.
+            version = stable_id(
+                data_version(conn, "chunk_embeddings", author), data_version(conn, "chunk_units", author)
+            )
         # A frequent author gets an HNSW index of their own (off-topic filtered searches stay exact);
         # built concurrently, outside any transaction. Asked even when nothing new was embedded: a run cut
         # short after its embeddings were committed (a restart) still leaves the index built on retry.
         with store.database().connect(autocommit=True) as conn:
             author_index = ensure_author_index(conn, author)
+            units_author_index = ensure_author_index(conn, author, table="chunk_units")
     seconds = time.perf_counter() - start
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),
@@ -217,5 +262,17 @@ def chunk_embeddings(
             "encode_seconds": round(encode_s, 3),
             "seconds": round(seconds, 3),
             "chunks_per_s": round(len(todo) / encode_s, 1) if todo and encode_s else 0.0,
+            "units_rebuilt_chunks": len(stale),
+            "units_written": units_written.written,
+            "units_removed": units_removed,
+            "units_embedded": units_embedded,
+            "units_total": int(units_total[1]) if units_total else 0,
+            "chunks_with_units": int(units_total[2]) if units_total else 0,
+            "units_author_index": units_author_index or "",
+            "units_split_seconds": round(units_split_s, 3),
+            "units_encode_seconds": round(units_encode_s, 3),
+            "units_per_s": round(len(units_todo) / units_encode_s, 1)
+            if units_todo and units_encode_s
+            else 0.0,
         },
     )

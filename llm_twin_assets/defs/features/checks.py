@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 import psycopg
+import psycopg.sql
 
 from llm_twin_assets.defs.features.assets import chunk_embeddings, chunks
 from llm_twin_assets.defs.partitions import authors_partitions
@@ -64,6 +65,36 @@ def embedding_models(conn: psycopg.Connection, author: str, expected: str) -> dg
     )
 
 
+def bad_units(conn: psycopg.Connection, author: str, dim: int, model: str) -> dg.AssetCheckResult:
+    """Units missing for a chunk (its units_key is not current), or not embedded with the configured
+    model, dimension and unit norm."""
+    from llm_twin_assets.features.units import UNITS_VERSION
+    from llm_twin_assets.store.features import units_key_sql
+
+    rows = conn.execute(
+        psycopg.sql.SQL(
+            "SELECT 'chunk ' || c.id FROM chunks c WHERE c.author = %s AND c.units_key IS DISTINCT FROM {key}"
+            " UNION ALL SELECT 'unit ' || id FROM chunk_units WHERE author = %s AND (embedding IS NULL"
+            " OR vector_dims(embedding) <> %s OR abs(vector_norm(embedding) - 1) > 1e-3"
+            " OR embedding_model IS DISTINCT FROM %s)"
+        ).format(key=units_key_sql(UNITS_VERSION)),
+        (author, author, dim, model),
+    ).fetchall()
+    return _result(rows, "missing_or_bad", dimension=dim, model=model)
+
+
+def units_outside_their_chunk(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
+    """Units that are not a span of their chunk (and so of its document): offsets outside the chunk, or
+    text other than the chunk's text at those offsets."""
+    rows = conn.execute(
+        "SELECT u.id FROM chunk_units u JOIN chunks c ON c.id = u.chunk_id WHERE u.author = %s"
+        " AND (u.char_start < c.char_start OR u.char_end > c.char_end OR u.document_id <> c.document_id"
+        "  OR substr(c.content, u.char_start - c.char_start + 1, u.char_end - u.char_start) <> u.content)",
+        (author,),
+    ).fetchall()
+    return _result(rows, "outside")
+
+
 def _check(asset, name: str, description: str, blocking: bool = True):  # type: ignore[no-untyped-def]
     return dg.asset_check(
         asset=asset, name=name, partitions_def=authors_partitions, blocking=blocking, description=description
@@ -118,3 +149,30 @@ def embeddings_from_configured_model(
 
     with store.database().connect() as conn:
         return embedding_models(conn, context.partition_key, model_label(models.settings()))
+
+
+@_check(
+    chunk_embeddings,
+    "units_complete_and_unit_norm",
+    "Every chunk has its retrieval units, each embedded with the configured model, dimension and unit norm.",
+)
+def units_complete_and_unit_norm(
+    context: dg.AssetCheckExecutionContext, store: StoreResource, models: ModelsResource
+) -> dg.AssetCheckResult:
+    from llm_twin_assets.embeddings import model_label
+
+    settings = models.settings()
+    with store.database().connect() as conn:
+        return bad_units(conn, context.partition_key, settings.embedding_dim, model_label(settings))
+
+
+@_check(
+    chunk_embeddings,
+    "units_are_spans_of_their_chunk",
+    "Every retrieval unit is a span of its chunk: its offsets inside the chunk's, its text the chunk's there.",
+)
+def units_are_spans_of_their_chunk(
+    context: dg.AssetCheckExecutionContext, store: StoreResource
+) -> dg.AssetCheckResult:
+    with store.database().connect() as conn:
+        return units_outside_their_chunk(conn, context.partition_key)

@@ -10,6 +10,8 @@ FEATURE_CHECKS = [
     checks.chunks_have_documents,
     checks.embeddings_complete_and_unit_norm,
     checks.embeddings_from_configured_model,
+    checks.units_complete_and_unit_norm,
+    checks.units_are_spans_of_their_chunk,
 ]
 
 defs = dg.Definitions(assets=FEATURE_ASSETS, asset_checks=FEATURE_CHECKS)
