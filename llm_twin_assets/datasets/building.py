@@ -168,7 +168,7 @@ def _instruction(
     """The instruction made of a teacher's reply, and why it is dropped (``None`` = kept)."""
     if options.style == "topic":
         topic = clean_topic(reply)
-        problem = topic_problem(topic, finished, passage=passage.text)
+        problem = topic_problem(topic, finished)
         if problem is None and seen.seen(topic):
             problem = "near_duplicate"
         pick = int(hashlib.sha256(passage.text.encode()).hexdigest()[:8], 16)

@@ -99,7 +99,7 @@ def off_topic(text: str, passage: str) -> bool:
     return bool(mine) and not mine & content_stems(passage)
 
 
-def topic_problem(topic: str, finished: bool, max_words: int = 20, passage: str | None = None) -> str | None:
+def topic_problem(topic: str, finished: bool, max_words: int = 20) -> str | None:
     if not topic:
         return "empty"
     if not finished:
@@ -115,8 +115,6 @@ def topic_problem(topic: str, finished: bool, max_words: int = 20, passage: str 
         return "describes_passage"
     if repeats_phrase(topic):
         return "repeats_phrase"
-    if passage is not None and off_topic(topic, passage):
-        return "off_topic"
     return None
 
 

@@ -166,13 +166,10 @@ def test_looping_and_off_topic_instructions_are_dropped_by_name(
     assert instruction_problem(instruction, RETRY_PASSAGE, True, InstructionRules()) == problem
 
 
-def test_looping_and_off_topic_topics_are_dropped_by_name() -> None:
+def test_looping_topics_are_dropped_by_name() -> None:
+    """A topic is a few words the bundled teacher names (measured: words of the passage are not always
+    among them), so only a looping topic is dropped; instructions are also judged off topic."""
     from llm_twin_assets.datasets.filters import topic_problem
 
-    assert topic_problem("retry policies on slow networks", True, passage=RETRY_PASSAGE) is None
-    assert (
-        topic_problem("retry policy retry policy retry policy", True, passage=RETRY_PASSAGE)
-        == "repeats_phrase"
-    )
-    assert topic_problem("baking sourdough bread", True, passage=RETRY_PASSAGE) == "off_topic"
-    assert topic_problem("baking sourdough bread", True) is None  # no passage given: not judged
+    assert topic_problem("retry policies on slow networks", True) is None
+    assert topic_problem("retry policy retry policy retry policy", True) == "repeats_phrase"
