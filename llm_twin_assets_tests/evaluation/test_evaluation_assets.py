@@ -22,7 +22,9 @@ from llm_twin_assets_tests.store.helpers import add_author
 from llm_twin_assets_tests.test_cli import LLM_TWIN
 from llm_twin_assets_tests.training.helpers import publish_small
 
-EVALUATE = {"max_new_tokens": 16, "batch_size": 4}
+EVALUATE = {"max_new_tokens": 16, "batch_size": 4, "no_repeat_ngram_size": 0}
+"""Plain greedy answers: the tiny twin's gate outcomes below were measured without the anti-loop rule
+(which test_decoding_rules.py and serving/test_twins_served.py test)."""
 ROWS = 40
 """Ten rows per document, one of four documents held out: 10 held-out examples, as the gate asks."""
 TINY_GATE = {"max_style_distance": 3.0, "min_finished": 0.0}
