@@ -34,7 +34,7 @@ TOPICS = [
     "old code",
 ]
 SETTINGS = {
-    "instruct_dataset": {"max_passages": 3, "max_new_tokens": 24, "min_examples": 2, "test_ratio": 0.34},
+    "instruct_dataset": {"max_passages": 3, "max_new_tokens": 40, "min_examples": 1, "test_ratio": 0.34},
     "sft_adapter": {"profile": "tiny", "learning_rate": 0.002},
 }
 
