@@ -146,7 +146,7 @@ def child(args: argparse.Namespace) -> dict[str, object]:
         )
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
         free = available_bytes(args.device) + weights  # the model is already loaded
-        memory = plan(model.config.to_dict(), weights, free, hyper, "sft")
+        memory = plan(model.config.to_dict(), weights, free, hyper, "sft", fused_loss=speedups.liger)  # type: ignore[union-attr]
         print(memory.summary, flush=True)
         print(speedups.summary, flush=True)  # type: ignore[union-attr]
         common |= {

@@ -8,7 +8,8 @@ The activation estimate is per token, per decoder layer, for a Llama-style block
 attention kernel (sdpa: no sequence x sequence scores are kept), in the training dtype's bytes ``b``:
 ``b x (9 h + 2 kv + 4 i)``: the two RMSNorm inputs (upcast to fp32: 2 h each) and outputs, q/k/v, the
 attention output and o_proj's input, and in the MLP the gate, SiLU, up and product tensors (``i`` each).
-On top come the logits with their fp32 log-softmax (``(b + 8) x vocab`` per token) and, for DPO, the
+On top come the logits with their fp32 log-softmax (``(b + 8) x vocab`` per token; none with Liger's
+fused linear + cross-entropy, which computes the loss chunk by chunk and never holds them) and, for DPO, the
 chosen and rejected sequences of each pair in one batch (twice the tokens; the reference pass keeps
 nothing). With checkpointing, a layer keeps only its input (``b x h`` per token) and one layer at a time
 is recomputed in full.
@@ -73,8 +74,11 @@ def weight_bytes(model_dir: Path, config: dict[str, Any], bf16: bool) -> int:
     return int(on_disk * scale)
 
 
-def activation_bytes(config: dict[str, Any], tokens: int, dtype_bytes: int, checkpointing: bool) -> int:
-    """Bytes kept for the backward pass of one step over ``tokens`` tokens (see the module's notes)."""
+def activation_bytes(
+    config: dict[str, Any], tokens: int, dtype_bytes: int, checkpointing: bool, fused_loss: bool = False
+) -> int:
+    """Bytes kept for the backward pass of one step over ``tokens`` tokens (see the module's notes);
+    ``fused_loss``: Liger's fused linear + cross-entropy (no logits held)."""
     h = int(config["hidden_size"])
     i = int(config.get("intermediate_size") or 4 * h)
     layers = int(config["num_hidden_layers"])
@@ -82,16 +86,22 @@ def activation_bytes(config: dict[str, Any], tokens: int, dtype_bytes: int, chec
     kv = h * int(config.get("num_key_value_heads") or heads) // heads
     vocab = int(config.get("vocab_size") or 0)
     per_layer = dtype_bytes * (9 * h + 2 * kv + 4 * i)
-    logits = (dtype_bytes + 8) * vocab
+    logits = 0 if fused_loss else (dtype_bytes + 8) * vocab
     if checkpointing:
         return tokens * (layers * dtype_bytes * h + per_layer + logits)
     return tokens * (layers * per_layer + logits)
 
 
 def plan_memory(
-    model_dir: Path, device: str, hyper: Hyper, stage: str, available: int | None = None
+    model_dir: Path,
+    device: str,
+    hyper: Hyper,
+    stage: str,
+    available: int | None = None,
+    fused_loss: bool = False,
 ) -> MemoryPlan:
-    """The plan for a base model folder on ``device`` (its free memory unless ``available`` is given)."""
+    """The plan for a base model folder on ``device`` (its free memory unless ``available`` is given);
+    ``fused_loss`` when the run takes Liger's kernels (``training.speedups``)."""
     free = available_bytes(device) if available is None else available
     config = _config(model_dir)
     return plan(
@@ -102,6 +112,7 @@ def plan_memory(
         stage,
         f"base model {model_dir}",
         device,
+        fused_loss,
     )
 
 
@@ -113,6 +124,7 @@ def plan(
     stage: str,
     what: str = "the base model",
     device: str = "the device",
+    fused_loss: bool = False,
 ) -> MemoryPlan:
     """Refuse what cannot fit; decide gradient checkpointing for ``auto``."""
     base = int(weights * OVERHEAD) + FIXED
@@ -126,12 +138,12 @@ def plan(
         return MemoryPlan(weights, 0, free, wanted is True, "no layer sizes in config.json to plan with")
     tokens = hyper.batch_size * hyper.max_length * (2 if stage == "dpo" else 1)
     dtype_bytes = 2 if hyper.bf16 else 4
-    full = activation_bytes(config, tokens, dtype_bytes, checkpointing=False)
+    full = activation_bytes(config, tokens, dtype_bytes, checkpointing=False, fused_loss=fused_loss)
     budget = HEADROOM * free - base
     if hyper.gradient_checkpointing == "auto":
         if full <= budget:
             return MemoryPlan(weights, full, free, False, "auto: the activations fit")
-        light = activation_bytes(config, tokens, dtype_bytes, checkpointing=True)
+        light = activation_bytes(config, tokens, dtype_bytes, checkpointing=True, fused_loss=fused_loss)
         if light > budget:
             raise TrainingConfigError(
                 f"batch_size {hyper.batch_size} x max_length {hyper.max_length} needs about "
@@ -140,7 +152,7 @@ def plan(
             )
         return MemoryPlan(weights, light, free, True, "auto: the activations would not fit without it")
     on = bool(hyper.gradient_checkpointing)
-    kept = activation_bytes(config, tokens, dtype_bytes, checkpointing=on)
+    kept = activation_bytes(config, tokens, dtype_bytes, checkpointing=on, fused_loss=fused_loss)
     return MemoryPlan(weights, kept, free, on, "as configured")
 
 

@@ -202,8 +202,11 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         raise TrainingConfigError(f"base model {model_dir}: not a model folder (no config.json)")
     sft_dir = parent_adapter_folder(job) if job.stage == "dpo" else None
     rows = load_rows(job)
-    memory = plan_memory(model_dir, device, hyper, job.stage)
     speedups = choose_speedups(device, job.stage, job.liger, job.padding_free)
+    # Liger's fused linear + cross-entropy never holds the logits (SFT; DPO is planned with them)
+    memory = plan_memory(
+        model_dir, device, hyper, job.stage, fused_loss=speedups.liger and job.stage == "sft"
+    )
 
     from peft import LoraConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

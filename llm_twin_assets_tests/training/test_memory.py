@@ -67,6 +67,15 @@ def test_auto_checkpointing_only_when_the_activations_would_not_fit(
     assert "gradient checkpointing " + ("on" if expected else "off") in plan.summary
 
 
+def test_a_fused_loss_holds_no_logits_and_lets_a_bigger_batch_skip_checkpointing(llama_8b: Path) -> None:
+    assert activation_bytes(LLAMA_8B, 1, 2, checkpointing=False, fused_loss=True) == 32 * 192_512
+    hyper = full("sft", batch_size=8, max_length=2048)
+    # 16k tokens: ~114 GiB with the logits does not fit beside the weights; ~94 GiB without them does
+    assert plan_memory(llama_8b, "cuda", hyper, "sft", available=H200).checkpointing is True
+    fused = plan_memory(llama_8b, "cuda", hyper, "sft", available=H200, fused_loss=True)
+    assert fused.checkpointing is False and fused.reason == "auto: the activations fit"
+
+
 def test_an_explicit_setting_is_kept(llama_8b: Path) -> None:
     big = plan_memory(llama_8b, "cuda", full("sft", batch_size=8, gradient_checkpointing=False), "sft", H200)
     small = plan_memory(llama_8b, "cuda", full("sft", batch_size=1, gradient_checkpointing=True), "sft", H200)
