@@ -44,7 +44,7 @@ def eval_show(
     bootstrap 95% interval, the differences the gate decided on, and the gate's decision."""
     from llm_twin_assets.evaluation import EvaluationError
     from llm_twin_assets.evaluation.gate import CHECKS
-    from llm_twin_assets.evaluation.report import retrieval_line, text_table
+    from llm_twin_assets.evaluation.report import decoding_line, rag_effect_line, retrieval_line, text_table
     from llm_twin_assets.store import evaluations
 
     with _database().connect() as conn:
@@ -81,10 +81,13 @@ def eval_show(
     budget = record.settings.get("generation", {})
     if budget.get("max_new_tokens"):
         typer.echo(f"generation budget: {budget['max_new_tokens']} new tokens ({budget.get('rule', '')})")
-    typer.echo(text_table(models, record.settings.get("differences")))
-    line = retrieval_line(models)
+    line = decoding_line(record.settings.get("decoding_choice"))
     if line:
         typer.echo(line)
+    typer.echo(text_table(models, record.settings.get("differences")))
+    for line in (retrieval_line(models), rag_effect_line(models)):
+        if line:
+            typer.echo(line)
     typer.echo(_auc_line("authorship classifier (author vs base model)", record.classifier))
     writers = record.classifier.get("other_writers")
     if writers:

@@ -18,11 +18,12 @@ import yaml
 
 from llm_twin_assets.evaluation import EvaluationError
 
-METRICS_VERSION = "2"
+METRICS_VERSION = "3"
 """Bump when a metric's code changes what it measures: older evaluations are then not reused.
 2: bootstrap intervals, grouped cross-validated classifier AUC, likeness against other writers,
 degeneration metrics, a generation budget derived from the author's answer lengths, pooled style profiles
-(and the type/token ratio of long texts as a ratio)."""
+(and the type/token ratio of long texts as a ratio).
+3: decoding chosen on the validation split before the test split is generated."""
 
 MIN_EXAMPLES = 10
 """Held-out examples an evaluation should have: below 10, a 95% bootstrap interval is itself unreliable
@@ -98,8 +99,19 @@ class EvalJob:
     """Passages by other authors in the store: what likeness against other writers is measured on
     (with a reference text that ships with Python)."""
     decoding: dict[str, Any] = field(default_factory=dict)
-    """The anti-loop rules every model generates with (``decoding_rules.Decoding``); stored with the
-    evaluation, so the release it passes is served with exactly these."""
+    """The configured anti-loop rules (``decoding_rules.Decoding``): the first candidate when the rules are
+    chosen on validation, else what every model generates with. What was used is stored with the
+    evaluation (results ``decoding``), so the release it passes is served with exactly that."""
+    choose_decoding: bool = True
+    """Choose the rules on ``validation_examples`` (``evaluation.decoding_choice``) before the test split."""
+    validation_examples: list[Example] = field(default_factory=list)
+    """The author's examples from the documents the twin's training held out for validation (never the
+    test split's): what decoding is chosen on."""
+    validation_documents: int = 0
+    max_repeat_excess: float = 0.05
+    """The choice's loop rule: repeated word 4-gram share at most the author's + this (the gate's margin)."""
+    min_finished: float = 0.7
+    """The choice's budget rule: at least this share of answers end on their own (the gate's margin)."""
     device: str = "auto"
     threads: int | None = None
     judge: JudgeSettings | None = None
@@ -147,6 +159,7 @@ def job_from_dict(data: Any, source: str) -> EvalJob:
     data = dict(data)
     try:
         data["examples"] = [Example(**e) for e in data.get("examples") or []]
+        data["validation_examples"] = [Example(**e) for e in data.get("validation_examples") or []]
         data["other_writers"] = [Writing(**w) for w in data.get("other_writers") or []]
         if data.get("judge"):
             data["judge"] = JudgeSettings(**data["judge"])

@@ -49,7 +49,11 @@ class JobOptions:
     min_examples: int = MIN_EXAMPLES
     judge: JudgeSettings | None = None
     decoding: dict[str, Any] = field(default_factory=dict)
-    """The anti-loop rules (``decoding_rules.Decoding``) every model generates with."""
+    """The configured anti-loop rules (``decoding_rules.Decoding``): the first candidate of the choice."""
+    choose_decoding: bool = True
+    """Choose the rules on the validation documents (``evaluation.decoding_choice``)."""
+    max_repeat_excess: float = 0.05
+    min_finished: float = 0.7
 
 
 def held_out_note(examples: int, test_documents: int, documents: int, needed: int = MIN_EXAMPLES) -> str:
@@ -80,6 +84,33 @@ def retrieval_quality(ranks: Sequence[int | None]) -> dict[str, float]:
         "hit@5": sum(1 for r in ranks if r is not None and r <= 5) / n,
         "mrr": sum(1 / r for r in ranks if r is not None) / n,
     }
+
+
+def validation_examples(twin: Any, splits: dict[str, Any]) -> tuple[list[Example], int]:
+    """The author's training-split examples from the documents the twin's training held out for
+    validation (SFT's, and DPO's too when it recorded any: held out of both stages), and how many
+    documents they come from. Never the test split. None when the training held none out."""
+
+    def held(adapter: Any) -> set[str] | None:
+        validation = (adapter.manifest.get("metrics") or {}).get("validation") or {}
+        documents = validation.get("documents")
+        return {str(d) for d in documents} if documents else None
+
+    documents = held(twin.sft)
+    if not documents or "train" not in splits:
+        return [], 0
+    dpo = held(twin.dpo) if twin.dpo is not None else None
+    if dpo and documents & dpo:
+        documents &= dpo
+    train = splits["train"]
+    if "source" in train.columns:
+        train = train.filter(train["source"] == "author")
+    rows = [r for r in train.sort("id").to_dicts() if str(r["document_id"]) in documents]
+    examples = [
+        Example(id=r["id"], document_id=r["document_id"], instruction=r["instruction"], answer=r["answer"])
+        for r in rows
+    ]
+    return examples, len({e.document_id for e in examples})
 
 
 def build_job(
@@ -131,6 +162,7 @@ def build_job(
                 context_ids=[h.chunk_id for h in context],
             )
         )
+    validation, validation_documents = validation_examples(twin, splits)
     job = EvalJob(
         author=author,
         artifacts_url=artifacts_url,
@@ -156,6 +188,11 @@ def build_job(
         threads=threads,
         judge=options.judge,
         decoding=dict(options.decoding),
+        choose_decoding=options.choose_decoding,
+        validation_examples=validation if options.choose_decoding else [],
+        validation_documents=validation_documents if options.choose_decoding else 0,
+        max_repeat_excess=options.max_repeat_excess,
+        min_finished=options.min_finished,
     )
     key = job.key()
     return replace(job, evaluation_id=key, output_dir=f"{work_root}/{author}/{key}"), retrieval_quality(ranks)

@@ -87,6 +87,57 @@ def differences_lines(differences: dict[str, dict[str, dict[str, Any]]] | None) 
     return lines
 
 
+RAG_EFFECT = (
+    ("perplexity", "perplexity", "{:.2f}", -1),
+    ("author_likeness", "likeness", "{:.3f}", 1),
+    ("style_distance", "style distance", "{:.3f}", -1),
+    ("repeated_4gram_share", "repeated 4-grams", "{:.1%}", -1),
+    ("markup_echo", "markup echoes", "{:.0%}", -1),
+    ("finished", "finished", "{:.0%}", 1),
+)
+
+
+def rag_effect_line(models: dict[str, dict[str, Any]]) -> str:
+    """What the author's retrieved passages do to the twin (``twin+rag`` against ``twin``, point
+    estimates): the metrics they make worse, then those they make better. Empty when not measured."""
+    plain = models.get("twin", {}).get("metrics", {})
+    rag = models.get("twin+rag", {}).get("metrics", {})
+    worse: list[str] = []
+    better: list[str] = []
+    for name, label, fmt, sign in RAG_EFFECT:
+        a, b = plain.get(name), rag.get(name)
+        if a is None or b is None or a == b:
+            continue
+        text = f"{label} {fmt.format(a)} -> {fmt.format(b)}"
+        (better if (b - a) * sign > 0 else worse).append(text)
+    if not plain or not rag:
+        return ""
+    if not worse and not better:
+        return "twin+rag against twin: the same on every metric (no passages changed an answer)"
+    parts = []
+    if worse:
+        parts.append("WORSE with the author's passages: " + ", ".join(worse))
+    if better:
+        parts.append("better: " + ", ".join(better))
+    return "twin+rag against twin: " + "; ".join(parts)
+
+
+def decoding_line(choice: dict[str, Any] | None) -> str:
+    """The decoding rules the models generated with, and how they were chosen."""
+    if not choice or "chosen" not in choice:
+        return ""
+    from llm_twin_assets.decoding_rules import Decoding
+
+    rules = ", ".join(f"{k} {v}" for k, v in Decoding.from_dict(choice["chosen"]).as_dict().items())
+    where = (
+        f"chosen on {choice['validation_examples']} validation examples of "
+        f"{choice['validation_documents']} documents: {choice['rule']}"
+        if choice.get("on") == "validation"
+        else choice.get("rule", "")
+    )
+    return f"decoding: {rules} ({where})"
+
+
 def retrieval_line(models: dict[str, dict[str, Any]]) -> str:
     entry = models.get("retrieval")
     if not entry:

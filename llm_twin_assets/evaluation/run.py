@@ -1,7 +1,9 @@
 """``python -m llm_twin_assets.evaluation.run --config job.yaml``: evaluate a twin against its base model.
 
-For the base model, the SFT adapter and the twin (DPO on its recorded SFT parent), each without and with
-the author's retrieved passages: generate an answer to every held-out instruction (batched, greedy) and
+First the decoding rules are chosen with the twin on the validation examples (documents its training held
+out, never the test split's; ``evaluation.decoding_choice``). Then for the base model, the SFT adapter and
+the twin (DPO on its recorded SFT parent), each without and with the author's retrieved passages, with
+those rules: generate an answer to every held-out instruction (batched, greedy) and
 score the author's real answer (perplexity). The generation budget is derived from the author's own
 answer lengths (:func:`generation_budget`). Then measure the answers: author-likeness (against the base
 model and against other writers), stylometric distance, content similarity, degeneration (and the
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llm_twin_assets.artifacts import ArtifactStore, open_store, read_json, write_json
+from llm_twin_assets.decoding_rules import Decoding
 from llm_twin_assets.evaluation import EvaluationError
 from llm_twin_assets.evaluation.job import MODELS, VARIANTS, EvalJob, Example, job_from_dict, load_job
 from llm_twin_assets.training.reporting import Reporter, entry_point
@@ -98,6 +101,8 @@ def _evaluate(job: EvalJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
     budget: dict[str, Any] = {}
+    choice = _decoding_choice(job, store, folders, device, reporter, timings)
+    decoding = Decoding.from_dict(choice["chosen"])
     for model in MODELS:
         lm = _load(model, folders, device)
         if not budget:
@@ -106,7 +111,7 @@ def _evaluate(job: EvalJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         for variant in VARIANTS:
             prompts = [messages_for(e, variant) for e in job.examples]
             start = time.perf_counter()
-            answers = _generate(lm, prompts, job, budget["max_new_tokens"])
+            answers = _generate(lm, prompts, job, budget["max_new_tokens"], decoding)
             generated = time.perf_counter() - start
             start = time.perf_counter()
             from llm_twin_assets.evaluation.perplexity import score_answers
@@ -143,6 +148,7 @@ def _evaluate(job: EvalJob, out: Path, reporter: Reporter) -> dict[str, Any]:
 
     frame, results = measure(job, frame, store, reporter)
     results["generation"] = budget
+    results["decoding"] = choice
     results["timings"] = timings
     results["device"] = device
     buffer = io.BytesIO()
@@ -162,14 +168,15 @@ def _load(model: str, folders: dict[str, Path], device: str) -> LoadedLM:
     return load_twin(folders["sft"], folders["dpo"] if model == "twin" else None, device=device)
 
 
-def generation_budget(lm: LoadedLM, job: EvalJob) -> dict[str, Any]:
+def generation_budget(lm: LoadedLM, job: EvalJob, examples: list[Example] | None = None) -> dict[str, Any]:
     """The new-token budget of every answer, and how it was chosen: the job's fixed ``max_new_tokens``,
     or ``budget_factor`` x the 90th percentile of the author's held-out answer lengths in the model's
     tokens, within [``budget_min_tokens``, ``budget_max_tokens``]. ``finished`` (an answer that ended on
     its own within the budget) is judged against the author's own lengths, not a fixed cap."""
     import numpy as np
 
-    lengths = [len(lm.tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in job.examples]
+    examples = job.examples if examples is None else examples
+    lengths = [len(lm.tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in examples]
     p90 = float(np.percentile(lengths, 90)) if lengths else 0.0
     if job.max_new_tokens is not None:
         return {
@@ -189,14 +196,71 @@ def generation_budget(lm: LoadedLM, job: EvalJob) -> dict[str, Any]:
     }
 
 
+def _decoding_choice(
+    job: EvalJob,
+    store: ArtifactStore,
+    folders: dict[str, Path],
+    device: str,
+    reporter: Reporter,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The decoding rules every model generates with on the test split: chosen with the twin on the
+    validation examples (``evaluation.decoding_choice``), or the configured ones with the reason."""
+    import torch
+
+    from llm_twin_assets.evaluation import decoding_choice
+    from llm_twin_assets.evaluation.measures import training_texts
+
+    if not job.choose_decoding:
+        return decoding_choice.kept(job.decoding, "as configured: choose_decoding is off")
+    if not job.validation_examples:
+        reason = "as configured: the twin's training held out no validation documents to choose on"
+        reporter.info(f"decoding {reason}")
+        return decoding_choice.kept(job.decoding, reason)
+    start = time.perf_counter()
+    lm = _load("twin", folders, device)
+    validation = job.validation_examples
+    budget = generation_budget(lm, job, validation)
+    voices = training_texts(store, job)
+    prompts = [messages_for(e, "plain") for e in validation]
+    trials = []
+    for candidate in decoding_choice.candidates(job.decoding):
+        replies = _generate(lm, prompts, job, budget["max_new_tokens"], Decoding.from_dict(candidate))
+        trials.append(
+            decoding_choice.trial(
+                candidate,
+                [r.text for r in replies],
+                [r.finished for r in replies],
+                [e.answer for e in validation],
+                voices.train_author + voices.train_other,
+                job.max_repeat_excess,
+                job.min_finished,
+            )
+        )
+    chosen, reason = decoding_choice.choose(trials)
+    del lm
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    timings["decoding_choice_seconds"] = round(time.perf_counter() - start, 2)
+    reporter.info(
+        f"decoding chosen on {len(validation)} validation examples of {job.validation_documents} documents: "
+        f"{chosen.decoding} ({reason})"
+    )
+    return decoding_choice.summary(chosen, reason, trials, len(validation), job.validation_documents)
+
+
 def _generate(
-    lm: LoadedLM, prompts: list[list[dict[str, str]]], job: EvalJob, max_new_tokens: int
+    lm: LoadedLM,
+    prompts: list[list[dict[str, str]]],
+    job: EvalJob,
+    max_new_tokens: int,
+    decoding: Decoding,
 ) -> list[Any]:
-    """Greedy replies in batches of similar prompt length, returned in the prompts' order."""
-    from llm_twin_assets.decoding_rules import Decoding
+    """Greedy replies (with ``decoding``'s rules) in batches of similar prompt length, returned in the
+    prompts' order."""
     from llm_twin_assets.llm import chat_prompt_ids, generate_replies
 
-    decoding = Decoding.from_dict(job.decoding)
     order = sorted(range(len(prompts)), key=lambda i: len(chat_prompt_ids(lm, prompts[i])))
     replies: dict[int, Any] = {}
     for start in range(0, len(order), job.batch_size):

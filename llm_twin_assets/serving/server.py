@@ -20,7 +20,7 @@ from typing import Any
 from llm_twin_assets import retrieval
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.llm import Message
-from llm_twin_assets.prompting import RAG_SYSTEM, neutralise_messages, plain_messages, rag_messages
+from llm_twin_assets.prompting import neutralise_messages, plain_messages, rag_messages
 from llm_twin_assets.serving import NotReleased, Overloaded, ServingError
 from llm_twin_assets.serving.background import ReleaseWatcher, TraceWriter
 from llm_twin_assets.serving.generators import Generator, Usage, make_generator
@@ -405,13 +405,13 @@ def _refuse(message: str) -> Callable[[], str]:
 
 
 def chat_messages(messages: list[Message], passages: list[str]) -> list[Message]:
-    """The twin's system prompt first (a client's system messages follow it, as the client's own
-    instructions), the conversation, and the passages quoted into the last user turn."""
+    """The twin's system prompt with the passages first (a client's system messages follow it, as the
+    client's own instructions), then the conversation as the client sent it."""
     client_system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
     turns = [m for m in messages if m["role"] in ("user", "assistant")]
     last = max(i for i, m in enumerate(turns) if m["role"] == "user")
     quoted = rag_messages(turns[last]["content"], passages)
-    system = RAG_SYSTEM if len(quoted) > 1 else None
+    system = quoted[0]["content"] if len(quoted) > 1 else None
     system = "\n\n".join(s for s in (system, client_system) if s) or None
     head: list[Message] = [{"role": "system", "content": system}] if system else []
     return [*head, *turns[:last], quoted[-1], *turns[last + 1 :]]

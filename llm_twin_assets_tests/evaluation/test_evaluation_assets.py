@@ -15,6 +15,7 @@ from llm_twin_assets.defs.evaluation.assets import twin_evaluation
 from llm_twin_assets.defs.release.assets import twin_release
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 from llm_twin_assets.defs.training.assets import dpo_adapter, sft_adapter
+from llm_twin_assets.evaluation.decoding_choice import candidates
 from llm_twin_assets.store import evaluations, releases
 from llm_twin_assets.store.database import Database
 from llm_twin_assets.training.adapters import latest_adapter
@@ -22,9 +23,10 @@ from llm_twin_assets_tests.store.helpers import add_author
 from llm_twin_assets_tests.test_cli import LLM_TWIN
 from llm_twin_assets_tests.training.helpers import publish_small
 
-EVALUATE = {"max_new_tokens": 16, "batch_size": 4, "no_repeat_ngram_size": 0}
+EVALUATE = {"max_new_tokens": 16, "batch_size": 4, "no_repeat_ngram_size": 0, "choose_decoding": False}
 """Plain greedy answers: the tiny twin's gate outcomes below were measured without the anti-loop rule
-(which test_decoding_rules.py and serving/test_twins_served.py test)."""
+(which test_decoding_rules.py and serving/test_twins_served.py test) and without choosing one on
+validation (the rollback test below chooses)."""
 ROWS = 40
 """Ten rows per document, one of four documents held out: 10 held-out examples, as the gate asks."""
 TINY_GATE = {"max_style_distance": 3.0, "min_finished": 0.0}
@@ -32,8 +34,11 @@ TINY_GATE = {"max_style_distance": 3.0, "min_finished": 0.0}
 tokens, and the synthetic datasets' style background is two fixed sentences (any other text is far)."""
 
 
-def ops(learning_rate: float | None = None, sft_steps: int = 24, **evaluation: Any) -> dict[str, Any]:
+def ops(
+    learning_rate: float | None = None, sft_steps: int = 24, validation_ratio: float = 0.0, **evaluation: Any
+) -> dict[str, Any]:
     rate = {} if learning_rate is None else {"learning_rate": learning_rate}
+    rate |= {"validation_ratio": validation_ratio} if validation_ratio else {}
     return {
         "sft_adapter": {"config": {"profile": "tiny", "max_steps": sft_steps, **rate}},
         "dpo_adapter": {"config": {"profile": "tiny", "max_steps": 4, **rate}},
@@ -172,12 +177,40 @@ def test_a_newer_release_can_be_rolled_back_and_generate_serves_only_the_current
     assert nothing.returncode == 2 and "'ada' has no released twin" in nothing.stderr
 
     with dg.DagsterInstance.ephemeral() as instance:
-        first = materialize(artifacts, ALL, ops(**TINY_GATE), instance)
+        # The first twin's training holds one of its three documents out for validation, and its
+        # evaluation chooses the decoding rules there before generating on the test split.
+        chosen_on_validation = ops(validation_ratio=0.25, choose_decoding=True, **TINY_GATE)
+        first = materialize(artifacts, ALL, chosen_on_validation, instance)
         second = materialize(artifacts, ALL, ops(sft_steps=30, **TINY_GATE), instance)  # another, also better
     for result in (first, second):
         assert result.success, [e.message for e in result.all_events if e.is_failure]
     one, two = metadata(first, "twin_release"), metadata(second, "twin_release")
     assert (one["release"], two["release"]) == (1, 2) and one["dpo_version"] != two["dpo_version"]
+
+    with db.connect() as conn:
+        record = evaluations.get(conn, one["evaluation_id"])
+        assert record is not None
+        choice = record.settings["decoding_choice"]
+        by_release = {r.release: r for r in releases.all_releases(conn, "ada")}
+    configured = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
+    assert choice["on"] == "validation" and choice["validation_documents"] == 1
+    assert choice["validation_examples"] == 10  # the held-out document's ten rows, none of the test's
+    assert [c["decoding"] for c in choice["candidates"]] == candidates(configured)
+    passing = [c for c in choice["candidates"] if c["met_rules"]]
+    if passing and any(c["style_distance"] is not None for c in passing):
+        closest = min(
+            (c for c in passing if c["style_distance"] is not None), key=lambda c: c["style_distance"]
+        )
+        assert choice["chosen"] == closest["decoding"], choice
+    assert record.settings["decoding"] == choice["chosen"]
+    assert by_release[1].decoding == choice["chosen"]  # served as evaluated
+    assert by_release[2].decoding == configured  # choose_decoding off: the configured rules, recorded
+    shown = cli("eval", "show", "--author", "ada", artifacts=artifacts).stdout
+    assert (
+        "decoding: no_repeat_ngram_size 0, repetition_penalty 1.0 (as configured: choose_decoding is off)"
+        in shown
+    )
+    assert "twin+rag against twin: " in shown
 
     listed = json.loads(cli("release", "list", "--json", artifacts=artifacts).stdout)
     assert [(r["release"], r["current"]) for r in listed] == [(1, False), (2, True)]

@@ -49,6 +49,7 @@ def test_repeated_4grams_and_distinct_n_on_hand_made_texts() -> None:
 
 def test_echoes_of_prompt_markup_are_counted() -> None:
     assert markup_echoes('<passage n="4">\nRetries are fine.\n</passage>') == 2
+    assert markup_echoes("Excerpt 2:\nRetries are fine.") == 1 and markup_echoes("An excerpt: fine.") == 0
     assert markup_echoes("<|im_start|>assistant\nSure.<|im_end|>") == 2
     assert markup_echoes("Hello\nassistant\nagain") == 1  # a bare chat-role line
     assert markup_echoes("<div><p><span>x</span></p></div>") == 2  # two runs of three tags

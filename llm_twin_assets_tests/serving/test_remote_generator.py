@@ -36,7 +36,8 @@ def test_an_openai_compatible_generator_serves_each_release_by_adapter_name(
             assert answer.sources and all("bob.example" in s.document_url for s in answer.sources)
             assert seen.bodies[-1]["model"] == "bob-r1" and seen.bodies[-1]["stream"] is True
             prompt = seen.bodies[-1]["messages"]
-            assert "<passage" in prompt[-1]["content"]  # type: ignore[index]
+            assert prompt[-1]["content"] == "How do you descale a kettle?"  # type: ignore[index]
+            assert "Excerpt 1:" in prompt[0]["content"]  # type: ignore[index]
             base = asyncio.run(server.generate(GenerateRequest(prompt="hello")))
             assert base.release is None and seen.bodies[-1]["model"] == "base"
         finally:

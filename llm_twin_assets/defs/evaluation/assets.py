@@ -72,11 +72,17 @@ class EvaluationConfig(dg.Config):
     min_finished: float = 0.7
     """Gate: the twin's share of answers that end within the budget at least this (lower end)."""
     no_repeat_ngram_size: int = 3
-    """Decoding: no n-gram of this many tokens twice in one answer (0 = off). Every model of the
-    evaluation generates with it, and the release it passes is served with it (the issue's measured lever:
-    greedy answers of a 135M twin repeated 62% of their word 4-grams; with 3, none)."""
+    """Decoding: no n-gram of this many tokens twice in one answer (0 = off): the first candidate of the
+    choice on validation, or (``choose_decoding`` off) what every model generates with. The rules used are
+    stored with the evaluation and the release it passes is served with them (greedy answers of a 135M
+    twin repeated 62% of their word 4-grams; with 3, none)."""
     repetition_penalty: float = 1.0
     """Decoding: penalty on tokens already in the answer (1 = off), evaluated and served alike."""
+    choose_decoding: bool = True
+    """Choose the decoding rules with the twin on the validation documents its training held out (never
+    the test split), among the configured rules and a small grid (``evaluation.decoding_choice``): of the
+    candidates that neither loop (``max_repeat_excess``) nor run out of budget (``min_finished``), the one
+    closest to the author's style."""
     judge_backend: str | None = None
     """Unset: no LLM judge. ``local`` or ``openai``: judge every answer through that teacher backend."""
     judge_model: str = ""
@@ -112,6 +118,9 @@ def _options(config: EvaluationConfig) -> Any:
             "no_repeat_ngram_size": config.no_repeat_ngram_size,
             "repetition_penalty": config.repetition_penalty,
         },
+        choose_decoding=config.choose_decoding,
+        max_repeat_excess=config.max_repeat_excess,
+        min_finished=config.min_finished,
     )
 
 
@@ -233,6 +242,9 @@ def twin_evaluation(
                 "bootstrap": results.get("bootstrap", {}),
                 "differences": results.get("differences", {}),
                 "other_writers": len(others),
+                # what every model generated with (chosen on validation): the release is served with it
+                "decoding": results.get("decoding", {}).get("chosen", _options(config).decoding),
+                "decoding_choice": results.get("decoding", {}),
             },
             classifier={**results["classifier"], "other_writers": results.get("writer_classifier", {})},
             gate=decision.as_dict(),
@@ -273,7 +285,7 @@ def _metadata(
     results: dict[str, Any], decision: Any, frame: Any, reused: bool, seconds: float
 ) -> dict[str, Any]:
     from llm_twin_assets.charts import bar_chart_markdown
-    from llm_twin_assets.evaluation.report import examples_preview, markdown_table
+    from llm_twin_assets.evaluation.report import examples_preview, markdown_table, rag_effect_line
 
     models = results["models"]
     chart_models = [m for m in models if m not in ("author", "retrieval")]
@@ -300,6 +312,8 @@ def _metadata(
         "examples": results["examples"],
         "held_out": results.get("held_out", {}).get("note", ""),
         "generation_budget": dg.MetadataValue.json(results.get("generation", {})),
+        "decoding": dg.MetadataValue.json(results.get("decoding", {})),
+        "rag_effect": rag_effect_line(models) or "not measured",
         "classifier_auc": float(auc) if auc is not None else "not measurable",
         "classifier_method": results["classifier"].get("method", ""),
         "writer_classifier_auc": float(writer_auc) if writer_auc is not None else "not measurable",
