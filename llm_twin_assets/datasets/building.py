@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,12 +230,30 @@ def read_general_mix(path: str | Path, rows: int, seed: int) -> pl.DataFrame:
     ).select(list(INSTRUCT_SCHEMA))
 
 
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]”’]*$")
+
+
+def ending_cleanly(reply: str, finished: bool, min_words: int) -> str | None:
+    """A rejected answer that ends cleanly: the reply when it finished, else cut back to its last sentence
+    end when that keeps at least ``min_words`` words and half of what it wrote; None when it cannot."""
+    text = clean_answer(reply, finished)
+    if finished:
+        return text
+    kept, wrote = len(text.split()), len(reply.split())
+    if not _SENTENCE_END.search(text) or kept < min_words or 2 * kept < wrote:
+        return None  # no sentence end, or cutting there would leave a stub
+    return text
+
+
 @dataclass(frozen=True)
 class PreferenceOptions:
     max_new_tokens: int = 192
-    """The base model's budget for a rejected answer. One that runs out of it is asked again with twice
-    the budget, then dropped (``unfinished``): a rejected answer cut mid-sentence beside a chosen one that
-    ends cleanly would teach DPO that finishing is what makes an answer good."""
+    """The base model's budget for a rejected answer. One that runs out of it is cut back to its last
+    sentence end when that keeps at least ``min_rejected_words`` and half of what it wrote; one with no
+    such cut is asked again with twice the budget (cut the same way), then dropped (``unfinished``): a
+    rejected answer cut mid-sentence beside a chosen one that ends cleanly would teach DPO that finishing
+    is what makes an answer good. (Dropping every answer that ran out kept 79 pairs of 333 instructions
+    for a real author, after 37 minutes of asking again.)"""
     min_rejected_words: int = 5
     max_similarity: float = 0.5
     """Drop a pair whose rejected answer shares this much (word-trigram Jaccard) with the chosen one."""
@@ -257,18 +276,22 @@ def build_preference(
     ordered = [(name, row) for name, frame in rows.items() for row in frame.iter_rows(named=True)]
     prompts = [answer_prompt(row["instruction"], len(row["answer"].split())) for _, row in ordered]
     replies = base.complete(prompts, max_new_tokens=options.max_new_tokens, progress=progress)
-    cut = [i for i, reply in enumerate(replies) if not reply.finished]
-    if cut:  # ran out of budget: once more with twice as much, then drop what still does not finish
+    texts = [ending_cleanly(reply.text, reply.finished, options.min_rejected_words) for reply in replies]
+    cut = [i for i, text in enumerate(texts) if text is None]
+    if cut:  # ran out of budget with no sentence end to cut at: once more with twice as much
         again = base.complete([prompts[i] for i in cut], max_new_tokens=2 * options.max_new_tokens)
         for i, reply in zip(cut, again, strict=True):
-            replies[i] = reply
+            texts[i] = ending_cleanly(reply.text, reply.finished, options.min_rejected_words)
+    cut_at_sentence = sum(
+        1 for reply, text in zip(replies, texts, strict=True) if text and not reply.finished
+    )
     reasons: list[str] = []
     kept: dict[str, list[dict[str, str]]] = {name: [] for name in rows}
-    for (name, row), reply in zip(ordered, replies, strict=True):
-        rejected = clean_answer(reply.text, reply.finished)
+    for (name, row), text in zip(ordered, texts, strict=True):
+        rejected = text or ""
         problem = (
             "unfinished"
-            if not reply.finished
+            if text is None
             else rejected_problem(rejected, row["answer"], options.min_rejected_words, options.max_similarity)
         )
         if problem:
@@ -292,7 +315,7 @@ def build_preference(
             f"only {total} of {len(ordered)} instructions got a usable rejected answer from {base.label} "
             f"(dropped: {tally(reasons)}); at least {options.min_examples} are needed"
         )
-    stats: dict[str, float] = {"regenerated": float(len(cut))}
+    stats: dict[str, float] = {"regenerated": float(len(cut)), "cut_at_sentence_end": float(cut_at_sentence)}
     if count_tokens is not None:
         pairs = [pair for split in kept.values() for pair in split]
         for side in ("chosen", "rejected"):

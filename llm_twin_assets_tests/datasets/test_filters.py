@@ -173,3 +173,29 @@ def test_looping_topics_are_dropped_by_name() -> None:
 
     assert topic_problem("retry policies on slow networks", True) is None
     assert topic_problem("retry policy retry policy retry policy", True) == "repeats_phrase"
+
+
+@pytest.mark.parametrize(
+    ("reply", "finished", "expected"),
+    [
+        ("Done when it says so", True, "Done when it says so"),  # finished: kept as written
+        # ran out of budget: cut at the last sentence end, which keeps most of it
+        (
+            "Retries are cheap. Idempotent jobs make them safe. And then the",
+            False,
+            "Retries are cheap. Idempotent jobs make them safe.",
+        ),
+        # no sentence end at all: nothing to cut at (asked again, then dropped)
+        ("and so the job goes on and on without ever stopping to", False, None),
+        # a sentence end that would keep a stub of what it wrote: not a clean answer
+        ("Yes. " + "then the job and the retry and the queue and the worker " * 3, False, None),
+        # too few words before the end
+        ("Sure. And then", False, None),
+    ],
+)
+def test_a_rejected_answer_that_ran_out_is_cut_at_a_sentence_end_only_when_that_leaves_most_of_it(
+    reply: str, finished: bool, expected: str | None
+) -> None:
+    from llm_twin_assets.datasets.building import ending_cleanly
+
+    assert ending_cleanly(reply, finished, min_words=5) == expected

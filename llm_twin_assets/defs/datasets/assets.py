@@ -64,7 +64,8 @@ class PreferenceDatasetConfig(dg.Config):
 
     max_new_tokens: int = 256
     """The base model's budget for a rejected answer (asked for at about the author's length); one that
-    runs out of it is asked again with twice the budget, then dropped: never cut off."""
+    runs out of it is cut back to its last sentence end (when that keeps half of it), else asked again
+    with twice the budget, then dropped: never cut mid-sentence."""
     max_similarity: float = 0.5
     """Drop a pair whose rejected answer shares this much (word-trigram Jaccard) with the chosen one."""
     min_examples: int = 8
