@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-scale bench-datasets bench-retrieval bench-train bench-evaluation bench-serve serve clean
+.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-scale bench-datasets bench-retrieval bench-train bench-twin-quality bench-evaluation bench-serve serve clean
 
 # The Dagster instance config (one run per author at a time, the gpu pool) goes to $(DAGSTER_HOME).
 install: $(STAMP) chromium
@@ -123,6 +123,10 @@ bench-datasets: install
 
 bench-train: install
 	$(BIN)/python bench/train.py
+
+# After `make demo`: Maya's twin retrained and evaluated once per lever of the recipe (~8 CPU minutes each).
+bench-twin-quality: install
+	$(BIN)/python bench/twin_quality.py --author maya
 
 clean:
 	-$(BIN)/llm-twin db stop
