@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-scale bench-datasets bench-retrieval bench-train bench-twin-quality bench-evaluation bench-serve serve clean
+.PHONY: install chromium models demo test test-fast lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-scale bench-datasets bench-retrieval bench-train bench-twin-quality bench-evaluation bench-serve serve clean
 
 # The Dagster instance config (one run per author at a time, the gpu pool) goes to $(DAGSTER_HOME).
 install: $(STAMP) chromium
@@ -72,6 +72,10 @@ demo: install
 
 test: install models
 	$(BIN)/pytest
+
+# The loop you run most: every test not marked slow (no model trained, no Dagster run in a subprocess).
+test-fast: install models
+	$(BIN)/pytest -m "not slow" --durations=5
 
 lint: install
 	$(BIN)/ruff check llm_twin_assets llm_twin_assets_tests bench bentos

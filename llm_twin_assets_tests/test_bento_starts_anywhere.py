@@ -98,6 +98,7 @@ def test_the_bento_carries_the_schema_and_declares_the_base_model(bento: Path) -
     assert "LLM_TWIN_SERVE_MAX_ADAPTERS" in dockerfile
 
 
+@pytest.mark.slow
 def test_the_bento_serves_from_its_own_folder(
     bento: Path, released: Path, database: Database, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from llm_twin_assets.store.migrations import default_sql_dir, discover
 
@@ -18,6 +19,7 @@ def run(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([LLM_TWIN, *args], capture_output=True, text=True, env=environ, timeout=300)
 
 
+@pytest.mark.slow
 def test_db_lifecycle_from_the_command_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     down = run("db", "status", home=home)
@@ -62,6 +64,7 @@ def test_bad_settings_give_one_clear_line_not_a_traceback(tmp_path: Path) -> Non
     assert "LLM_TWIN_EMBEDDING_MODEL" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_models_prepare_reports_both_models(tmp_path: Path) -> None:
     result = run("models", "prepare", home=tmp_path)
     assert result.returncode == 0, result.stderr

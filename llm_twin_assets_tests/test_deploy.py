@@ -125,6 +125,7 @@ def test_a_training_step_kubernetes_job_requests_a_gpu() -> None:
     assert GPU_STEP_TAGS["dagster-k8s/config"]
 
 
+@pytest.mark.slow
 def test_a_training_step_on_ecs_asks_for_a_gpu_and_carries_no_local_path(
     db: Database, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,6 +100,7 @@ def units_of(db: Database, author: str = "maya") -> dict[str, tuple[str, int, in
     return {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
 
 
+@pytest.mark.slow
 def test_units_are_lossless_spans_embedded_once_and_follow_their_chunk(listed: Database) -> None:
     db = listed
     first = run("maya")
@@ -171,6 +172,7 @@ def test_search_returns_the_passage_with_the_item_that_answers_marked(listed: Da
     assert bread.document_url.endswith("/sourdough") and bread.unit is None
 
 
+@pytest.mark.slow
 def test_search_from_the_command_line_shows_the_unit_and_its_passage(listed: Database) -> None:
     assert run("maya").success
     out = subprocess.run(
@@ -187,6 +189,7 @@ def test_search_from_the_command_line_shows_the_unit_and_its_passage(listed: Dat
     assert lines[3].strip().startswith("passage: ") and f"»- {ANSWER}«" in lines[3]
 
 
+@pytest.mark.slow
 def test_units_go_into_the_tombstone_with_their_chunk_and_come_back_without_embedding(
     listed: Database,
 ) -> None:

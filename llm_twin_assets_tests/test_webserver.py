@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from llm_twin_assets_tests.servers import free_port, wait_for_dagster
 
@@ -14,6 +15,7 @@ QUERY = """{ assetNodes { assetKey { path } groupName }
   repositoriesOrError { ... on RepositoryConnection { nodes { sensors { name } schedules { name } } } } }"""
 
 
+@pytest.mark.slow
 def test_the_ui_loads_the_asset_graph_sensor_and_schedule(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}

@@ -81,6 +81,7 @@ def drafts(folder: Path) -> None:
         )
 
 
+@pytest.mark.slow
 def test_links_to_a_released_twin_in_one_run(
     db: Database, tmp_path: Path, settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

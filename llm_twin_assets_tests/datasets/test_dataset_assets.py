@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.datasets.loading import load_dataset
@@ -92,6 +93,7 @@ SMALL = {
 BUNDLED = (TeacherResource(backend="local", model="bundled", device="cpu"), ModelsResource(device="cpu"))
 
 
+@pytest.mark.slow
 def test_both_datasets_from_the_bundled_model_pass_their_checks_and_are_stable(
     db: Database, tmp_path: Path
 ) -> None:
@@ -181,6 +183,7 @@ def test_too_little_text_says_how_much_more_is_needed(
     assert "at least 10 are needed: about 1,280 more words" in message
 
 
+@pytest.mark.slow
 def test_the_openai_backend_builds_the_dataset_over_http(db: Database, tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
     """The instruct dataset written through a local OpenAI-compatible server that runs SmolLM2."""
     from llm_twin_assets.llm import load_causal_lm

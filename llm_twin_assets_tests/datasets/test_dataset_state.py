@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.datasets.versions import latest
@@ -53,6 +54,7 @@ def materialization(result: dg.ExecuteInProcessResult) -> tuple[dict[str, object
     return {k: v.value for k, v in event.metadata.items()}, event.tags["dagster/data_version"]
 
 
+@pytest.mark.slow
 def test_teacher_replies_are_reused_and_a_version_failing_its_checks_never_serves(
     db: Database, tmp_path: Path, settings
 ) -> None:  # type: ignore[no-untyped-def]
@@ -112,7 +114,10 @@ def test_teacher_replies_are_reused_and_a_version_failing_its_checks_never_serve
     assert all(v.passed for name, v in verdicts.items() if name != "instruct_texts_complete")
 
 
-def test_rejected_answers_that_run_out_of_budget_are_asked_again_then_dropped(settings) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.slow
+def test_rejected_answers_that_run_out_of_budget_are_cut_at_a_sentence_end_or_asked_again_then_dropped(
+    settings,
+) -> None:  # type: ignore[no-untyped-def]
     import polars as pl
     import pytest
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.defs.evaluation.assets import twin_evaluation
@@ -86,6 +87,7 @@ def cli(*args: str, artifacts: Path) -> subprocess.CompletedProcess[str]:
 ALL = [sft_adapter, dpo_adapter, twin_evaluation, twin_release]
 
 
+@pytest.mark.slow
 def test_the_gate_blocks_a_twin_no_better_than_its_base_then_releases_one_that_is(
     db: Database, tmp_path: Path, settings
 ) -> None:  # type: ignore[no-untyped-def]
@@ -166,6 +168,7 @@ def test_the_gate_blocks_a_twin_no_better_than_its_base_then_releases_one_that_i
     assert "repeats 4g ↓" in text.stdout and "10 held-out examples from 1 test documents of 4" in text.stdout
 
 
+@pytest.mark.slow
 def test_a_newer_release_can_be_rolled_back_and_generate_serves_only_the_current_release(
     db: Database, tmp_path: Path, settings
 ) -> None:  # type: ignore[no-untyped-def]

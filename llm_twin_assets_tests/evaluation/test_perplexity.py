@@ -54,6 +54,7 @@ def test_an_example_longer_than_the_window_is_cut_and_flagged(tiny: LoadedLM) ->
     assert scored.truncated and 0 < scored.tokens <= 64
 
 
+@pytest.mark.slow
 def test_a_model_that_memorised_the_answers_has_a_far_lower_perplexity(tiny: LoadedLM) -> None:
     import torch
 

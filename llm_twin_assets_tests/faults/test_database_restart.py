@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 import numpy as np
 import psycopg
+import pytest
 
 from llm_twin_assets.cli import failure_reason
 from llm_twin_assets.defs.failures import DATABASE_RETRIES
@@ -155,6 +156,7 @@ def restart_mid_write(
     assert outage.url == db.url  # the restarted server answers at the same address
 
 
+@pytest.mark.slow
 def test_a_restart_mid_write_is_retried_and_the_partition_is_exact(
     db: Database, settings: TwinSettings
 ) -> None:
@@ -199,6 +201,7 @@ def test_a_restart_mid_write_is_retried_and_the_partition_is_exact(
         ).fetchone() == (len(reference), len(DOCUMENTS))
 
 
+@pytest.mark.slow
 def test_an_outage_longer_than_the_retries_fails_in_one_clear_line(
     db: Database, settings: TwinSettings
 ) -> None:

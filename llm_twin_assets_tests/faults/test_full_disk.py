@@ -128,6 +128,7 @@ def materialize(home: Path, author: str, **env: str) -> subprocess.CompletedProc
     return cli("materialize", "--author", author, "--select", "cleaned_documents", home=home, **env)
 
 
+@pytest.mark.slow
 def test_a_full_data_home_fails_writes_clearly_and_keeps_what_was_stored(
     small_home: Path, tmp_path: Path
 ) -> None:

@@ -116,6 +116,7 @@ def error_chain(error: Any) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_a_killed_trainer_is_retried_by_dagster_and_resumes_from_its_checkpoint(
     tmp_path: Path,
     tiny_model_path: Path,

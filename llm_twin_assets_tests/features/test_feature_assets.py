@@ -169,6 +169,7 @@ def test_an_embedding_model_of_another_dimension_refuses_and_writes_nothing(
     assert chunk_state(seeded, "maya") == before
 
 
+@pytest.mark.slow
 def test_search_from_the_command_line_as_json(seeded: Database) -> None:
     assert run("maya").success
     env = {**os.environ}

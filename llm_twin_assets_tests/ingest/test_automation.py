@@ -25,6 +25,7 @@ def requested(result) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
     }
 
 
+@pytest.mark.slow
 def test_the_nightly_recrawl_of_an_unchanged_author_runs_no_dataset_and_no_training(
     db: Database, site: tuple[str, SiteState], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

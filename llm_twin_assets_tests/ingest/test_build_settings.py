@@ -103,6 +103,7 @@ def test_a_links_file_copied_away_from_its_relative_links_is_refused_by_add_and_
     assert "refused links file (no run" in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_every_trigger_builds_the_author_with_their_settings_and_a_change_is_acted_on_once(
     db: Database, authors: Path, tmp_path: Path
 ) -> None:

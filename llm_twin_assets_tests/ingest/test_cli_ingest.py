@@ -4,11 +4,14 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.ingest.site import write_links
 from llm_twin_assets_tests.test_cli import LLM_TWIN
 
 
+@pytest.mark.slow
 def test_add_an_author_then_materialize_raw_documents(db: Database, site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     base, _ = site
     source = write_links(
@@ -60,6 +63,7 @@ def test_add_an_author_then_materialize_raw_documents(db: Database, site, tmp_pa
         assert conn.execute("SELECT count(*) FROM raw_documents WHERE author = 'maya'").fetchone() == (3,)
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     env = {
         **os.environ,

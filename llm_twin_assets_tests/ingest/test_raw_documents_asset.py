@@ -45,6 +45,7 @@ def rows(db: Database, slug: str) -> dict[str, tuple[str, str, str]]:
     return {r[0]: (r[1], r[2], r[3]) for r in found}
 
 
+@pytest.mark.slow
 def test_crawl_store_rerun_change_and_prune(
     db: Database, site, sample_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -125,6 +125,7 @@ def test_a_crawl_where_every_link_fails_three_times_removes_nothing(
     assert tombstones(db) == {"raw": 0, "cleaned": 0, "vectors": 0}
 
 
+@pytest.mark.slow
 def test_a_crawl_where_most_links_fail_removes_nothing(db: Database, site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     base, state = site
     authors = tmp_path / "authors"
@@ -235,6 +236,7 @@ def test_a_hand_copied_links_file_whose_relative_links_resolve_elsewhere_removes
     assert snapshot(db) == before and tombstones(db)["raw"] == 0
 
 
+@pytest.mark.slow
 def test_a_removed_link_is_a_tombstone_restored_by_command_or_by_putting_the_link_back(
     db: Database, site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from llm_twin_assets.store import embedded
 from llm_twin_assets_tests.conftest import fresh_home
@@ -37,6 +38,7 @@ def counts(pgdata: Path) -> tuple[int, int, int]:
     return int(row[0]), int(row[1]), int(row[2])
 
 
+@pytest.mark.slow
 def test_a_hand_copied_links_file_starts_no_run_and_removes_nothing() -> None:
     home = fresh_home("llm-twin-test-copied-") / "home"
     authors = home / "authors"

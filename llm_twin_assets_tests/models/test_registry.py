@@ -58,6 +58,7 @@ def test_an_embedding_model_of_another_dimension_is_refused(settings: TwinSettin
         load_embedder(settings.model_copy(update={"embedding_dim": 768}))
 
 
+@pytest.mark.slow
 def test_the_bundled_base_llm_generates_text_from_a_chat_prompt(settings: TwinSettings) -> None:
     lm = load_causal_lm(registry.base_model(settings))
     replies = generate(

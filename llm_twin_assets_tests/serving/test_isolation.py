@@ -40,6 +40,7 @@ def alone(models: TwinModels, text: str, tokens: int = 24, **sampling: object) -
     return reference
 
 
+@pytest.mark.slow
 def test_requests_that_cannot_join_fail_alone_and_the_running_row_goes_on(models: TwinModels) -> None:
     expected = alone(models, "Write about bicycles.", 40, **SAMPLED)
     batch = RunningBatch(models.lm, lambda: models.forward_model, models.route)

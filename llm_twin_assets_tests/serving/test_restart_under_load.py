@@ -7,6 +7,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from llm_twin_assets_tests.servers import free_port
 from llm_twin_assets_tests.serving.conftest import Service, start_service, stop_service
@@ -14,6 +15,7 @@ from llm_twin_assets_tests.serving.conftest import Service, start_service, stop_
 REQUEST = {"prompt": "Write about bicycles.", "author": "bob", "max_new_tokens": 16}
 
 
+@pytest.mark.slow
 def test_a_restart_under_load_gives_only_right_answers_or_errors(service: Service) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

@@ -73,6 +73,7 @@ def logits(model_dir: Path, adapter: Path | None):  # type: ignore[no-untyped-de
         return model(**ids).logits
 
 
+@pytest.mark.slow
 def test_sft_then_dpo_train_adapters_that_load_and_change_the_model(
     tmp_path: Path, tiny_model_path: Path
 ) -> None:
@@ -108,6 +109,7 @@ def test_sft_then_dpo_train_adapters_that_load_and_change_the_model(
     assert __import__("torch").is_grad_enabled()  # loading the twin leaves the process's autograd alone
 
 
+@pytest.mark.slow
 def test_the_demo_profile_trains_the_bundled_model(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
     from llm_twin_assets.models.registry import prepare_smollm2
 
@@ -120,6 +122,7 @@ def test_the_demo_profile_trains_the_bundled_model(tmp_path: Path, settings) -> 
     assert metrics["steps"] == 2 and metrics["profile"] == "demo" and 0 < metrics["final_loss"] < 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -171,6 +174,7 @@ def test_a_base_model_too_big_for_memory_is_refused(tmp_path: Path, tiny_model_p
     assert done.returncode == 2 and "needs about" in done.stderr and "GiB are free" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_trainer_resumes_from_its_last_checkpoint(tmp_path: Path, tiny_model_path: Path) -> None:
     sft, _ = jobs(tmp_path, tiny_model_path)
     job = replace(sft, hyper=replace(sft.hyper, max_steps=40, save_steps=4))

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
@@ -46,6 +47,7 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]
     return {k: v.value for k, v in event.metadata.items()}
 
 
+@pytest.mark.slow
 def test_both_adapters_materialize_through_pipes_with_metadata_and_are_reused(
     tmp_path: Path, settings
 ) -> None:  # type: ignore[no-untyped-def]
@@ -81,6 +83,7 @@ def test_both_adapters_materialize_through_pipes_with_metadata_and_are_reused(
     )
 
 
+@pytest.mark.slow
 def test_a_failing_trainer_surfaces_its_last_log_lines(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
     publish_small(tmp_path / "artifacts", rows=2)  # 1 training example: too few
     result = run(tmp_path, {"ops": {"sft_adapter": {"config": {"profile": "tiny"}}}}, assets=(sft_adapter,))

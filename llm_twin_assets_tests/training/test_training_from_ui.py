@@ -157,6 +157,7 @@ def _launch(ui: UI, assets: list[str], partition: str, ops: dict[str, Any]) -> s
     return str(launched["run"]["runId"])
 
 
+@pytest.mark.slow
 def test_the_twin_is_trained_evaluated_and_released_from_the_ui(dagster_dev: tuple[UI, Path]) -> None:
     ui, home = dagster_dev
     store = LocalArtifactStore(home / "artifacts")
@@ -231,6 +232,7 @@ def test_the_twin_is_trained_evaluated_and_released_from_the_ui(dagster_dev: tup
     assert "perplexity" in execution["evaluation"]["description"]
 
 
+@pytest.mark.slow
 def test_one_run_per_author_at_a_time_when_two_are_launched_at_once(dagster_dev: tuple[UI, Path]) -> None:
     """Two launches for one author queue behind each other (the instance's run-queue limit on the
     partition tag); the sensor, the schedule, automation and a person can never race on one partition."""

@@ -49,6 +49,7 @@ def publish_lengths(root: Path, long_rows: int, short_rows: int = 6) -> str:
     return version.version
 
 
+@pytest.mark.slow
 def test_examples_over_max_length_are_left_out_whole_and_counted(
     tmp_path: Path, tiny_model_path: Path
 ) -> None:
@@ -73,6 +74,7 @@ def test_examples_over_max_length_are_left_out_whole_and_counted(
     assert "within max_length 64" in failed.stderr and "longer); at least" in failed.stderr
 
 
+@pytest.mark.slow
 def test_a_remote_job_names_no_local_path_and_the_trainer_fetches_what_it_needs(
     tmp_path: Path, s3_endpoint: str, s3_client, settings
 ) -> None:  # type: ignore[no-untyped-def]

@@ -50,6 +50,7 @@ def test_bad_validation_settings_are_named(overrides: dict[str, object], message
         hyper_for("sft", "tiny", overrides)
 
 
+@pytest.mark.slow
 def test_sft_keeps_its_best_checkpoint_and_a_dpo_that_never_improves_is_not_promoted(
     tmp_path: Path, tiny_model_path: Path
 ) -> None:
