@@ -55,20 +55,20 @@ demo: install
 	$(BIN)/llm-twin search "why should a data job be safe to run twice?" --author maya --k 3
 	$(BIN)/llm-twin eval show --author maya
 	$(BIN)/llm-twin release list --author maya
+	@mkdir -p $(LLM_TWIN_HOME)/logs
+# One shell: a gate that failed ends the demo here with its reasons above (exit 0), else the service starts.
 	@if ! $(BIN)/llm-twin release list --author maya --json | grep -q '"current": true'; then \
 	  echo; echo "Maya's twin did not pass the quality gate (reasons above): nothing was released, so"; \
 	  echo "the service has no twin of hers to serve. make dagster, then open http://127.0.0.1:3000/."; \
-	  exit 0; fi
-	@echo "starting the twin service on http://127.0.0.1:$(SERVE_PORT) (log: $(LLM_TWIN_HOME)/logs/service.log)"
-	@mkdir -p $(LLM_TWIN_HOME)/logs
+	  exit 0; fi; \
+	echo "starting the twin service on http://127.0.0.1:$(SERVE_PORT) (log: $(LLM_TWIN_HOME)/logs/service.log)"; \
 	set -m; $(BIN)/llm-twin serve --port $(SERVE_PORT) > $(LLM_TWIN_HOME)/logs/service.log 2>&1 & service=$$!; \
 	  trap 'kill $$service 2>/dev/null; wait $$service 2>/dev/null' EXIT; \
 	  $(BIN)/llm-twin ask "Why should a data job be safe to run twice?" --author maya \
-	    --url http://127.0.0.1:$(SERVE_PORT) --max-new-tokens 96 --wait 300
-	@echo
-	@echo "Maya's twin is released and answers over HTTP. Next:"
-	@echo "  make serve    then open http://127.0.0.1:$(SERVE_PORT)/ (chat page; OpenAI API at /v1, OpenAPI at /docs.json)"
-	@echo "  make dagster  then open http://127.0.0.1:3000/ (Dagster UI: the asset graph, runs, the quality gate)"
+	    --url http://127.0.0.1:$(SERVE_PORT) --max-new-tokens 96 --wait 300 || exit 1; \
+	echo; echo "Maya's twin is released and answers over HTTP. Next:"; \
+	echo "  make serve    then open http://127.0.0.1:$(SERVE_PORT)/ (chat page; OpenAI API at /v1, OpenAPI at /docs.json)"; \
+	echo "  make dagster  then open http://127.0.0.1:3000/ (Dagster UI: the asset graph, runs, the quality gate)"
 
 test: install models
 	$(BIN)/pytest
