@@ -53,7 +53,7 @@ demo: install
 	  || echo "(the pipeline stopped: see the line above; a quality gate that failed is explained below)"
 	$(BIN)/llm-twin db status
 	$(BIN)/llm-twin search "why should a data job be safe to run twice?" --author maya --k 3
-	$(BIN)/llm-twin eval show --author maya
+	$(BIN)/llm-twin eval show --author maya --examples 2
 	$(BIN)/llm-twin release list --author maya
 	@mkdir -p $(LLM_TWIN_HOME)/logs
 # One shell: a gate that failed ends the demo here with its reasons above (exit 0), else the service starts.

@@ -39,6 +39,14 @@ def eval_show(
             "--json", help="One object per model: its version, a metrics map and each metric's 95% interval."
         ),
     ] = False,
+    examples: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=50,
+            help="Also print this many held-out examples: the author's answer, the base's, the twin's.",
+        ),
+    ] = 0,
 ) -> None:
     """The comparison table of the author's latest evaluation (or one by id), each metric with its
     bootstrap 95% interval, the differences the gate decided on, and the gate's decision."""
@@ -105,6 +113,12 @@ def eval_show(
     )
     for reason in reasons if not record.gate_passed else details:
         typer.echo(f"  - {reason}")
+    if examples:
+        from llm_twin_assets.evaluation.report import examples_text
+        from llm_twin_assets.evaluation.run import read_examples
+
+        typer.echo("")
+        typer.echo(examples_text(read_examples(_artifacts(), author, record.id), examples))
 
 
 def _auc_line(label: str, classifier: dict[str, Any]) -> str:

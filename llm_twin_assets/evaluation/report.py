@@ -209,3 +209,29 @@ def examples_preview(frame: pl.DataFrame, limit: int = 8) -> str:
         cells = [row["instruction"], row["author_answer"], row["answer"], twin]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return "\n".join(lines)
+
+
+def examples_text(frame: pl.DataFrame, limit: int, width: int = 600) -> str:
+    """The first ``limit`` held-out examples as text: the instruction, the author's answer, then what the
+    base model and the twin wrote (no retrieval), each cut at ``width`` characters."""
+
+    def flat(text: str) -> str:
+        one = " ".join(str(text).split())
+        return one if len(one) <= width else one[:width].rstrip() + " …"
+
+    plain = frame.filter(frame["variant"] == "plain")
+    by = {(r["example_id"], r["model"]): r["answer"] for r in plain.iter_rows(named=True)}
+    rows = [r for r in plain.iter_rows(named=True) if r["model"] == "twin"][:limit]
+    blocks = []
+    for i, row in enumerate(rows, 1):
+        blocks.append(
+            "\n".join(
+                [
+                    f"held-out example {i}: {flat(row['instruction'])}",
+                    f"  author: {flat(row['author_answer'])}",
+                    f"  base:   {flat(by.get((row['example_id'], 'base'), ''))}",
+                    f"  twin:   {flat(row['answer'])}",
+                ]
+            )
+        )
+    return "\n\n".join(blocks)

@@ -208,7 +208,8 @@ def test_a_newer_release_can_be_rolled_back_and_generate_serves_only_the_current
     assert record.settings["decoding"] == choice["chosen"]
     assert by_release[1].decoding == choice["chosen"]  # served as evaluated
     assert by_release[2].decoding == configured  # choose_decoding off: the configured rules, recorded
-    shown = cli("eval", "show", "--author", "ada", artifacts=artifacts).stdout
+    shown = cli("eval", "show", "--author", "ada", "--examples", "2", artifacts=artifacts).stdout
+    assert shown.count("held-out example ") == 2 and "\n  twin:   " in shown and "\n  author: " in shown
     assert (
         "decoding: no_repeat_ngram_size 0, repetition_penalty 1.0 (as configured: choose_decoding is off)"
         in shown
