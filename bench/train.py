@@ -1,4 +1,5 @@
-"""Training throughput: stock TRL ``SFTTrainer`` settings versus our profile, on the same data, in one run.
+"""Training throughput: stock TRL settings versus our profile, on the same data, in one run (SFT, or DPO
+with ``--stage dpo``).
 
 Both variants train the same LoRA (r=32, alpha=32 on every attention and MLP projection) on the same
 prompt/completion examples. Stock = ``SFTConfig`` defaults (gradient checkpointing on, random order,
@@ -7,11 +8,14 @@ with the benchmark's batch size and lengths): no gradient checkpointing, batches
 Each variant runs in its own process (clean peak memory). Reported: real (non-pad) tokens/s over the
 steps after warm-up, peak memory, and on CUDA the MFU: FLOPs per token = 4 x base params (forward and
 activation gradients through frozen weights) + 6 x LoRA params + 12 x layers x hidden x mean sequence
-(attention), against 989 TFLOP/s (H100/H200 dense bf16).
+(attention), against 989 TFLOP/s (H100/H200 dense bf16). DPO (``--stage dpo``): pairs made of the
+same examples (chosen = one's completion, rejected = another's), ``DPOConfig`` defaults against the
+``full`` DPO profile (RPO, the memory plan; Liger as the machine has it); tokens/s counts both sides of
+each pair at the pairs' mean length, and the FLOPs add the reference model's forward (6 x base params).
 
 CPU: ``make bench-train`` (the bundled SmolLM2; ~6 min on 2 cores).
 GPU (weights cannot be downloaded there: random initialisation of the real shapes):
-``python bench/train.py --device cuda --model 1b --tokenizer DIR`` and ``--model 8b``.
+``python bench/train.py --device cuda --model 1b --tokenizer DIR`` and ``--model 8b`` (``--stage dpo``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -86,12 +91,23 @@ def examples(tokenizer, n: int, lengths: tuple[int, int], seed: int = 0) -> list
     return rows
 
 
+def pairs(rows: list[dict[str, object]], seed: int = 1) -> list[dict[str, object]]:
+    """Preference pairs from the examples: chosen = an example's completion, rejected = another's."""
+    rng = random.Random(seed)
+    other = rows[:]
+    rng.shuffle(other)
+    return [
+        {"prompt": r["prompt"], "chosen": r["completion"], "rejected": o["completion"]}
+        for r, o in zip(rows, other, strict=True)
+    ]
+
+
 def child(args: argparse.Namespace) -> dict[str, object]:
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
     from llm_twin_assets.training.config import hyper_for
     from llm_twin_assets.training.speedups import choose_speedups
@@ -99,7 +115,8 @@ def child(args: argparse.Namespace) -> dict[str, object]:
     torch.set_num_threads(args.threads)
     cuda = args.device == "cuda"
     # Ours takes the fast paths the machine has (Liger, padding-free with FlashAttention 2); stock none.
-    speedups = choose_speedups(args.device, "sft") if args.variant == "ours" else None
+    dpo = args.stage == "dpo"
+    speedups = choose_speedups(args.device, args.stage) if args.variant == "ours" else None
     attention = speedups.attention if speedups else "sdpa"
     planned = 0
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
@@ -121,6 +138,7 @@ def child(args: argparse.Namespace) -> dict[str, object]:
         )
     base_params = sum(p.numel() for p in model.parameters())
     rows = examples(tokenizer, args.examples, (args.min_length, args.max_length))
+    singles = rows
     common = {
         "output_dir": tempfile.mkdtemp(),
         "max_steps": args.warmup + args.steps,
@@ -140,21 +158,25 @@ def child(args: argparse.Namespace) -> dict[str, object]:
         from llm_twin_assets.training.memory import available_bytes, plan
 
         hyper = hyper_for(
-            "sft",
+            args.stage,
             "full" if cuda else "demo",
             {"batch_size": args.batch_size, "max_length": args.max_length, "bf16": cuda},
         )
         weights = sum(p.numel() * p.element_size() for p in model.parameters())
         free = available_bytes(args.device) + weights  # the model is already loaded
-        memory = plan(model.config.to_dict(), weights, free, hyper, "sft", fused_loss=speedups.liger)  # type: ignore[union-attr]
+        fused = speedups.liger and not dpo  # type: ignore[union-attr]
+        memory = plan(model.config.to_dict(), weights, free, hyper, args.stage, fused_loss=fused)
         print(memory.summary, flush=True)
         print(speedups.summary, flush=True)  # type: ignore[union-attr]
         common |= {
             "gradient_checkpointing": memory.checkpointing,
-            "train_sampling_strategy": "group_by_length" if hyper.group_by_length else "random",
             "use_liger_kernel": speedups.liger,  # type: ignore[union-attr]
-            "padding_free": speedups.padding_free,  # type: ignore[union-attr]
         }
+        if not dpo:  # as the trainer sets them (training/trainer.py)
+            common |= {
+                "train_sampling_strategy": "group_by_length" if hyper.group_by_length else "random",
+                "padding_free": speedups.padding_free,  # type: ignore[union-attr]
+            }
         planned = memory.weights + memory.activations
     marks: dict[str, tuple[float, int]] = {}
 
@@ -168,18 +190,50 @@ def child(args: argparse.Namespace) -> dict[str, object]:
     lora = LoraConfig(
         r=32, lora_alpha=32, lora_dropout=0.0, target_modules=PROJECTIONS, task_type="CAUSAL_LM"
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=SFTConfig(**common),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=lora,
-        callbacks=[Clock()],
-    )
+    if dpo:
+        common.pop("include_num_input_tokens_seen")  # counted from the pairs' lengths below
+        rows = pairs(rows)
+        rpo = (
+            {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, hyper.rpo_alpha]}
+            if args.variant == "ours" and hyper.rpo_alpha
+            else {}
+        )
+        trainer: Any = DPOTrainer(
+            model=model,
+            ref_model=None,
+            args=DPOConfig(**common, beta=0.5, **rpo),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[Clock()],
+        )
+    else:
+        trainer = SFTTrainer(
+            model=model,
+            args=SFTConfig(**common),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=lora,
+            callbacks=[Clock()],
+        )
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
     (t0, n0), (t1, n1) = marks[str(args.warmup)], marks[str(args.warmup + args.steps)]
+    if dpo:  # both sides of each pair, at the pairs' mean length (capped at max_length each)
+        sides = [
+            min(
+                args.max_length,
+                len(
+                    tokenizer(tokenizer.apply_chat_template(r["prompt"] + r[side], tokenize=False))[
+                        "input_ids"
+                    ]
+                ),  # type: ignore[operator]
+            )
+            for r in rows
+            for side in ("chosen", "rejected")
+        ]
+        n0, n1 = 0, int(args.steps * args.batch_size * 2 * sum(sides) / len(sides))
     tokens_per_s = (n1 - n0) / (t1 - t0)
     lora_params = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
     cfg = model.config
@@ -190,12 +244,12 @@ def child(args: argparse.Namespace) -> dict[str, object]:
                     "input_ids"
                 ]
             )
-            for r in rows[:64]
+            for r in singles[:64]
         )
         / 64
     )
     flops_per_token = (
-        4 * base_params
+        (6 if dpo else 4) * base_params  # DPO: the reference model's forward pass on top
         + 6 * lora_params
         + 12 * cfg.num_hidden_layers * cfg.hidden_size * min(mean_len, args.max_length)
     )
@@ -239,11 +293,12 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=None)
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--stage", default="sft", choices=["sft", "dpo"], help="SFT, or DPO on pairs")
     parser.add_argument("--variant", choices=["stock", "ours"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     cuda = args.device == "cuda"
     args.steps = args.steps or (20 if cuda else 4)
-    args.batch_size = args.batch_size or (8 if cuda else 2)
+    args.batch_size = args.batch_size or ((4 if args.stage == "dpo" else 8) if cuda else 2)
     args.max_length = args.max_length or ((2048 if args.model == "8b" else 1024) if cuda else 384)
     if args.model == "8b" and cuda:
         args.min_length = max(args.min_length, 512)
@@ -258,10 +313,10 @@ def main() -> None:
 
     from bench.harness import Report
 
-    report = Report(f"train-{args.device}-{args.model}")
+    report = Report(f"train-{args.device}-{args.model}" + ("-dpo" if args.stage == "dpo" else ""))
     report.note(
         "setup",
-        f"{args.model} on {args.device}, LoRA r=32 all projections, batch {args.batch_size}, "
+        f"{args.stage} {args.model} on {args.device}, LoRA r=32 all projections, batch {args.batch_size}, "
         f"{args.min_length}-{args.max_length} tokens, {args.steps} measured steps after {args.warmup}",
     )
     results = {}

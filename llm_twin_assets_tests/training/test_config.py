@@ -28,6 +28,9 @@ def test_the_full_profile_follows_the_reference() -> None:
     sft, dpo = hyper_for("sft", "full"), hyper_for("dpo", "full")
     assert (sft.lora_r, sft.lora_alpha, sft.learning_rate) == (32, 32, 3e-4)
     assert (dpo.beta, dpo.learning_rate) == (0.5, 2e-6)
+    # the recipe the demo profile measured against over-fitting, on the GPU profile too
+    assert (sft.validation_ratio, sft.early_stopping_patience) == (0.1, 3)
+    assert (dpo.validation_ratio, dpo.early_stopping_patience, dpo.rpo_alpha) == (0.1, 3, 1.0)
 
 
 @pytest.mark.parametrize(
