@@ -79,7 +79,7 @@ def logits_processor(decoding: Decoding, prompt_width: int) -> Any:
     whose prompts end at column ``prompt_width``."""
     from transformers import LogitsProcessor
 
-    class RowRules(LogitsProcessor):  # type: ignore[misc]
+    class RowRules(LogitsProcessor):
         def __call__(self, input_ids: Any, scores: Any) -> Any:
             for row in range(scores.shape[0]):
                 generated = input_ids[row, prompt_width:].tolist()

@@ -51,7 +51,7 @@ def model_label(settings: TwinSettings) -> str:
     return f"{ref.source}:{name}"
 
 
-def load_encoder(settings: TwinSettings, model: SentenceTransformer | None = None):  # type: ignore[no-untyped-def]
+def load_encoder(settings: TwinSettings, model: SentenceTransformer | None = None):
     """The fast chunk encoder for the configured model, device, backend and threads."""
     from llm_twin_assets.features.encoding import Encoder
 

@@ -195,7 +195,7 @@ class Retriever:
             conn.close()
             raise
 
-    def embed(self, query: str):  # type: ignore[no-untyped-def]
+    def embed(self, query: str):
         return self.embedder.encode([query], normalize_embeddings=True, convert_to_numpy=True)[0]
 
     def search(

@@ -154,7 +154,7 @@ def _dagster_home() -> Path:
     return home
 
 
-def _instance():  # type: ignore[no-untyped-def]
+def _instance():
     """The Dagster instance under DAGSTER_HOME, shared with the UI."""
     import dagster as dg
 

@@ -10,7 +10,7 @@ import typer
 from llm_twin_assets.cli.common import friendly_errors
 
 
-def _store_and_database():  # type: ignore[no-untyped-def]
+def _store_and_database():
     from llm_twin_assets.artifacts import open_store
     from llm_twin_assets.settings import get_settings
     from llm_twin_assets.store.database import open_database

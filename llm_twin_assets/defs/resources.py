@@ -69,7 +69,7 @@ class ModelsResource(dg.ConfigurableResource):
             self._embedder = load_embedder(self.settings())
         return self._embedder
 
-    def encoder(self):  # type: ignore[no-untyped-def]
+    def encoder(self):
         """The fast chunk encoder (OpenVINO on CPU when available, else torch), built on first use."""
         if self._encoder is None:
             from llm_twin_assets.embeddings import load_encoder
@@ -117,7 +117,7 @@ class TeacherResource(dg.ConfigurableResource):
             device=self.device,
         )
 
-    def teacher(self):  # type: ignore[no-untyped-def]
+    def teacher(self):
         from llm_twin_assets.datasets.teachers import teacher_from_settings
 
         return teacher_from_settings(self.settings())
@@ -132,7 +132,7 @@ class ArtifactsResource(dg.ConfigurableResource):
     """An S3-compatible endpoint (MinIO, LocalStack); unset = AWS."""
     s3_region: str | None = None
 
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self):
         from llm_twin_assets.artifacts import open_store
 
         settings = get_settings(artifacts_url=self.url)
@@ -226,7 +226,7 @@ class TrainerResource(dg.ConfigurableResource):
         materialization = invocation.get_materialize_result()
         return {k: v.value for k, v in (materialization.metadata or {}).items()}
 
-    def _ecs(self, context: dg.AssetExecutionContext, job: TrainJob | EvalJob):  # type: ignore[no-untyped-def]
+    def _ecs(self, context: dg.AssetExecutionContext, job: TrainJob | EvalJob):
         from dagster_aws.pipes import PipesECSClient
 
         if not job.artifacts_url.startswith("s3://"):

@@ -165,12 +165,12 @@ _CHARACTER_NORMALIZERS = {
 }  # fmt: skip
 
 
-def _is_additive(spec: dict) -> bool:  # type: ignore[type-arg]
+def _is_additive(spec: dict) -> bool:
     """Whether white space splits words before anything merges them (so ids of ``a + "\n" + b`` are
     those of ``a`` then those of ``b``): a BERT-style pre-tokenizer and normalizers that work on
     single characters. Byte-level BPE or SentencePiece ("▁" marks word starts) are not additive."""
 
-    def types(node: dict | None, key: str) -> list[str]:  # type: ignore[type-arg]
+    def types(node: dict | None, key: str) -> list[str]:
         if not node:
             return []
         if node.get("type") == "Sequence":
@@ -197,7 +197,7 @@ def tokenizer_digest(tokenizer_json: str) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def token_counter(tokenizer) -> Counter:  # type: ignore[no-untyped-def]
+def token_counter(tokenizer) -> Counter:
     """A :class:`TokenCounter` for a fast (Rust) tokenizer; a plain counter with the Python-side
     ``tokenizer(...)`` otherwise."""
     rust = getattr(tokenizer, "_tokenizer", None)

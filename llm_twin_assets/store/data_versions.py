@@ -32,7 +32,7 @@ def data_version(conn: psycopg.Connection, asset: str, author: str) -> str:
         sql.SQL(
             "SELECT coalesce(md5(string_agg({sig}, ',' ORDER BY id)), 'empty') FROM {table}"
             " WHERE author = %s AND {where}"
-        ).format(sig=sql.SQL(signature), table=sql.Identifier(table), where=sql.SQL(where)),  # type: ignore[arg-type]
+        ).format(sig=sql.SQL(signature), table=sql.Identifier(table), where=sql.SQL(where)),
         (author,),
     ).fetchone()
     return str(row[0]) if row else "empty"

@@ -48,7 +48,7 @@ def _check_writable(pgdata: Path) -> None:
         )
 
 
-def _pgserver():  # type: ignore[no-untyped-def]
+def _pgserver():
     # Its import reads XDG_RUNTIME_DIR and warns when unset (it falls back to /tmp): harmless here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -30,7 +30,7 @@ from llm_twin_assets.training.validation import (
 )
 
 
-def _artifact_store(url: str):  # type: ignore[no-untyped-def]
+def _artifact_store(url: str):
     from llm_twin_assets.artifacts import open_store
 
     return open_store(url, Path(url))
@@ -251,7 +251,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     )
     losses: list[dict[str, float]] = []
 
-    class Progress(TrainerCallback):  # type: ignore[misc]
+    class Progress(TrainerCallback):
         def on_log(
             self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any
         ) -> None:

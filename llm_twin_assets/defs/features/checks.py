@@ -95,7 +95,7 @@ def units_outside_their_chunk(conn: psycopg.Connection, author: str) -> dg.Asset
     return _result(rows, "outside")
 
 
-def _check(asset, name: str, description: str, blocking: bool = True):  # type: ignore[no-untyped-def]
+def _check(asset, name: str, description: str, blocking: bool = True):
     return dg.asset_check(
         asset=asset, name=name, partitions_def=authors_partitions, blocking=blocking, description=description
     )
