@@ -70,8 +70,10 @@ demo: install
 	echo "  make serve    then open http://127.0.0.1:$(SERVE_PORT)/ (chat page; OpenAI API at /v1, OpenAPI at /docs.json)"; \
 	echo "  make dagster  then open http://127.0.0.1:3000/ (Dagster UI: the asset graph, runs, the quality gate)"
 
+# Two workers, each test file on one of them (its module fixtures start once): the suite spends much of
+# its time waiting on subprocesses, servers and Dagster, which the other worker fills.
 test: install models
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The loop you run most: every test not marked slow (no model trained, no Dagster run in a subprocess).
 test-fast: install models

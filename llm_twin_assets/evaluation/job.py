@@ -135,6 +135,9 @@ class EvalJob:
         data = asdict(self)
         for name in ("artifacts_url", "output_dir", "device", "threads", "evaluation_id", "stage"):
             data.pop(name)
+        if not (self.choose_decoding and self.validation_examples):  # the choice's rule decides nothing
+            for name in ("max_repeat_excess", "min_finished"):
+                data.pop(name)
         data["metrics_version"] = METRICS_VERSION
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
