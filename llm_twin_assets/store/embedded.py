@@ -13,6 +13,7 @@ import atexit
 import logging
 import os
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,15 @@ def status(pgdata: Path) -> ServerStatus:
     pgdata = pgdata.expanduser().absolute()
     if not (pgdata / "PG_VERSION").exists():
         return ServerStatus(pgdata=pgdata, running=False)
-    info = PostmasterInfo.read_from_pgdata(pgdata)
+    info = None
+    for _ in range(50):
+        try:
+            info = PostmasterInfo.read_from_pgdata(pgdata)
+            break
+        except (AssertionError, ValueError, IndexError):
+            # postmaster.pid half-written: another process's server is starting (it writes the file
+            # line by line); read it again once it is whole
+            time.sleep(0.1)
     if info is None or not info.is_running():
         return ServerStatus(pgdata=pgdata, running=False)
     return ServerStatus(pgdata=pgdata, running=True, pid=info.pid, url=str(info.get_uri()))
