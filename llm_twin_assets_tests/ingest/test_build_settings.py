@@ -34,7 +34,15 @@ TOPICS = [
     "old code",
 ]
 SETTINGS = {
-    "instruct_dataset": {"max_passages": 3, "max_new_tokens": 40, "min_examples": 1, "test_ratio": 0.34},
+    # "topic" style: the bundled teacher names a topic and a template asks the question; its free-form
+    # instructions for 3 passages were all dropped once (2 described the passage, 1 ran long) under load
+    "instruct_dataset": {
+        "style": "topic",
+        "max_passages": 3,
+        "max_new_tokens": 40,
+        "min_examples": 1,
+        "test_ratio": 0.34,
+    },
     "sft_adapter": {"profile": "tiny", "learning_rate": 0.002},
 }
 
