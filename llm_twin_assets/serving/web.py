@@ -464,9 +464,13 @@ class EdgeGuard:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if kind not in ("application/json", "", "text/plain"):
-            return await self.app(scope, receive, send)  # BentoML's other serdes: left to BentoML
         try:
+            if kind not in ("application/json", "", "text/plain"):
+                # every guarded route takes JSON; BentoML's form and file decoders would log a traceback
+                raise Refusal(
+                    f"the request body is {_printable(kind)[:60]!r}; this route takes application/json",
+                    status=415,
+                )
             body = await _read_body(receive, headers.get("content-length"))
             check_body(body, GUARDED[path])
         except Refusal as exc:

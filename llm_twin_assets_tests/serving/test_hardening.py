@@ -116,6 +116,28 @@ def test_many_unknown_keys_get_a_short_400_and_one_log_line_each(service: Servic
     assert written.count("POST /retrieve refused (400)") == 2 and "refused (413)" in written
 
 
+def test_a_body_that_is_not_json_is_a_415_in_one_log_line(service: Service) -> None:
+    logged_before = service.log.stat().st_size
+    form = httpx.post(f"{service.url}/retrieve", data={"query": "chains"}, timeout=30)
+    upload = httpx.post(f"{service.url}/rag", files={"query": ("q.txt", b"chains")}, timeout=30)
+    raw = httpx.post(
+        f"{service.url}/generate",
+        content=b"\x00\x01",
+        headers={"content-type": "application/octet-stream"},
+        timeout=30,
+    )
+    for response, sent in ((form, "x-www-form-urlencoded"), (upload, "multipart/form-data"), (raw, "octet")):
+        assert response.status_code == 415, (sent, response.status_code, response.text[:300])
+        assert sent in message(response) and "application/json" in message(response)
+    assert post(service, "/retrieve", ROUTES["/retrieve"]).status_code == 200
+    time.sleep(0.5)
+    with service.log.open("rb") as log:
+        log.seek(logged_before)
+        written = log.read().decode("utf-8", "replace")
+    assert "Traceback" not in written, written[:2000]
+    assert written.count("refused (415)") == 3
+
+
 def test_one_bad_request_among_many_costs_no_other_trace(service: Service) -> None:
     queries = [f"Which oil suits chain number {i}?" for i in range(7)]
     bodies = [{"query": q, "author": "ada", "top_k": 1} for q in queries]
