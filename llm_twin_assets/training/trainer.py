@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import resource
 import shutil
 import time
@@ -18,6 +17,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from llm_twin_assets.training.checkpoints import (
+    CheckpointMirror,
+    last_complete_checkpoint,
+    mirror_callback,
+    step_of,
+)
 from llm_twin_assets.training.config import TrainingConfigError, TrainJob
 from llm_twin_assets.training.memory import plan_memory
 from llm_twin_assets.training.reporting import Reporter
@@ -138,33 +143,6 @@ def _peak_memory(device: str) -> int:
 
         return int(torch.cuda.max_memory_allocated())
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def last_complete_checkpoint(checkpoints: Path) -> tuple[str | None, list[Path]]:
-    """The newest checkpoint a killed run left whole, and the torn ones newer than it.
-
-    A run killed while saving leaves a ``checkpoint-N`` folder without all its files; resuming from it
-    would fail on every retry. The trainer writes ``trainer_state.json`` last, so a checkpoint whose
-    state is there, reads, and names its own step is whole."""
-    if not checkpoints.is_dir():
-        return None, []
-    found = sorted(
-        (
-            (int(match[1]), path)
-            for path in checkpoints.iterdir()
-            if path.is_dir() and (match := re.fullmatch(r"checkpoint-(\d+)", path.name))
-        ),
-        reverse=True,
-    )
-    torn: list[Path] = []
-    for step, path in found:
-        try:
-            if json.loads((path / "trainer_state.json").read_text()).get("global_step") == step:
-                return str(path), torn
-        except (OSError, ValueError, AttributeError):
-            pass
-        torn.append(path)
-    return None, torn
 
 
 def train(job: TrainJob, pipes: Any = None) -> dict[str, Any]:
@@ -341,6 +319,15 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     for path in torn:
         reporter.info(f"removing {path}: left half-written by a run killed while saving it")
         shutil.rmtree(path)
+    mirror = CheckpointMirror.for_job(
+        _artifact_store(job.artifacts_url), job.author, job.stage, job.adapter_version
+    )
+    if mirror is not None:
+        if max(mirror.synced(), default=-1) > step_of(last):  # a retry on a machine that lost the disk
+            restored = mirror.restore(out / "checkpoints")
+            reporter.info(f"restored {', '.join(p.name for p in restored)} from {mirror.where()}")
+            last = str(restored[-1])
+        trainer.add_callback(mirror_callback(mirror, reporter.info))
     if last:
         reporter.info(f"resuming from {last}")
     if device == "cuda":
@@ -427,6 +414,8 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
             },
         )
         metrics["adapter_version"] = published.version
+        if mirror is not None:  # the adapter is published: its checkpoints are no longer needed
+            mirror.clear()
     reporter.info(
         f"done: {metrics['steps']} steps, final loss {metrics['final_loss']:.4f}, {metrics['tokens_per_s']} tokens/s"
     )
