@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +19,55 @@ from llm_twin_assets.settings import TwinSettings
 _KEY_SCAN_BYTES = 2_000_000  # a draft is at most this big (folders.py); the crawl reads it all again
 
 
+_LINKS_SUFFIXES = (".yaml", ".yml")
+
+
+def authors_folder(settings: TwinSettings, slug: str | None = None) -> Path:
+    """The folder links files are read from: ``LLM_TWIN_AUTHORS_DIR``; or, with ``LLM_TWIN_AUTHORS_URL``
+    (a fleet, where no step container has anybody's authors folder), a copy of that S3 prefix under the
+    data home, refreshed first: only ``slug``'s file when given, and copies whose object is gone removed."""
+    folder = settings.authors_folder
+    if not settings.authors_url:
+        return folder
+    from llm_twin_assets.artifacts import open_store
+    from llm_twin_assets.crawling.links import MAX_LINKS_FILE_BYTES
+
+    store = open_store(settings.authors_url, folder)
+    names = [
+        key
+        for key in store.list_keys(f"{slug}." if slug is not None else "")
+        if "/" not in key
+        and key.endswith(_LINKS_SUFFIXES)
+        and (slug is None or key.rsplit(".", 1)[0] == slug)
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in names:
+        data = store.get(key)[: MAX_LINKS_FILE_BYTES + 1]  # one over the limit: refused by load(), by name
+        path = folder / key
+        if not path.is_file() or path.read_bytes() != data:
+            part = folder / f".{key}.part"
+            part.write_bytes(data)
+            os.replace(part, path)
+    for path in folder.iterdir():
+        if path.suffix in _LINKS_SUFFIXES and (slug is None or path.stem == slug) and path.name not in names:
+            path.unlink()
+    return folder
+
+
+def _where(settings: TwinSettings) -> str:
+    return settings.authors_url or str(settings.authors_dir)
+
+
 def links_file_path(settings: TwinSettings, slug: str) -> Path:
-    found = discover(settings.authors_dir).get(slug)
+    found = discover(authors_folder(settings, slug)).get(slug)
     if found is None:
+        hint = (
+            "upload it there or run `llm-twin author add <links.yaml>`"
+            if settings.authors_url
+            else "set LLM_TWIN_AUTHORS_DIR or run `llm-twin author add <links.yaml>`"
+        )
         raise LinksFileError(
-            f"no links file for author {slug!r} in {settings.authors_dir} "
-            f"(expected {settings.authors_dir / (slug + '.yaml')}; set LLM_TWIN_AUTHORS_DIR or run "
-            "`llm-twin author add <links.yaml>`)"
+            f"no links file for author {slug!r} in {_where(settings)} (expected {slug}.yaml there; {hint})"
         )
     return found
 
@@ -37,7 +80,8 @@ def add_author(
     settings: TwinSettings, source: Path, validate: Callable[[LinksFile], object] | None = None
 ) -> LinksFile:
     """Validate a links file (its local links must exist; ``validate`` checks the rest, e.g. the build
-    settings against the assets' configs) and copy it into the authors folder.
+    settings against the assets' configs) and copy it into the authors folder (or upload it to
+    ``LLM_TWIN_AUTHORS_URL``).
 
     The file is copied as written (comments kept) when every link is absolute; otherwise it is
     rewritten with local paths resolved against its original folder, so they still point there.
@@ -46,11 +90,18 @@ def add_author(
     check_local_links(links, settings, must_exist=True)
     if validate is not None:
         validate(links)
+    absolute = all(links.resolve(link) == link.url for link in links.author.links)
+    if settings.authors_url:
+        from llm_twin_assets.artifacts import open_store
+
+        text = source.read_bytes() if absolute else _absolute_links(links).encode("utf-8")
+        open_store(settings.authors_url, settings.authors_folder).put(f"{links.slug}.yaml", text)
+        return load(authors_folder(settings, links.slug) / f"{links.slug}.yaml")
     target = settings.authors_dir / f"{links.slug}.yaml"
     if source.resolve() == target.resolve():
         return links
     settings.authors_dir.mkdir(parents=True, exist_ok=True)
-    if all(links.resolve(link) == link.url for link in links.author.links):
+    if absolute:
         shutil.copyfile(source, target)
     else:
         target.write_text(_absolute_links(links), encoding="utf-8")

@@ -69,6 +69,11 @@ class TwinSettings(BaseSettings):
     authors_dir: Path = Field(
         default=Path("authors"), description="Folder of authors/<slug>.yaml links files."
     )
+    authors_url: str | None = Field(
+        default=None,
+        description="A fleet's links files: s3://bucket/prefix holding <slug>.yaml. When set, it replaces the "
+        "authors folder: every read refreshes a copy of it under the data home (authors-from-store/).",
+    )
     allow_private_networks: bool = Field(
         default=False,
         description="Let crawlers reach loopback/private addresses (tests and local demos only).",
@@ -187,6 +192,7 @@ class TwinSettings(BaseSettings):
         "database_url",
         "teacher_base_url",
         "artifacts_url",
+        "authors_url",
         "reranker_model",
         "generator_base_url",
         mode="before",
@@ -195,10 +201,22 @@ class TwinSettings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("authors_url", mode="after")
+    @classmethod
+    def _s3_only(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("s3://") and len(value) > len("s3://")):
+            raise ValueError(f"{value!r} is not s3://bucket[/prefix] (a folder goes in LLM_TWIN_AUTHORS_DIR)")
+        return value
+
     @property
     def readable_folders(self) -> list[Path]:
         """Where local files named by links may be read: the authors folder and ``local_roots``."""
-        return [self.authors_dir, *self.local_roots]
+        return [self.authors_folder, *self.local_roots]
+
+    @property
+    def authors_folder(self) -> Path:
+        """Where the links files are read: the authors folder, or the copy of ``authors_url``."""
+        return self.home / "authors-from-store" if self.authors_url else self.authors_dir
 
     @property
     def pgdata(self) -> Path:

@@ -89,6 +89,7 @@ def test_the_fleet_instance_configs_are_valid_for_their_launchers(
 def test_the_fleet_code_locations_load_with_their_executors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLM_TWIN_DATABASE_URL", "postgresql://llm_twin@db.internal/llm_twin")
     monkeypatch.setenv("LLM_TWIN_ARTIFACTS_URL", "s3://twins/llm-twin")
+    monkeypatch.setenv("LLM_TWIN_AUTHORS_URL", "s3://twins/authors")
     from llm_twin_assets.deployments.ecs import defs as ecs
     from llm_twin_assets.deployments.k8s import defs as k8s
 
@@ -209,32 +210,49 @@ def test_a_training_step_on_ecs_asks_for_a_gpu_and_carries_no_local_path(
 
 @pytest.mark.parametrize("location", ["ecs", "k8s"])
 @pytest.mark.parametrize(
-    ("unset", "artifacts"),
+    ("unset", "env"),
     [
-        ("LLM_TWIN_DATABASE_URL", "s3://twins/x"),
-        ("LLM_TWIN_ARTIFACTS_URL", None),
-        ("LLM_TWIN_ARTIFACTS_URL", "artifacts"),
+        ("LLM_TWIN_DATABASE_URL", {"LLM_TWIN_DATABASE_URL": None}),
+        ("LLM_TWIN_ARTIFACTS_URL", {"LLM_TWIN_ARTIFACTS_URL": None}),
+        ("LLM_TWIN_ARTIFACTS_URL", {"LLM_TWIN_ARTIFACTS_URL": "artifacts"}),
+        ("LLM_TWIN_AUTHORS_URL", {"LLM_TWIN_AUTHORS_URL": None}),
+        ("LLM_TWIN_AUTHORS_URL", {"LLM_TWIN_AUTHORS_URL": None, "LLM_TWIN_AUTHORS_DIR": "authors"}),
     ],
-    ids=["no-database-url", "no-artifacts-url", "relative-artifacts"],
+    ids=["no-database-url", "no-artifacts-url", "relative-artifacts", "no-authors-url", "relative-authors"],
 )
 def test_a_fleet_code_location_refuses_laptop_defaults_at_load(
-    location: str, unset: str, artifacts: str | None, monkeypatch: pytest.MonkeyPatch
+    location: str, unset: str, env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import importlib
 
     from llm_twin_assets.errors import ConfigError
 
-    monkeypatch.setenv("LLM_TWIN_DATABASE_URL", "postgresql://llm_twin@db.internal/llm_twin")
-    if artifacts is None:
-        monkeypatch.delenv("LLM_TWIN_ARTIFACTS_URL", raising=False)
-    else:
-        monkeypatch.setenv("LLM_TWIN_ARTIFACTS_URL", artifacts)
-    if unset == "LLM_TWIN_DATABASE_URL":
-        monkeypatch.delenv(unset)
+    fleet = {
+        "LLM_TWIN_DATABASE_URL": "postgresql://llm_twin@db.internal/llm_twin",
+        "LLM_TWIN_ARTIFACTS_URL": "s3://twins/x",
+        "LLM_TWIN_AUTHORS_URL": "s3://twins/authors",
+        "LLM_TWIN_AUTHORS_DIR": None,
+    }
+    for name, value in (fleet | env).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     module = importlib.import_module("llm_twin_assets.deployments")
     with pytest.raises(ConfigError, match=f"^{unset}: ") as refused:
         importlib.reload(importlib.import_module(f"llm_twin_assets.deployments.{location}"))
     assert refused.value.setting == unset and module.require_fleet_settings
+
+
+def test_a_fleet_may_read_authors_from_a_shared_volume(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    monkeypatch.setenv("LLM_TWIN_DATABASE_URL", "postgresql://llm_twin@db.internal/llm_twin")
+    monkeypatch.setenv("LLM_TWIN_ARTIFACTS_URL", "s3://twins/x")
+    monkeypatch.delenv("LLM_TWIN_AUTHORS_URL", raising=False)
+    monkeypatch.setenv("LLM_TWIN_AUTHORS_DIR", "/mnt/shared/authors")
+    module = importlib.reload(importlib.import_module("llm_twin_assets.deployments.k8s"))
+    assert module.defs.executor is not None and module.defs.executor.name == "k8s"
 
 
 def test_the_workspaces_point_at_code_servers() -> None:

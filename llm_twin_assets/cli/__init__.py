@@ -172,7 +172,8 @@ def instance_init() -> None:
 @author_app.command("add")
 @friendly_errors
 def author_add(links_file: Annotated[Path, typer.Argument(help="An <slug>.yaml links file.")]) -> None:
-    """Validate a links file, copy it into the authors folder and register the author's partition."""
+    """Validate a links file, copy it into the authors folder (or upload it to LLM_TWIN_AUTHORS_URL) and
+    register the author's partition."""
     from llm_twin_assets.authors import add_author
     from llm_twin_assets.defs.build_settings import validate_build
     from llm_twin_assets.defs.partitions import authors_partitions
@@ -182,7 +183,8 @@ def author_add(links_file: Annotated[Path, typer.Argument(help="An <slug>.yaml l
     instance = _instance()
     if not instance.has_dynamic_partition(authors_partitions.name, links.slug):
         instance.add_dynamic_partitions(authors_partitions.name, [links.slug])
-    typer.echo(f"added {links.slug} ({links.author.name}): {len(links.author.links)} links -> {links.path}")
+    where = f"{settings.authors_url.rstrip('/')}/{links.slug}.yaml" if settings.authors_url else links.path
+    typer.echo(f"added {links.slug} ({links.author.name}): {len(links.author.links)} links -> {where}")
 
 
 @author_app.command("list")
@@ -193,7 +195,9 @@ def author_list() -> None:
     from llm_twin_assets.defs.build_settings import check_author
 
     settings = get_settings()
-    for slug, path in discover(settings.authors_dir).items():
+    from llm_twin_assets.authors import authors_folder
+
+    for slug, path in discover(authors_folder(settings)).items():
         try:
             links = load(path)
             check_author(links, settings)

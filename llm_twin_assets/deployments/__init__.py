@@ -8,7 +8,8 @@ deployment at a module (workspace.yaml, `dagster code-server start -m ...`), nev
 A fleet location refuses to load on a laptop's defaults (:func:`require_fleet_settings`): with no
 database URL every step container would start its own embedded PostgreSQL, and with no artifacts URL
 every step would write datasets, adapters and checkpoints to its own disk, which the next step (another
-container) never sees.
+container) never sees; with no authors URL (or an absolute authors folder on a shared volume) the sensor
+and every crawl would read links files from a folder no container has.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from llm_twin_assets.errors import ConfigError
 
 DATABASE_URL = "LLM_TWIN_DATABASE_URL"
 ARTIFACTS_URL = "LLM_TWIN_ARTIFACTS_URL"
+AUTHORS_URL = "LLM_TWIN_AUTHORS_URL"
 
 
 def require_fleet_settings(location: str) -> None:
@@ -43,4 +45,13 @@ def require_fleet_settings(location: str) -> None:
             ARTIFACTS_URL,
             f"{artifacts!r} is a relative folder, inside each step's own container",
             "use s3://bucket/prefix (or an absolute path on a volume every step mounts)",
+        )
+    folder = os.environ.get("LLM_TWIN_AUTHORS_DIR", "").strip()
+    if not os.environ.get(AUTHORS_URL, "").strip() and not os.path.isabs(folder):
+        raise ConfigError(
+            AUTHORS_URL,
+            f"unset, so the sensor and every {location} crawl would read links files from "
+            f"{repr(folder) + ' (relative)' if folder else 'the default ./authors'} inside its own container",
+            "set it to s3://bucket/prefix holding the <slug>.yaml links files (`llm-twin author add` uploads "
+            "there), or LLM_TWIN_AUTHORS_DIR to an absolute path on a volume every container mounts",
         )

@@ -5,6 +5,7 @@ import json
 
 import dagster as dg
 
+from llm_twin_assets.authors import authors_folder
 from llm_twin_assets.crawling.links import MAX_LINKS_FILE_BYTES, LinksFileError, discover, load
 from llm_twin_assets.defs.build_settings import check_author
 from llm_twin_assets.defs.partitions import AUTHORS, authors_partitions
@@ -33,7 +34,7 @@ author_pipeline_job = dg.define_asset_job(
 )
 def authors_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     settings = get_settings()
-    folder = settings.authors_dir
+    folder = authors_folder(settings)  # with LLM_TWIN_AUTHORS_URL: refreshed from S3 first
     cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     seen: dict[str, str] = {}
     runs, new_partitions = [], []
@@ -83,12 +84,14 @@ def authors_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResul
 def daily_recrawl_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
     settings = get_settings()
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    found = discover(settings.authors_dir)
+    found = discover(authors_folder(settings))
     runs, skipped = [], []
     for slug in context.instance.get_dynamic_partitions(AUTHORS):
         try:
             if slug not in found:
-                raise LinksFileError(f"no links file for {slug!r} in {settings.authors_dir}")
+                raise LinksFileError(
+                    f"no links file for {slug!r} in {settings.authors_url or settings.authors_dir}"
+                )
             links = load(found[slug])
             build = check_author(links, settings)
         except LinksFileError as exc:
