@@ -83,7 +83,7 @@ test: install models
 
 # The loop you run most: every test not marked slow (no model trained, no Dagster run in a subprocess).
 test-fast: install models
-	$(BIN)/pytest -m "not slow" --durations=5
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow" --durations=5
 
 lint: install
 	$(BIN)/ruff check llm_twin_assets llm_twin_assets_tests bench bentos

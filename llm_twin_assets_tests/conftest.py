@@ -27,14 +27,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files with slow tests first (`make test` hands whole files to two workers in this order: the long
-    ones start at once and the quick ones fill in, instead of a long file ending the run alone), each
-    file's tests in their own order. GPU tests are the only ones that may skip, and only when no GPU is
-    present."""
+    """Files with heavy tests first, then files with slow ones (`make test` hands whole files to two
+    workers in this order: the long ones start at once and the quick ones fill in, instead of a long
+    file ending the run alone), each file's tests in their own order. GPU tests are the only ones that
+    may skip, and only when no GPU is present."""
     import torch
 
+    heavy_files = {item.path for item in items if "heavy" in item.keywords}
     slow_files = {item.path for item in items if "slow" in item.keywords}
-    items.sort(key=lambda item: item.path not in slow_files)  # stable: files and tests keep their order
+    # stable: files and tests keep their order within each group
+    items.sort(key=lambda item: (item.path not in heavy_files, item.path not in slow_files))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

@@ -82,6 +82,7 @@ def drafts(folder: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_links_to_a_released_twin_in_one_run(
     db: Database, tmp_path: Path, settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

@@ -94,6 +94,7 @@ BUNDLED = (TeacherResource(backend="local", model="bundled", device="cpu"), Mode
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_both_datasets_from_the_bundled_model_pass_their_checks_and_are_stable(
     db: Database, tmp_path: Path
 ) -> None:

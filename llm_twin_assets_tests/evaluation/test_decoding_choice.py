@@ -81,22 +81,11 @@ def test_without_validation_examples_the_configured_rules_are_kept_with_the_reas
 def test_the_choice_rule_is_part_of_an_evaluation_id_only_when_it_decides_something() -> None:
     from dataclasses import replace
 
-    from llm_twin_assets.evaluation.job import EvalJob, Example
+    from llm_twin_assets.evaluation.job import Example
+    from llm_twin_assets_tests.evaluation.helpers import eval_job
 
     example = Example(id="e1", document_id="d1", instruction="Why retry?", answer="Because networks fail.")
-    job = EvalJob(
-        author="ada",
-        artifacts_url="/a",
-        output_dir="/o",
-        sft_version="s",
-        dpo_version="d",
-        base_model="tiny",
-        instruct_version="i",
-        preference_version="p",
-        embedding_model="bundled",
-        examples=[example],
-        choose_decoding=False,
-    )
+    job = eval_job(examples=[example], choose_decoding=False)
     # not choosing: the gate's margins change nothing measured, so the evaluation is reused
     assert replace(job, min_finished=0.0).key() == job.key()
     choosing = replace(job, choose_decoding=True, validation_examples=[replace(example, id="v1")])

@@ -87,6 +87,7 @@ ALL = [sft_adapter, dpo_adapter, twin_evaluation, twin_release]
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_the_gate_blocks_a_twin_no_better_than_its_base_then_releases_one_that_is(
     db: Database, tmp_path: Path, settings
 ) -> None:  # type: ignore[no-untyped-def]

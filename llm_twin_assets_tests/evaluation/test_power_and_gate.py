@@ -4,6 +4,7 @@ bootstrap intervals, the classifier by grouped cross-validation, and the gate on
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ from llm_twin_assets.evaluation.authorship import AuthorshipClassifier, grouped_
 from llm_twin_assets.evaluation.degeneration import counts, markup_echoes
 from llm_twin_assets.evaluation.gate import GateSettings, decide
 from llm_twin_assets.evaluation.intervals import Bootstrap
-from llm_twin_assets.evaluation.job import EvalJob, Example
+from llm_twin_assets.evaluation.job import Example
 from llm_twin_assets.evaluation.measures import summarize
 from llm_twin_assets.evaluation.prepare import held_out_note
 from llm_twin_assets.evaluation.reference import reference_passages
 from llm_twin_assets.evaluation.report import text_table
 from llm_twin_assets.store import evaluations
 from llm_twin_assets.store.database import Database
+from llm_twin_assets_tests.evaluation.helpers import eval_job
 from llm_twin_assets_tests.evaluation.test_metrics import formal, terse, voices
 from llm_twin_assets_tests.store.helpers import add_author, seed_chunks, unit_vectors
 
@@ -131,24 +133,15 @@ def test_the_generation_budget_follows_the_authors_answer_lengths(tiny_model_pat
     lm = load_causal_lm(ModelRef(str(tiny_model_path), True, "path"), device="cpu")
     answers = [" ".join(["word"] * n) for n in (10, 20, 30, 40, 200)]
     lengths = sorted(len(lm.tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
-    job = EvalJob(
-        author="ada",
-        artifacts_url="",
-        output_dir="",
-        sft_version="s",
-        dpo_version="d",
-        base_model="b",
-        instruct_version="i",
-        preference_version="p",
-        embedding_model="bundled",
-        examples=[Example(f"e{i}", "d", "Say it.", a) for i, a in enumerate(answers)],
+    job = eval_job(
+        base_model="b", examples=[Example(f"e{i}", "d", "Say it.", a) for i, a in enumerate(answers)]
     )
     budget = generation_budget(lm, job)
     p90 = float(np.percentile(lengths, 90))
     assert budget["author_p90_tokens"] == pytest.approx(p90)
     assert budget["max_new_tokens"] == min(max(int(np.ceil(2 * p90)), 32), 512)
     assert "p90" in budget["rule"]
-    assert generation_budget(lm, EvalJob(**{**job.__dict__, "max_new_tokens": 64}))["max_new_tokens"] == 64
+    assert generation_budget(lm, replace(job, max_new_tokens=64))["max_new_tokens"] == 64
 
 
 # --- the gate on synthetic answers, measured by the real metric code -------------------------------

@@ -25,6 +25,7 @@ from llm_twin_assets_tests.training.helpers import publish_small
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_a_newer_release_can_be_rolled_back_and_generate_serves_only_the_current_release(
     db: Database, tmp_path: Path, settings
 ) -> None:  # type: ignore[no-untyped-def]

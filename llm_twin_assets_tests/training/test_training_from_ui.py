@@ -158,6 +158,7 @@ def _launch(ui: UI, assets: list[str], partition: str, ops: dict[str, Any]) -> s
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_the_twin_is_trained_evaluated_and_released_from_the_ui(dagster_dev: tuple[UI, Path]) -> None:
     ui, home = dagster_dev
     store = LocalArtifactStore(home / "artifacts")
