@@ -126,6 +126,29 @@ class TwinSettings(BaseSettings):
         description="Where datasets and adapters go: unset = <home>/artifacts, or s3://bucket/prefix.",
     )
 
+    trainer_launcher: Literal["subprocess", "ecs"] = Field(
+        default="subprocess",
+        description="Where training and evaluation run: a Pipes subprocess on this machine, or an ECS task of "
+        "the GPU task definition (LLM_TWIN_ECS_*) through Dagster Pipes.",
+    )
+    ecs_cluster: str | None = Field(default=None, description="ecs launcher: the cluster GPU tasks run in.")
+    ecs_gpu_task_definition: str | None = Field(
+        default=None,
+        description="ecs launcher: the task definition (family[:revision] or ARN) whose container runs the "
+        "CUDA image with this package installed.",
+    )
+    ecs_capacity_provider: str | None = Field(
+        default=None,
+        description="ecs launcher: the capacity provider GPU tasks are placed on (e.g. a GPU Auto Scaling "
+        "group's, which can scale from zero); unset = the EC2 launch type on the cluster's instances.",
+    )
+    ecs_subnets: str | None = Field(
+        default=None, description="ecs launcher, awsvpc networking: subnet ids, comma-separated."
+    )
+    ecs_security_groups: str | None = Field(
+        default=None, description="ecs launcher, awsvpc networking: security group ids, comma-separated."
+    )
+
     generator: Literal["local", "openai"] = Field(
         default="local",
         description="Who generates for the service: the base model in the service process with each author's "
@@ -193,6 +216,11 @@ class TwinSettings(BaseSettings):
         "teacher_base_url",
         "artifacts_url",
         "authors_url",
+        "ecs_cluster",
+        "ecs_gpu_task_definition",
+        "ecs_capacity_provider",
+        "ecs_subnets",
+        "ecs_security_groups",
         "reranker_model",
         "generator_base_url",
         mode="before",

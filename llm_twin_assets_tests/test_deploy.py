@@ -126,75 +126,93 @@ def test_a_training_step_kubernetes_job_requests_a_gpu() -> None:
     assert GPU_STEP_TAGS["dagster-k8s/config"]
 
 
+class LocalEcs:
+    """A cluster with one GPU container instance on the local AWS API (moto's server), and the trainer's
+    task definition; AWS settings pointed there."""
+
+    def __init__(self, endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        import boto3
+
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            monkeypatch.setenv(name, "test")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # ECS and CloudWatch Logs on the local AWS API
+        self.endpoint = endpoint
+        self.ecs = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1", **S3_KEYS)
+        self.cluster = f"gpu-{time.monotonic_ns()}"
+        self.ecs.create_cluster(clusterName=self.cluster)
+        ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="us-east-1", **S3_KEYS)
+        instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="g6.xlarge")
+        document = json.dumps({"instanceId": instance["Instances"][0]["InstanceId"]})
+        self.ecs.register_container_instance(cluster=self.cluster, instanceIdentityDocument=document)
+
+    def task_definition(self, family: str, image: str) -> None:
+        self.ecs.register_task_definition(
+            family=family,
+            requiresCompatibilities=["EC2"],
+            networkMode="bridge",
+            containerDefinitions=[
+                {"name": "trainer", "image": image, "essential": True, "memory": 4096, "cpu": 1024}
+            ],
+        )
+
+    def first_task_of(self, db: Database, tmp_path: Path, trainer: TrainerResource) -> dict:  # type: ignore[type-arg]
+        """Materialize sft_adapter with ``trainer``; the ECS task it asked for (stopped at once)."""
+        import boto3
+
+        local = LocalArtifactStore(tmp_path / "local")
+        publish_small(local.root, "ada")
+        client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1", **S3_KEYS)
+        s3 = S3ArtifactStore(client, "twins", "ecs-test")
+        for key in local.list_keys():
+            s3.put(key, local.get(key))
+        with db.connect() as conn:
+            add_author(conn, "ada")
+
+        def launch() -> None:
+            with dg.DagsterInstance.ephemeral() as instance:
+                instance.add_dynamic_partitions("authors", ["ada"])
+                dg.materialize(
+                    [sft_adapter],
+                    partition_key="ada",
+                    instance=instance,
+                    raise_on_error=False,
+                    resources={
+                        "store": StoreResource(),
+                        "models": ModelsResource(device="cpu"),
+                        "trainer": trainer,
+                        "artifacts": ArtifactsResource(
+                            url="s3://twins/ecs-test", s3_endpoint_url=self.endpoint, s3_region="us-east-1"
+                        ),
+                    },
+                    run_config={"ops": {"sft_adapter": {"config": {"profile": "tiny"}}}},
+                )
+
+        thread = threading.Thread(target=launch, daemon=True)
+        thread.start()
+        task = None
+        for _ in range(300):
+            arns = self.ecs.list_tasks(cluster=self.cluster)["taskArns"]
+            if arns:
+                task = self.ecs.describe_tasks(cluster=self.cluster, tasks=arns)["tasks"][0]
+                break
+            time.sleep(0.2)
+        assert task is not None, "no ECS task was asked for"
+        self.ecs.stop_task(cluster=self.cluster, task=task["taskArn"], reason="test")
+        thread.join(timeout=120)
+        return task
+
+
 @pytest.mark.slow
 def test_a_training_step_on_ecs_asks_for_a_gpu_and_carries_no_local_path(
     db: Database, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import boto3
+    ecs = LocalEcs(s3_endpoint, monkeypatch)
+    ecs.task_definition("llm-twin-trainer", "llm-twin:cuda")
+    trainer = TrainerResource(launcher="ecs", ecs_cluster=ecs.cluster, ecs_task_definition="llm-twin-trainer")
+    task = ecs.first_task_of(db, tmp_path, trainer)
 
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # ECS and CloudWatch Logs on the local AWS API
-    ecs = boto3.client("ecs", endpoint_url=s3_endpoint, region_name="us-east-1", **S3_KEYS)
-    ec2 = boto3.client("ec2", endpoint_url=s3_endpoint, region_name="us-east-1", **S3_KEYS)
-    ecs.create_cluster(clusterName="gpu")
-    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="g6.xlarge")
-    document = json.dumps({"instanceId": instance["Instances"][0]["InstanceId"]})
-    ecs.register_container_instance(cluster="gpu", instanceIdentityDocument=document)
-    ecs.register_task_definition(
-        family="llm-twin-trainer",
-        requiresCompatibilities=["EC2"],
-        networkMode="bridge",
-        containerDefinitions=[
-            {"name": "trainer", "image": "llm-twin:cuda", "essential": True, "memory": 4096, "cpu": 1024}
-        ],
-    )
-    local = LocalArtifactStore(tmp_path / "local")
-    publish_small(local.root, "ada")
-    s3 = S3ArtifactStore(
-        boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **S3_KEYS), "twins", "ecs-test"
-    )
-    for key in local.list_keys():
-        s3.put(key, local.get(key))
-    with db.connect() as conn:
-        add_author(conn, "ada")
-
-    trainer = TrainerResource(launcher="ecs", ecs_cluster="gpu", ecs_task_definition="llm-twin-trainer")
-    result: dict[str, object] = {}
-
-    def launch() -> None:
-        with dg.DagsterInstance.ephemeral() as instance:
-            instance.add_dynamic_partitions("authors", ["ada"])
-            result["run"] = dg.materialize(
-                [sft_adapter],
-                partition_key="ada",
-                instance=instance,
-                raise_on_error=False,
-                resources={
-                    "store": StoreResource(),
-                    "models": ModelsResource(device="cpu"),
-                    "trainer": trainer,
-                    "artifacts": ArtifactsResource(
-                        url="s3://twins/ecs-test", s3_endpoint_url=s3_endpoint, s3_region="us-east-1"
-                    ),
-                },
-                run_config={"ops": {"sft_adapter": {"config": {"profile": "tiny"}}}},
-            )
-
-    thread = threading.Thread(target=launch, daemon=True)
-    thread.start()
-    task = None
-    for _ in range(300):
-        arns = ecs.list_tasks(cluster="gpu")["taskArns"]
-        if arns:
-            task = ecs.describe_tasks(cluster="gpu", tasks=arns)["tasks"][0]
-            break
-        time.sleep(0.2)
-    assert task is not None, "no ECS task was asked for"
-    ecs.stop_task(cluster="gpu", task=task["taskArn"], reason="test")
-    thread.join(timeout=120)
-
+    assert task["launchType"] == "EC2"
     [overrides] = task["overrides"]["containerOverrides"]
     assert overrides["name"] == "trainer"
     assert overrides["command"] == ["python", "-m", "llm_twin_assets.training.sft"]
@@ -206,6 +224,53 @@ def test_a_training_step_on_ecs_asks_for_a_gpu_and_carries_no_local_path(
     flat = json.dumps(job)
     for local_path in (str(tmp_path), str(Path.home()), "/tmp/", "/work/"):
         assert local_path not in flat, f"{local_path} in the task's job"
+
+
+@pytest.mark.slow
+def test_settings_alone_send_training_to_the_cuda_task_on_the_gpu_capacity_provider(
+    db: Database, s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    ecs = LocalEcs(s3_endpoint, monkeypatch)
+    ecs.task_definition("llm-twin-cpu", "llm-twin:cpu")
+    ecs.task_definition("llm-twin-trainer-cuda", "llm-twin:cuda")
+    ecs.ecs.create_capacity_provider(
+        name="gpu-g6",
+        autoScalingGroupProvider={
+            "autoScalingGroupArn": "arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:x:"
+            "autoScalingGroupName/gpu-g6",
+            "managedScaling": {"status": "ENABLED", "minimumScalingStepSize": 1, "maximumScalingStepSize": 2},
+        },
+    )
+    ecs.ecs.put_cluster_capacity_providers(
+        cluster=ecs.cluster, capacityProviders=["gpu-g6"], defaultCapacityProviderStrategy=[]
+    )
+    for name, value in {
+        "LLM_TWIN_DATABASE_URL": "postgresql://llm_twin@db.internal/llm_twin",
+        "LLM_TWIN_ARTIFACTS_URL": "s3://twins/ecs-test",
+        "LLM_TWIN_AUTHORS_URL": "s3://twins/authors",
+        "LLM_TWIN_ECS_CLUSTER": ecs.cluster,
+        "LLM_TWIN_ECS_GPU_TASK_DEFINITION": "llm-twin-trainer-cuda",
+        "LLM_TWIN_ECS_CAPACITY_PROVIDER": "gpu-g6",
+    }.items():
+        monkeypatch.setenv(name, value)
+    from llm_twin_assets.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^LLM_TWIN_TRAINER_LAUNCHER: "):  # still the subprocess launcher
+        importlib.reload(importlib.import_module("llm_twin_assets.deployments.ecs_pipes"))
+    monkeypatch.setenv("LLM_TWIN_TRAINER_LAUNCHER", "ecs")
+    location = importlib.reload(importlib.import_module("llm_twin_assets.deployments.ecs_pipes"))
+    assert location.defs.executor is None  # CPU steps stay in the run's own task
+
+    monkeypatch.delenv("LLM_TWIN_DATABASE_URL")  # the test's store, not the fleet's
+    task = ecs.first_task_of(db, tmp_path, TrainerResource())  # every field from the settings
+    assert task["taskDefinitionArn"].endswith(":task-definition/llm-twin-trainer-cuda:1")
+    assert task.get("capacityProviderName") == "gpu-g6" and not task.get(
+        "launchType"
+    )  # ECS: one or the other
+    [overrides] = task["overrides"]["containerOverrides"]
+    assert overrides["resourceRequirements"] == [{"type": "GPU", "value": "1"}]
 
 
 @pytest.mark.parametrize("location", ["ecs", "k8s"])

@@ -6,7 +6,7 @@ same tags in run config, or in the executor's own config."""
 
 GPU_STEP_TAGS: dict[str, object] = {
     "ecs/cpu": "8192",
-    "ecs/memory": "61440",
+    "ecs/memory": "57344",  # fits a g6.4xlarge (16 vCPU, 64 GiB; ECS keeps some for its agent)
     "ecs/container_overrides": {"resourceRequirements": [{"type": "GPU", "value": "1"}]},
     "dagster-k8s/config": {
         "container_config": {

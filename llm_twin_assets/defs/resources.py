@@ -155,9 +155,10 @@ class ArtifactsResource(dg.ConfigurableResource):
 
 class TrainerResource(dg.ConfigurableResource):
     """How training (and evaluation, which runs the same models) runs: a local subprocess (default), or an
-    ECS task on AWS, both through Dagster Pipes."""
+    ECS task on AWS, both through Dagster Pipes. A field left unset comes from the settings
+    (``LLM_TWIN_TRAINER_LAUNCHER``, ``LLM_TWIN_ECS_*``): a deployment chooses without a code edit."""
 
-    launcher: str = "subprocess"
+    launcher: str | None = None
     """``subprocess`` (this machine's GPU or CPU) or ``ecs`` (a GPU task; artifacts must be in S3)."""
     python: str | None = None
     """subprocess: the interpreter to run the trainer with; unset = this one."""
@@ -165,14 +166,21 @@ class TrainerResource(dg.ConfigurableResource):
     """subprocess: echo the trainer's own log lines (also in its train.log) to this process's output."""
     ecs_cluster: str | None = None
     ecs_task_definition: str | None = None
-    """ecs: a task definition whose container has this package installed and a GPU."""
+    """ecs: a task definition whose container has this package installed (the CUDA image) and a GPU."""
     ecs_container: str = "trainer"
+    ecs_capacity_provider: str | None = None
+    """ecs: the capacity provider the task is placed on (no launch type is sent then: ECS refuses both)."""
     ecs_subnets: list[str] | None = None
     """ecs (awsvpc networking): the subnets, and the security groups below."""
     ecs_security_groups: list[str] | None = None
     ecs_launch_type: str = "EC2"
+    """ecs without a capacity provider: the launch type (EC2: the cluster's GPU instances)."""
     ecs_gpus: int = 1
     """ecs: GPUs the task's trainer container asks for (``resourceRequirements``; 0 for a CPU task)."""
+
+    @property
+    def resolved_launcher(self) -> str:
+        return self.launcher or get_settings().trainer_launcher
 
     def base_model(self, profile: str, models: ModelsResource) -> tuple[str, str]:
         """The base model as the trainer names it (a spec any machine can resolve: 'tiny', 'bundled', a
@@ -182,10 +190,10 @@ class TrainerResource(dg.ConfigurableResource):
         if profile == "tiny":
             return TINY, "tiny-llama"
         ref = base_model(models.settings())
-        if ref.source == "path" and self.launcher != "subprocess":
+        if ref.source == "path" and self.resolved_launcher != "subprocess":
             raise ConfigError(
                 "LLM_TWIN_BASE_MODEL",
-                f"{ref.name_or_path} is a folder on this machine, which a {self.launcher} task cannot read",
+                f"{ref.name_or_path} is a folder on this machine, which a {self.resolved_launcher} task cannot read",
                 "use 'bundled' or a hub id the task can fetch",
             )
         spec = ref.source if ref.source == "bundled" else ref.name_or_path
@@ -196,9 +204,10 @@ class TrainerResource(dg.ConfigurableResource):
         peak memory, timings...)."""
         work = Path(job.output_dir)
         try:
-            if self.launcher == "ecs":
+            launcher = self.resolved_launcher
+            if launcher == "ecs":
                 invocation = self._ecs(context, job)
-            elif self.launcher == "subprocess":
+            elif launcher == "subprocess":
                 work.mkdir(parents=True, exist_ok=True)
                 job_file = work / "job.yaml"
                 job.to_file(job_file)
@@ -209,7 +218,7 @@ class TrainerResource(dg.ConfigurableResource):
                 )
             else:
                 raise ConfigError(
-                    "TrainerResource.launcher", f"{self.launcher!r} is unknown", "use subprocess or ecs"
+                    "TrainerResource.launcher", f"{launcher!r} is unknown", "use subprocess or ecs"
                 )
         except dg.Failure:
             raise
@@ -235,31 +244,49 @@ class TrainerResource(dg.ConfigurableResource):
                 f"must be s3://... when the {job.stage} step runs on ECS",
                 "set it to a bucket the task can read and write",
             )
-        if not (self.ecs_cluster and self.ecs_task_definition):
+        return PipesECSClient().run(
+            context=context, run_task_params=self.ecs_params(job), extras={"job": job.remote()}
+        )
+
+    def ecs_params(self, job: TrainJob | EvalJob) -> dict[str, Any]:
+        """``RunTask``'s parameters for ``job``: this resource's fields, else the settings."""
+        settings = get_settings()
+        cluster = self.ecs_cluster or settings.ecs_cluster
+        definition = self.ecs_task_definition or settings.ecs_gpu_task_definition
+        if not (cluster and definition):
             raise ConfigError(
-                "TrainerResource.ecs_cluster/ecs_task_definition", "are unset", "set both to train on ECS"
+                "LLM_TWIN_ECS_CLUSTER/LLM_TWIN_ECS_GPU_TASK_DEFINITION",
+                "are unset",
+                "set both (or TrainerResource.ecs_cluster/ecs_task_definition) to train on ECS",
             )
         params: dict[str, Any] = {
-            "cluster": self.ecs_cluster,
-            "taskDefinition": self.ecs_task_definition,
-            "launchType": self.ecs_launch_type,
+            "cluster": cluster,
+            "taskDefinition": definition,
             "count": 1,
             "overrides": {"containerOverrides": [self._ecs_container_overrides(job)]},
         }
-        if self.ecs_subnets:
+        provider = self.ecs_capacity_provider or settings.ecs_capacity_provider
+        if provider:
+            params["capacityProviderStrategy"] = [{"capacityProvider": provider, "weight": 1}]
+        else:
+            params["launchType"] = self.ecs_launch_type
+        subnets = self.ecs_subnets or _ids(settings.ecs_subnets)
+        groups = self.ecs_security_groups or _ids(settings.ecs_security_groups)
+        if subnets:
             params["networkConfiguration"] = {
-                "awsvpcConfiguration": {
-                    "subnets": self.ecs_subnets,
-                    "securityGroups": self.ecs_security_groups,
-                }
+                "awsvpcConfiguration": {"subnets": subnets, **({"securityGroups": groups} if groups else {})}
             }
-        return PipesECSClient().run(context=context, run_task_params=params, extras={"job": job.remote()})
+        return params
 
     def _ecs_container_overrides(self, job: TrainJob | EvalJob) -> dict[str, Any]:
         overrides: dict[str, Any] = {"name": self.ecs_container, "command": ["python", "-m", job.module]}
         if self.ecs_gpus:
             overrides["resourceRequirements"] = [{"type": "GPU", "value": str(self.ecs_gpus)}]
         return overrides
+
+
+def _ids(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
 def remote_job(job: TrainJob) -> dict[str, Any]:

@@ -3,6 +3,8 @@ deployment at a module (workspace.yaml, `dagster code-server start -m ...`), nev
 
 - ``llm_twin_assets.definitions``: one machine (the default executor; GPU work in a Pipes subprocess).
 - ``llm_twin_assets.deployments.ecs``: every step its own ECS task; the GPU steps ask for a GPU.
+- ``llm_twin_assets.deployments.ecs_pipes``: CPU steps inside the run's ECS task; training and evaluation as
+  tasks of a CUDA task definition on a GPU capacity provider, through Pipes.
 - ``llm_twin_assets.deployments.k8s``: every step its own Kubernetes job; the GPU steps ask for one.
 
 A fleet location refuses to load on a laptop's defaults (:func:`require_fleet_settings`): with no
@@ -55,3 +57,27 @@ def require_fleet_settings(location: str) -> None:
             "set it to s3://bucket/prefix holding the <slug>.yaml links files (`llm-twin author add` uploads "
             "there), or LLM_TWIN_AUTHORS_DIR to an absolute path on a volume every container mounts",
         )
+
+
+def require_ecs_gpu_settings() -> None:
+    """Raise a ConfigError naming the variable when GPU work could not be sent to ECS as configured."""
+    from llm_twin_assets.settings import get_settings
+
+    settings = get_settings()
+    if settings.trainer_launcher != "ecs":
+        raise ConfigError(
+            "LLM_TWIN_TRAINER_LAUNCHER",
+            f"is {settings.trainer_launcher!r}, so training would run inside the run's own (CPU) task",
+            "set it to ecs",
+        )
+    for name, value in (
+        ("LLM_TWIN_ECS_CLUSTER", settings.ecs_cluster),
+        ("LLM_TWIN_ECS_GPU_TASK_DEFINITION", settings.ecs_gpu_task_definition),
+        ("LLM_TWIN_ECS_CAPACITY_PROVIDER", settings.ecs_capacity_provider),
+    ):
+        if not value:
+            raise ConfigError(
+                name,
+                "unset, so GPU tasks have nowhere to go",
+                "set it (deploy/README.md: the CUDA task definition and the GPU capacity provider)",
+            )
