@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -173,6 +174,59 @@ def release_rollback(
     typer.echo(
         f"{author} now serves release {release.release} (sft {release.sft_version}, dpo {release.dpo_version})"
     )
+
+
+@release_app.command("export")
+@friendly_errors
+def release_export(
+    author: Annotated[str, typer.Argument(help="The author (slug).")],
+    folder: Annotated[Path, typer.Argument(help="Where to write the adapter (replaced if it exists).")],
+    release: Annotated[int | None, typer.Option(help="A release number; default the current one.")] = None,
+) -> None:
+    """Write a release as one LoRA adapter for a LoRA server (vLLM `--enable-lora`): SFT and DPO
+    concatenated exactly as the service combines them, with twin.json (versions, decoding rules)."""
+    from llm_twin_assets.evaluation import EvaluationError
+    from llm_twin_assets.settings import get_settings
+    from llm_twin_assets.store import releases
+    from llm_twin_assets.training.adapters import adapter_folder, get_adapter, verify_twin_files
+    from llm_twin_assets.training.twin import export_twin_adapter
+
+    database, store = _database(), _artifacts()
+    with database.connect() as conn:
+        chosen = releases.current(conn, author) if release is None else releases.get(conn, author, release)
+    if chosen is None:
+        what = "no current release" if release is None else f"no release {release}"
+        raise EvaluationError(f"{author!r} has {what} (see `llm-twin release list --author {author}`)")
+    verify_twin_files(store, author, chosen.sft_version, chosen.dpo_version)
+    cache = get_settings().home / "cache" / "adapters"
+    sft = adapter_folder(store, get_adapter(store, author, "sft", chosen.sft_version), cache)
+    dpo = adapter_folder(store, get_adapter(store, author, "dpo", chosen.dpo_version), cache)
+    name = f"{author}-r{chosen.release}"
+    summary = export_twin_adapter(
+        sft,
+        dpo,
+        folder,
+        {
+            "name": name,
+            "author": author,
+            "release": chosen.release,
+            "sft_version": chosen.sft_version,
+            "dpo_version": chosen.dpo_version,
+            "evaluation_id": chosen.evaluation_id,
+            "decoding": chosen.decoding,
+        },
+    )
+    typer.echo(
+        f"{author} release {chosen.release}: one LoRA adapter of rank {summary['rank']} on "
+        f"{summary['base_model']} ({', '.join(summary['target_modules'])}) -> {folder}\n"
+        f"serve it as {name}, e.g. vllm serve <base> --enable-lora --max-lora-rank "
+        f"{_lora_rank_bound(summary['rank'])} --lora-modules {name}={folder}"
+    )
+
+
+def _lora_rank_bound(rank: int) -> int:
+    """vLLM's --max-lora-rank takes one of 8, 16, 32, 64, 128, 256, 320, 512: the smallest that fits."""
+    return next((r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= rank), rank)
 
 
 def check_release_files(database: Any, store: Any, author: str, version: str) -> list[str]:
