@@ -407,3 +407,35 @@ def test_the_iam_policy_covers_what_the_launchers_call() -> None:
         "s3:PutObject",
     ):
         assert needed in actions
+
+
+def test_without_helm_the_service_account_and_its_role_exist_for_the_run_launcher() -> None:
+    instance = yaml.safe_load((DEPLOY / "dagster" / "dagster-k8s.yaml").read_text())["run_launcher"]["config"]
+    docs = list(yaml.safe_load_all((DEPLOY / "k8s" / "dagster-rbac.yaml").read_text()))
+    by_kind = {d["kind"]: d for d in docs}
+    account, role, binding = by_kind["ServiceAccount"], by_kind["Role"], by_kind["RoleBinding"]
+    namespace = instance["job_namespace"]
+    assert account["metadata"] == {"name": instance["service_account_name"], "namespace": namespace}
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": namespace}
+    ]
+    assert (
+        binding["roleRef"]["name"] == role["metadata"]["name"] and role["metadata"]["namespace"] == namespace
+    )
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    # what K8sRunLauncher and k8s_job_executor call: create/watch/delete jobs, read their pods and logs
+    needed = {("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")}
+    needed |= {("", "pods", v) for v in ("get", "list", "watch")} | {
+        ("", "pods/log", "get"),
+        ("", "events", "list"),
+    }
+    assert needed <= granted, needed - granted
+    readme = (DEPLOY / "README.md").read_text()
+    config_map = instance["instance_config_map"]
+    assert f"create configmap {config_map}" in readme.replace("\n   ", " ") and "dagster-rbac.yaml" in readme
