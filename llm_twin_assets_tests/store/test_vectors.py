@@ -332,3 +332,22 @@ def test_a_new_authors_searches_take_their_index_once_it_is_built(  # type: igno
             vector_store.drop_author_indexes(conn, table=TABLE)
             conn.execute(f"DELETE FROM {TABLE} WHERE author = 'newcomer'")
             conn.execute(f"ANALYZE {TABLE}")
+
+
+def test_authors_indexes_stop_at_the_cap_and_the_largest_authors_get_them_first(clustered) -> None:  # type: ignore[no-untyped-def]
+    db, *_ = clustered
+    with db.connect(autocommit=True) as conn:
+        vector_store.drop_author_indexes(conn, table=TABLE)
+        try:
+            # Under a cap of 1, the larger author (crowd, 2,000 rows) gets it, busy (1,000) does not.
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(vector_store, "MAX_AUTHOR_INDEXES", 1)
+                built = vector_store.ensure_author_indexes(conn, table=TABLE, min_rows=100)
+                assert built == {"crowd": f"{TABLE}_hnsw_author_crowd", "busy": None}
+                assert vector_store.author_indexes(conn, TABLE) == [f"{TABLE}_hnsw_author_crowd"]
+                assert vector_store.ensure_author_index(conn, "crowd", table=TABLE, min_rows=100) is not None
+            # Room again: busy gets theirs.
+            assert vector_store.ensure_author_index(conn, "busy", table=TABLE, min_rows=100, max_indexes=2)
+            assert len(vector_store.author_indexes(conn, TABLE)) == 2
+        finally:
+            vector_store.drop_author_indexes(conn, table=TABLE)
