@@ -4,7 +4,7 @@ Routes: ``POST /rag``, ``/retrieve``, ``/generate`` (BentoML APIs, OpenAPI at ``
 event streams ``/rag_stream`` and ``/generate_stream`` (what ``bentoml.SyncHTTPClient`` streams), the
 OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models``, the chat page at ``/``, and BentoML's
 ``/readyz``, ``/livez`` and ``/metrics`` (Prometheus). Every JSON body passes the edge guard first
-(``serving.web.EdgeGuard``). The logic lives in ``llm_twin_assets.serving``; this file only wires it to
+(``serving.edge.EdgeGuard``). The logic lives in ``llm_twin_assets.serving``; this file only wires it to
 BentoML. Read-only on the warehouse, except for its request traces.
 
     bentoml serve bentos.llm_twin.service:LLMTwin     (from the repository root; or: llm-twin serve)
@@ -23,6 +23,8 @@ from starlette.responses import Response
 
 from llm_twin_assets.serving import ServingError
 from llm_twin_assets.serving.adapters_cache import serving_generator
+from llm_twin_assets.serving.edge import EdgeGuard
+from llm_twin_assets.serving.openai_api import openai_app
 from llm_twin_assets.serving.schemas import (
     GenerateRequest,
     GenerateResponse,
@@ -32,16 +34,7 @@ from llm_twin_assets.serving.schemas import (
     RetrieveResponse,
 )
 from llm_twin_assets.serving.server import Call, TwinServer
-from llm_twin_assets.serving.web import (
-    GONE,
-    ClientGone,
-    EdgeGuard,
-    error_response,
-    openai_app,
-    page_app,
-    sse,
-    unless_gone,
-)
+from llm_twin_assets.serving.web import GONE, ClientGone, error_response, page_app, sse, unless_gone
 from llm_twin_assets.settings import get_settings
 
 log = logging.getLogger("llm_twin.service")
