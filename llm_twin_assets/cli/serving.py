@@ -12,6 +12,7 @@ import typer
 
 from llm_twin_assets.cli.common import friendly_errors
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.settings import get_settings
 
 SERVICE = "bentos.llm_twin.service:LLMTwin"
 DEFAULT_PORT = 3001
@@ -47,6 +48,11 @@ def serve(
         # the worker runs two torch thread teams at once (generation, query encoding) on the same cores:
         # idle OpenMP threads that spin slow the busy ones several times over (bench/serve.py)
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        # BentoML keeps Prometheus' multiprocess files in $BENTOML_HOME and empties that folder when a
+        # service starts: a second service on this machine would wipe the first one's /metrics. One per
+        # port, under the data home, unless BENTOML_HOME is set.
+        "BENTOML_HOME": os.environ.get("BENTOML_HOME")
+        or str(get_settings().home / "bentoml" / f"serve-{port}"),
     }
     typer.echo(f"serving on http://{host}:{port}/ (chat page), OpenAPI at /docs.json; Ctrl-C stops", err=True)
     os.chdir(root)

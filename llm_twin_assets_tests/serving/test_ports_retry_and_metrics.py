@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from llm_twin_assets.cli import app
@@ -63,8 +64,28 @@ def _samples(service: Service) -> dict[str, float]:
     return values
 
 
+def _settled(service: Service, timeout_s: float = 60) -> dict[str, float]:
+    """The metrics once no generation is under way: a generation an earlier test left finishing (a client
+    that went away, a stream cut short) would otherwise count in this test's window. Settled = every
+    generation that got its first token has ended, twice in a row half a second apart."""
+
+    def running(values: dict[str, float]) -> float:
+        ended = sum(v for k, v in values.items() if k.startswith("llm_twin_generations_total|"))
+        return values.get("llm_twin_time_to_first_token_seconds_count", 0.0) - ended
+
+    deadline = time.monotonic() + timeout_s
+    previous = _samples(service)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        current = _samples(service)
+        if current == previous and running(current) <= 0:
+            return current
+        previous = current
+    raise AssertionError(f"generations still running after {timeout_s} s: {running(previous)}")
+
+
 def test_generation_metrics_are_exported(service: Service) -> None:
-    before = _samples(service)
+    before = _settled(service)
     with ThreadPoolExecutor(3) as pool:
         answers = list(pool.map(lambda i: _generate(service, i, 16)[0], range(3)))
     assert all(r.status_code == 200 for r in answers)
@@ -84,3 +105,17 @@ def test_generation_metrics_are_exported(service: Service) -> None:
     ended = sum(grew(f"llm_twin_generations_total|outcome={o}") for o in ("stop", "length"))
     assert ended == 3
     assert "llm_twin_overloaded_total" in after  # declared (and counted by the overload test)
+
+
+@pytest.mark.slow
+def test_a_second_service_on_the_machine_leaves_the_first_ones_metrics(service: Service) -> None:
+    from llm_twin_assets_tests.servers import free_port
+    from llm_twin_assets_tests.serving.conftest import start_service, stop_service
+
+    answer, _ = _generate(service, 7, 4)
+    assert answer.status_code == 200
+    before = _settled(service)["llm_twin_generated_tokens_total"]
+    assert before > 0
+    second = start_service(free_port(), service.artifacts, service.work / "second-service.log")
+    stop_service(second)
+    assert _samples(service)["llm_twin_generated_tokens_total"] >= before  # not emptied by its start
