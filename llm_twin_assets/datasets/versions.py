@@ -6,8 +6,9 @@
 
 The version id is derived from the rows alone, so identical inputs give the identical version, and a
 version that already exists is not rewritten. :func:`publish` writes a version but does not make it
-``latest``: :func:`promote` does, once the version's blocking checks passed (the dataset assets run them
-on the version they built), so a version that fails them never serves.
+``latest``: :func:`promote_if_passed` does, once the version's blocking checks passed (the dataset assets
+run them on the version they built), so a version that fails them never serves. The layout and the rule
+are ``versioned.py``'s, shared with the adapters.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 
 import polars as pl
 
-from llm_twin_assets.artifacts import ArtifactStore, read_json, write_json
+from llm_twin_assets import versioned
+from llm_twin_assets.artifacts import ArtifactStore
+from llm_twin_assets.versioned import DATASETS
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,6 @@ class DatasetVersion:
     @property
     def rows(self) -> dict[str, int]:
         return {split: info["rows"] for split, info in self.manifest["splits"].items()}
-
-
-def _prefix(author: str, name: str) -> str:
-    return f"datasets/{author}/{name}"
 
 
 def version_id(name: str, splits: dict[str, pl.DataFrame]) -> str:
@@ -59,8 +58,8 @@ def publish(
 ) -> tuple[DatasetVersion, bool]:
     """Write the version (unless it exists); returns it and whether it is new. ``latest`` is not moved."""
     version = version_id(name, splits)
-    base = f"{_prefix(author, name)}/{version}"
-    new = not store.exists(f"{base}/manifest.json")
+    base = f"{DATASETS.prefix(author, name)}/{version}"
+    new = not DATASETS.exists(store, author, name, version)
     if new:
         manifest: dict[str, Any] = {
             "author": author,
@@ -76,40 +75,35 @@ def publish(
             frame.sort("id").write_parquet(buffer, compression="zstd")
             store.put(f"{base}/{split}.parquet", buffer.getvalue())
             manifest["splits"][split] = {"key": f"{base}/{split}.parquet", "rows": frame.height}
-        write_json(store, f"{base}/manifest.json", manifest)
+        DATASETS.write_manifest(store, author, name, version, manifest)
     else:
-        manifest = json.loads(store.get(f"{base}/manifest.json"))
+        manifest = DATASETS.manifest(store, author, name, version)
     return DatasetVersion(author, name, version, manifest), new
 
 
+def promote_if_passed(store: ArtifactStore, version: DatasetVersion, passed: bool) -> str:
+    """``version`` becomes ``latest`` only if its blocking checks ``passed``; the data version to report
+    (``versioned.promote_if_passed``)."""
+    return versioned.promote_if_passed(DATASETS, store, version.author, version.name, version.version, passed)
+
+
 def promote(store: ArtifactStore, version: DatasetVersion) -> None:
-    """Make ``version`` the one readers get (``latest.json``); call it only after its checks passed."""
-    write_json(store, f"{_prefix(version.author, version.name)}/latest.json", {"version": version.version})
+    """Make ``version`` the one readers get, unconditionally (tests, imports of checked data)."""
+    DATASETS.promote(store, version.author, version.name, version.version)
 
 
 def latest_or_none(store: ArtifactStore, author: str, name: str) -> DatasetVersion | None:
     """The promoted version, or ``None`` before the first one."""
-    if not store.exists(f"{_prefix(author, name)}/latest.json"):
-        return None
-    return latest(store, author, name)
+    version = DATASETS.latest_version(store, author, name)
+    return get_version(store, author, name, version) if version else None
 
 
 def latest(store: ArtifactStore, author: str, name: str) -> DatasetVersion:
-    pointer = read_json(
-        store,
-        f"{_prefix(author, name)}/latest.json",
-        f"no {name} dataset for author {author!r} yet: materialize it first",
-    )
-    return get_version(store, author, name, pointer["version"])
+    return get_version(store, author, name, DATASETS.require_latest(store, author, name))
 
 
 def get_version(store: ArtifactStore, author: str, name: str, version: str) -> DatasetVersion:
-    manifest = read_json(
-        store,
-        f"{_prefix(author, name)}/{version}/manifest.json",
-        f"{name} dataset version {version} of author {author!r} does not exist",
-    )
-    return DatasetVersion(author, name, version, manifest)
+    return DatasetVersion(author, name, version, DATASETS.manifest(store, author, name, version))
 
 
 def read_splits(store: ArtifactStore, version: DatasetVersion) -> dict[str, pl.DataFrame]:

@@ -23,8 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llm_twin_assets.artifacts import ArtifactStore, LocalArtifactStore, read_json, write_json
+from llm_twin_assets import versioned
+from llm_twin_assets.artifacts import ArtifactStore, LocalArtifactStore
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.versioned import ADAPTERS
 
 REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors", "training_job.yaml")
 SERVED_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -49,12 +51,8 @@ class AdapterVersion:
     manifest: dict[str, Any]
 
 
-def _prefix(author: str, stage: str) -> str:
-    return f"adapters/{author}/{stage}"
-
-
 def exists(store: ArtifactStore, author: str, stage: str, version: str) -> bool:
-    return store.exists(f"{_prefix(author, stage)}/{version}/manifest.json")
+    return ADAPTERS.exists(store, author, stage, version)
 
 
 def publish_adapter(
@@ -62,7 +60,7 @@ def publish_adapter(
 ) -> AdapterVersion:
     """Write the adapter's files, then its manifest (a reader never sees half a version). ``latest`` is
     not moved: :func:`promote` does, once the version passed its checks."""
-    base = f"{_prefix(author, stage)}/{version}"
+    base = f"{ADAPTERS.prefix(author, stage)}/{version}"
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     digests: dict[str, str] = {}
     for path in files:
@@ -79,37 +77,34 @@ def publish_adapter(
         **details,
         "sha256": digests,
     }
-    write_json(store, f"{base}/manifest.json", manifest)
+    ADAPTERS.write_manifest(store, author, stage, version, manifest)
     return AdapterVersion(author, stage, version, manifest)
+
+
+def promote_if_passed(store: ArtifactStore, adapter: AdapterVersion, passed: bool) -> str:
+    """``adapter`` becomes its stage's ``latest`` only if its blocking checks ``passed``; the data version to
+    report (``versioned.promote_if_passed``)."""
+    return versioned.promote_if_passed(
+        ADAPTERS, store, adapter.author, adapter.stage, adapter.version, passed
+    )
 
 
 def promote(store: ArtifactStore, adapter: AdapterVersion) -> None:
-    """Make ``adapter`` the stage's ``latest``; only after its checks passed."""
-    write_json(store, f"{_prefix(adapter.author, adapter.stage)}/latest.json", {"version": adapter.version})
+    """Make ``adapter`` the stage's ``latest``, unconditionally (tests, imports of checked adapters)."""
+    ADAPTERS.promote(store, adapter.author, adapter.stage, adapter.version)
 
 
 def get_adapter(store: ArtifactStore, author: str, stage: str, version: str) -> AdapterVersion:
-    manifest = read_json(
-        store,
-        f"{_prefix(author, stage)}/{version}/manifest.json",
-        f"{stage} adapter {version} of author {author!r} does not exist",
-    )
-    return AdapterVersion(author, stage, version, manifest)
+    return AdapterVersion(author, stage, version, ADAPTERS.manifest(store, author, stage, version))
 
 
 def latest_adapter(store: ArtifactStore, author: str, stage: str) -> AdapterVersion:
-    pointer = read_json(
-        store,
-        f"{_prefix(author, stage)}/latest.json",
-        f"no {stage} adapter for author {author!r} yet: materialize it first",
-    )
-    return get_adapter(store, author, stage, pointer["version"])
+    return get_adapter(store, author, stage, ADAPTERS.require_latest(store, author, stage))
 
 
 def latest_or_none(store: ArtifactStore, author: str, stage: str) -> AdapterVersion | None:
-    if not store.exists(f"{_prefix(author, stage)}/latest.json"):
-        return None
-    return latest_adapter(store, author, stage)
+    version = ADAPTERS.latest_version(store, author, stage)
+    return get_adapter(store, author, stage, version) if version else None
 
 
 # -- checks -----------------------------------------------------------------------------------------
@@ -118,7 +113,7 @@ def latest_or_none(store: ArtifactStore, author: str, stage: str) -> AdapterVers
 def completeness(store: ArtifactStore, adapter: AdapterVersion) -> tuple[bool, dict[str, Any]]:
     """Every file the manifest lists is in the store, the ones a twin needs among them, and training
     ended with a finite loss."""
-    base = f"{_prefix(adapter.author, adapter.stage)}/{adapter.version}"
+    base = f"{ADAPTERS.prefix(adapter.author, adapter.stage)}/{adapter.version}"
     listed = list(adapter.manifest.get("files", []))
     missing = sorted(set(REQUIRED_FILES) - set(listed)) + [
         f for f in listed if not store.exists(f"{base}/{f}")
@@ -133,7 +128,7 @@ def verify_files(store: ArtifactStore, adapter: AdapterVersion) -> str | None:
     the files a twin loads listed, every listed file there, each matching its recorded SHA-256, and the
     weights a whole safetensors file. Returns a note when the manifest records no checksums (published
     before they were): then presence and the weights' structure are all that can be checked."""
-    base = f"{_prefix(adapter.author, adapter.stage)}/{adapter.version}"
+    base = f"{ADAPTERS.prefix(adapter.author, adapter.stage)}/{adapter.version}"
     what = f"{adapter.stage} adapter {adapter.version} of {adapter.author!r}"
     listed = [f for f in adapter.manifest.get("files", []) if isinstance(f, str)]
     unlisted = [f for f in SERVED_FILES if f not in listed]
@@ -194,7 +189,7 @@ def verify_twin_files(store: ArtifactStore, author: str, sft_version: str, dpo_v
         if not exists(store, author, stage, version):
             raise AdapterFilesError(
                 f"{stage} adapter {version} of {author!r}: manifest.json is missing from the artifact store "
-                f"({store.uri(_prefix(author, stage) + '/' + version + '/manifest.json')})"
+                f"({store.uri(ADAPTERS.prefix(author, stage) + '/' + version + '/manifest.json')})"
             )
         try:
             adapter = get_adapter(store, author, stage, version)
@@ -249,7 +244,7 @@ def parent_of(store: ArtifactStore, dpo: AdapterVersion) -> AdapterVersion:
     if not exists(store, dpo.author, "sft", parent):
         raise LineageError(
             f"dpo adapter {dpo.version} of {dpo.author!r} was trained on sft adapter {parent}, which the "
-            f"artifact store no longer holds ({store.uri(_prefix(dpo.author, 'sft') + '/' + parent)})"
+            f"artifact store no longer holds ({store.uri(ADAPTERS.prefix(dpo.author, 'sft') + '/' + parent)})"
         )
     return get_adapter(store, dpo.author, "sft", parent)
 
@@ -276,7 +271,7 @@ def adapter_folder(store: ArtifactStore, adapter: AdapterVersion, cache: Path) -
 
     A download lands in a temporary folder renamed into place when every file is there, so a download
     cut half-way is never taken for a complete adapter later."""
-    base = f"{_prefix(adapter.author, adapter.stage)}/{adapter.version}"
+    base = f"{ADAPTERS.prefix(adapter.author, adapter.stage)}/{adapter.version}"
     if isinstance(store, LocalArtifactStore):
         return store.root / base
     target = cache / adapter.author / adapter.stage / adapter.version

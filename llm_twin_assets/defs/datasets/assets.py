@@ -14,6 +14,7 @@ from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.features.assets import cleaned_documents
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TeacherResource
+from llm_twin_assets.versioned import DATASETS
 
 
 class InstructDatasetConfig(dg.Config):
@@ -91,15 +92,12 @@ def _publish_checked(
     Returns the version, whether it is new, the check results and the data version to report: the
     version itself once promoted; otherwise the one still serving, so nothing downstream follows a
     version that failed."""
-    from llm_twin_assets.datasets.versions import latest_or_none, promote, publish
+    from llm_twin_assets.datasets.versions import promote_if_passed, publish
 
     version, new = publish(store, author, name, splits, details)
     results = checks.evaluate(name, version, splits)
-    if all(r.passed for r in results):
-        promote(store, version)
-        return version, new, results, dg.DataVersion(version.version)
-    serving = latest_or_none(store, author, name)
-    return version, new, results, dg.DataVersion(serving.version if serving else "none-passed")
+    serving = promote_if_passed(store, version, all(r.passed for r in results))
+    return version, new, results, dg.DataVersion(serving)
 
 
 def _result(
@@ -120,7 +118,7 @@ def _result(
             "version": version.version,
             "new_version": new,
             "promoted": data_version.value == version.version,
-            "uri": store.uri(f"datasets/{version.author}/{version.name}/{version.version}/manifest.json"),
+            "uri": store.uri(DATASETS.manifest_key(version.author, version.name, version.version)),
             "rows_train": rows.get("train", 0),
             "rows_test": rows.get("test", 0),
             "considered": built.considered,

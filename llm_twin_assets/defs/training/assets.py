@@ -169,11 +169,7 @@ def _check_and_promote(store: Any, adapter: Any) -> tuple[list[dg.AssetCheckResu
         )
         for name, (passed, meta) in verdicts.items()
     ]
-    if all(r.passed for r in results):
-        adapters.promote(store, adapter)
-        return results, dg.DataVersion(adapter.version)
-    serving = adapters.latest_or_none(store, adapter.author, adapter.stage)
-    return results, dg.DataVersion(serving.version if serving else "none-passed")
+    return results, dg.DataVersion(adapters.promote_if_passed(store, adapter, all(r.passed for r in results)))
 
 
 def _validation_verdict(adapter: Any) -> tuple[bool, dict[str, Any]]:
