@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from llm_twin_assets.cli.authors import author_app
 from llm_twin_assets.cli.backup import register as register_backup
-from llm_twin_assets.cli.common import friendly_errors
+from llm_twin_assets.cli.common import dagster_instance, friendly_errors
+from llm_twin_assets.cli.demo import demo_app
 from llm_twin_assets.cli.releases import eval_app, release_app
 from llm_twin_assets.cli.serving import register as register_serving
+from llm_twin_assets.cli.setup import register as register_setup
 from llm_twin_assets.cli.tombstones import register as register_tombstones
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.settings import get_settings
@@ -26,255 +28,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="The PostgreSQL + pgvector store (embedded by default).", no_args_is_help=True)
-models_app = typer.Typer(help="The bundled models (offline).", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(models_app, name="models")
-author_app = typer.Typer(help="Authors and their links files.", no_args_is_help=True)
-demo_app = typer.Typer(help="The demo author's local site and repository.", no_args_is_help=True)
+register_setup(app)
 app.add_typer(author_app, name="author")
 app.add_typer(demo_app, name="demo")
-instance_app = typer.Typer(help="The Dagster instance of this machine.", no_args_is_help=True)
-app.add_typer(instance_app, name="instance")
 app.add_typer(eval_app, name="eval")
 app.add_typer(release_app, name="release")
 register_serving(app)
 register_backup(app)
 register_tombstones(author_app)
-
-
-@db_app.command("start")
-@friendly_errors
-def db_start() -> None:
-    """Start the store (the embedded server unless LLM_TWIN_DATABASE_URL is set) and apply the schema."""
-    from llm_twin_assets.store.database import open_database, redact
-
-    database = open_database(get_settings())
-    typer.echo(f"ready: {redact(database.url)}")
-
-
-@db_app.command("stop")
-@friendly_errors
-def db_stop() -> None:
-    """Stop the embedded server (an external database is left alone)."""
-    from llm_twin_assets.store import embedded
-
-    settings = get_settings()
-    if settings.database_url:
-        typer.echo("LLM_TWIN_DATABASE_URL is set: the external database is not ours to stop")
-        return
-    stopped = embedded.stop(settings.pgdata)
-    typer.echo(f"stopped: {settings.pgdata}" if stopped else f"not running: {settings.pgdata}")
-
-
-@db_app.command("status")
-@friendly_errors
-def db_status() -> None:
-    """Server, versions, applied schema files and row counts. Exit 1 when the store is down."""
-    from llm_twin_assets.store import embedded
-    from llm_twin_assets.store.database import Database, resolve_url
-    from llm_twin_assets.store.status import report
-
-    settings = get_settings()
-    if settings.database_url:
-        database = Database(resolve_url(settings)[0], embedded=False)
-    else:
-        state = embedded.status(settings.pgdata)
-        if not state.running or state.url is None:
-            typer.echo(f"embedded server: not running ({settings.pgdata}); start it with `llm-twin db start`")
-            raise typer.Exit(1)
-        typer.echo(f"embedded server: running, pid {state.pid}, data {state.pgdata}")
-        database = Database(state.url, embedded=True)
-    found = report(database)
-    for line in found.lines():
-        typer.echo(line)
-    if found.problems:
-        raise typer.Exit(1)
-
-
-@db_app.command("url")
-@friendly_errors
-def db_url(
-    show_password: Annotated[
-        bool, typer.Option("--show-password", help="Print the password too (for psql or other tools).")
-    ] = False,
-) -> None:
-    """Print the connection URL, its password hidden unless --show-password. Exit 1 when the embedded
-    server is down."""
-    from llm_twin_assets.store import embedded
-    from llm_twin_assets.store.database import redact
-
-    settings = get_settings()
-    if settings.database_url:
-        typer.echo(settings.database_url if show_password else redact(settings.database_url))
-        return
-    state = embedded.status(settings.pgdata)
-    if not state.running:
-        typer.echo("embedded server not running; start it with `llm-twin db start`", err=True)
-        raise typer.Exit(1)
-    typer.echo(state.url)
-
-
-@models_app.command("prepare")
-@friendly_errors
-def models_prepare(
-    force: Annotated[bool, typer.Option(help="Convert again even if a cached conversion exists.")] = False,
-    tiny: Annotated[bool, typer.Option(help="Also build the tiny test Llama.")] = False,
-) -> None:
-    """Convert the bundled base LLM once (cached per machine) and check the embedding model."""
-    from llm_twin_assets.embeddings import load_embedder
-    from llm_twin_assets.models import registry
-
-    settings = get_settings()
-    if settings.base_model == "bundled":
-        folder = registry.prepare_smollm2(settings.model_cache, force=force)
-        size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-        typer.echo(f"base LLM:  {folder} ({size / 1e6:.0f} MB)")
-    else:
-        typer.echo(f"base LLM:  {registry.base_model(settings).name_or_path}")
-    if tiny:
-        typer.echo(f"tiny LLM:  {registry.tiny_llama(settings)}")
-    embedder = load_embedder(settings)
-    typer.echo(
-        f"embedding: {registry.embedding_model(settings).name_or_path} "
-        f"({embedder.get_embedding_dimension()}-d)"
-    )
-
-
-def _dagster_home() -> Path:
-    """DAGSTER_HOME (default: <data home>/dagster), with the instance config in place."""
-    import os
-
-    from llm_twin_assets.defs.instance import ensure_instance_config
-
-    if not os.environ.get("DAGSTER_HOME"):
-        os.environ["DAGSTER_HOME"] = str(get_settings().home / "dagster")
-    home = Path(os.environ["DAGSTER_HOME"])
-    ensure_instance_config(home)
-    return home
-
-
-def _instance():
-    """The Dagster instance under DAGSTER_HOME, shared with the UI."""
-    import dagster as dg
-
-    _dagster_home()
-    return dg.DagsterInstance.get()
-
-
-@instance_app.command("init")
-@friendly_errors
-def instance_init() -> None:
-    """Write $DAGSTER_HOME/dagster.yaml (one run per author at a time, the gpu pool) unless you have your own."""
-    typer.echo(f"dagster instance: {_dagster_home() / 'dagster.yaml'}")
-
-
-@author_app.command("add")
-@friendly_errors
-def author_add(links_file: Annotated[Path, typer.Argument(help="An <slug>.yaml links file.")]) -> None:
-    """Validate a links file, copy it into the authors folder (or upload it to LLM_TWIN_AUTHORS_URL) and
-    register the author's partition."""
-    from llm_twin_assets.authors import add_author
-    from llm_twin_assets.defs.build_settings import validate_build
-    from llm_twin_assets.defs.partitions import authors_partitions
-
-    settings = get_settings()
-    links = add_author(settings, links_file, validate=validate_build)
-    instance = _instance()
-    if not instance.has_dynamic_partition(authors_partitions.name, links.slug):
-        instance.add_dynamic_partitions(authors_partitions.name, [links.slug])
-    where = f"{settings.authors_url.rstrip('/')}/{links.slug}.yaml" if settings.authors_url else links.path
-    typer.echo(f"added {links.slug} ({links.author.name}): {len(links.author.links)} links -> {where}")
-
-
-@author_app.command("list")
-@friendly_errors
-def author_list() -> None:
-    """The authors in the authors folder, with their link counts (a file the sensor would refuse says why)."""
-    from llm_twin_assets.crawling.links import LinksFileError, discover, load
-    from llm_twin_assets.defs.build_settings import check_author
-
-    settings = get_settings()
-    from llm_twin_assets.authors import authors_folder
-
-    for slug, path in discover(authors_folder(settings)).items():
-        try:
-            links = load(path)
-            check_author(links, settings)
-            typer.echo(f"{slug}\t{links.author.name}\t{len(links.author.links)} links")
-        except LinksFileError as exc:
-            typer.echo(f"{slug}\tINVALID\t{exc}")
-
-
-@author_app.command("show")
-@friendly_errors
-def author_show(
-    slug: Annotated[str, typer.Argument(help="The author's slug.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """The author's links file and build settings: as recorded (what every trigger builds with), each
-    asset's effective settings with where each value comes from, and a change not yet recorded."""
-    import json
-
-    from llm_twin_assets.authors import load_author
-    from llm_twin_assets.defs.build_settings import check_author, config_classes
-    from llm_twin_assets.store.build_settings import recorded, settings_digest
-    from llm_twin_assets.store.database import open_database
-
-    settings = get_settings()
-    links = load_author(settings, slug)
-    problem = None
-    try:
-        in_file: dict[str, Any] | None = check_author(links, settings)
-    except TwinError as exc:
-        in_file, problem = None, str(exc)
-    with open_database(settings).connect() as conn:
-        found = recorded(conn, slug)
-    current = found.settings if found is not None else (in_file or {})
-    effective = {
-        asset: {
-            name: {"value": value, "source": "author" if name in current.get(asset, {}) else "default"}
-            for name, value in cls.model_validate(current.get(asset, {})).model_dump(mode="json").items()
-        }
-        for asset, cls in config_classes().items()
-    }
-    pending = in_file is not None and (found is None or settings_digest(in_file) != found.digest)
-    report = {
-        "author": slug,
-        "name": links.author.name,
-        "links_file": str(links.path),
-        "links": len(links.author.links),
-        "links_file_problem": problem,
-        "recorded": None
-        if found is None
-        else {"digest": found.digest, "recorded_at": found.recorded_at.isoformat(timespec="seconds")},
-        "settings": current,
-        "pending_change": pending,
-        "effective": effective,
-    }
-    if as_json:
-        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
-        return
-    typer.echo(f"{slug} ({links.author.name}): {len(links.author.links)} links in {links.path}")
-    if problem:
-        typer.secho(f"links file refused (no run will start): {problem}", fg=typer.colors.RED)
-    if found is None:
-        typer.echo("build settings: not recorded yet (the next sensor run records the links file's)")
-    else:
-        typer.echo(f"build settings: recorded {found.recorded_at:%Y-%m-%d %H:%M:%S} (digest {found.digest})")
-    if pending:
-        typer.secho(
-            "the links file's build settings differ from the recorded ones: the sensor records them on its "
-            "next tick (or: llm-twin materialize --author " + slug + " --select build_settings)",
-            fg=typer.colors.YELLOW,
-        )
-    for asset, fields in effective.items():
-        shown = ", ".join(
-            f"{name}={json.dumps(item['value'])}" + ("" if item["source"] == "default" else " (author)")
-            for name, item in fields.items()
-            if item["value"] is not None or item["source"] != "default"
-        )
-        typer.echo(f"  {asset}: {shown}")
 
 
 @app.command("materialize")
@@ -302,7 +63,7 @@ def materialize(
 
     links = load_author(get_settings(), author)  # a clear error before anything runs
     op_config = _read_run_config(config)
-    instance = _instance()
+    instance = dagster_instance()
     _refuse_while_running(instance, author)
     if not instance.has_dynamic_partition(authors_partitions.name, author):
         instance.add_dynamic_partitions(authors_partitions.name, [author])
@@ -520,32 +281,6 @@ def _read_run_config(path: Path | None) -> dict[str, Any]:
 
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-@demo_app.command("build-repo")
-@friendly_errors
-def demo_build_repo() -> None:
-    """Build samples/maya/tinyvec.git (a bare git repository) from samples/maya/tinyvec."""
-    from llm_twin_assets.demo import SAMPLES, build_git_repo
-
-    typer.echo(f"built {build_git_repo(SAMPLES / 'maya' / 'tinyvec', SAMPLES / 'maya' / 'tinyvec.git')}")
-
-
-@demo_app.command("serve")
-@friendly_errors
-def demo_serve(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765) -> None:
-    """Serve samples/site on http://127.0.0.1:PORT until interrupted."""
-    import signal
-    import threading
-
-    from llm_twin_assets.demo import SAMPLES, serve_directory
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with serve_directory(SAMPLES / "site", port=port) as url:
-        typer.echo(f"serving {SAMPLES / 'site'} on {url}", err=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            stop.wait()
 
 
 def main() -> None:  # pragma: no cover - console entry point

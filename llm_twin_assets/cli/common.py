@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -111,3 +112,25 @@ def full_disk(exc: BaseException) -> str | None:
     if sure:
         return f"a disk is full ({type(root).__name__}: {what}). Fix: free space on it, then run it again"
     return None
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME (default: <data home>/dagster), with the instance config in place."""
+    import os
+
+    from llm_twin_assets.defs.instance import ensure_instance_config
+    from llm_twin_assets.settings import get_settings
+
+    if not os.environ.get("DAGSTER_HOME"):
+        os.environ["DAGSTER_HOME"] = str(get_settings().home / "dagster")
+    home = Path(os.environ["DAGSTER_HOME"])
+    ensure_instance_config(home)
+    return home
+
+
+def dagster_instance():
+    """The Dagster instance under DAGSTER_HOME, shared with the UI."""
+    import dagster as dg
+
+    dagster_home()
+    return dg.DagsterInstance.get()
