@@ -154,8 +154,9 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
+    from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
     from llm_twin_assets.features.encoding import Encoder
+    from llm_twin_assets.features.tokens import token_counter
 
     if args.threads:
         torch.set_num_threads(args.threads)

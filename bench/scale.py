@@ -100,9 +100,10 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from llm_twin_assets.embeddings import load_embedder, load_encoder, model_label
-    from llm_twin_assets.features.chunking import CHUNKER_VERSION, ChunkingOptions, token_counter
+    from llm_twin_assets.features.chunking import CHUNKER_VERSION, ChunkingOptions
     from llm_twin_assets.features.cleaning import CLEANER_VERSION, clean_frame
     from llm_twin_assets.features.parallel import DocumentToChunk, available_cores, chunk_documents
+    from llm_twin_assets.features.tokens import token_counter
     from llm_twin_assets.records import stable_id
     from llm_twin_assets.settings import get_settings
     from llm_twin_assets.store import embedded

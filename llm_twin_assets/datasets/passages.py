@@ -15,13 +15,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from llm_twin_assets.features.chunking import (
-    CLOSERS,
-    ChunkingOptions,
-    chunk_document,
-    sentence_spans,
-    trimmed,
-)
+from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
+from llm_twin_assets.features.sentences import CLOSERS, sentence_spans, trimmed
 from llm_twin_assets.records import Document
 
 Span = tuple[int, int]

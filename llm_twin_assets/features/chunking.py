@@ -41,15 +41,22 @@ where one does; only a block over the limit is cut, at sentences.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from llm_twin_assets.features.sentences import (
+    LIST_ITEM,
+    NON_SPACE,
+    Span,
+    paragraph_spans,
+    sentence_spans,
+    trimmed,
+)
+from llm_twin_assets.features.tokens import Counter, TokenCounter
 from llm_twin_assets.records import Chunk, chunk_id, content_hash
 
 CHUNKER_VERSION = 3
@@ -57,27 +64,6 @@ CHUNKER_VERSION = 3
 1: units were re-joined strings; 2: every chunk a span of its document (``Chunk.start``/``end``);
 3: headings start chunks, code blocks and tables are units, heading paths and embedded context."""
 
-Counter = Callable[[Sequence[str]], list[int]]
-Span = tuple[int, int]
-
-CLOSERS = "\"'”’»›)]}」』）】〕〉》〗〙〛"
-"""Closing quotes and brackets: they stay with the sentence they close."""
-_BRACKETS = tuple(
-    (pair[0], pair[1]) for pair in ("()", "[]", "{}", "“”", "«»", "「」", "『』", "（）", "【】")
-)
-_CLOSING = f"[{re.escape(CLOSERS)}]*"
-_SENTENCE_END = re.compile(rf"(?P<spaced>[.!?…‽⁇⁈⁉؟۔।॥]+{_CLOSING})(?=\s)|[。！？｡．]+{_CLOSING}")
-_LIST_ITEM = re.compile(r"\n[^\S\n]*(?:[-*+•‣◦▪]|\d{1,9}[.)])[^\S\n]")
-_UNIT_BREAK = re.compile(f"{_SENTENCE_END.pattern}|(?P<item>{_LIST_ITEM.pattern})")
-_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st vs etc cf al fig figs vol pp inc ltd approx dept e.g i.e a.m p.m "  # noqa: SIM905
-    "u.s u.k ph.d".split()
-)
-_LIST_NUMBER = re.compile(r"[^\S\n]*(?:\d{1,9}|[A-Za-z]|[ivxlcdm]{1,6}|[IVXLCDM]{1,6})")
-_MAX_SENTENCE_CHARS = 2_000  # an unclosed bracket or quote holds sentences together no further than this
-_OPENERS = "\"'“‘«(["
-_OPENING = re.compile('["' + re.escape("".join(o for o, _ in _BRACKETS)) + "]")
 _FILE = re.compile(r"(?m)^\u241e [^\n]*$")
 _TOP_LEVEL = re.compile(
     r"(?m)^(?:async def |def |class |function |export |const |let |fn |pub |impl |struct |enum |trait |"
@@ -86,7 +72,6 @@ _TOP_LEVEL = re.compile(
 _LINE = re.compile(r"\S(?:[^\n]*\S)?")
 _CODE_LINE = re.compile(r"[^\S\n]*\S(?:[^\n]*\S)?")  # with its indentation
 _WORD = re.compile(r"\S+")
-_NON_SPACE = re.compile(r"\S")
 
 
 @dataclass(frozen=True)
@@ -112,115 +97,6 @@ class _Unit(NamedTuple):
     opens: bool  # starts a paragraph (or a definition): a preferred break point
     size: int = 0  # tokens
     heading: bool = False  # a heading line: starts a chunk (after anything but headings)
-
-
-class TokenCounter:
-    """Counts word-pieces of many texts at once (without special tokens), with a private copy of the
-    Rust tokenizer (batch encoding, no truncation or padding).
-
-    ``ids(texts)`` gives the word-pieces themselves. When the tokenizer is additive (``embedded_ids``
-    is not None: a BERT-style one that splits on white space before it cuts words, so that the ids of
-    ``context + "\n" + text`` are those of ``context`` followed by those of ``text``), each chunk
-    carries the ids the embedder would make of what is embedded, and the encoder reuses them instead
-    of tokenizing every chunk a second time."""
-
-    def __init__(self, tokenizer_json: str) -> None:
-        from tokenizers import Tokenizer
-
-        self.tokenizer_json = tokenizer_json
-        plain = Tokenizer.from_str(tokenizer_json)
-        plain.no_truncation()
-        plain.no_padding()
-        self._encode = getattr(plain, "encode_batch_fast", plain.encode_batch)
-        self.digest = tokenizer_digest(tokenizer_json)
-        self.prefix: tuple[int, ...] = ()
-        self.suffix: tuple[int, ...] = ()
-        self.additive = _is_additive(json.loads(tokenizer_json))
-        if self.additive:
-            bare = plain.encode("x", add_special_tokens=False).ids
-            full = plain.encode("x", add_special_tokens=True).ids
-            at = next((i for i in range(len(full)) if full[i : i + len(bare)] == bare), None)
-            if at is None:
-                self.additive = False
-            else:
-                self.prefix, self.suffix = tuple(full[:at]), tuple(full[at + len(bare) :])
-
-    def __call__(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.ids(texts)]
-
-    def ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return [e.ids for e in self._encode(list(texts), add_special_tokens=False)] if texts else []
-
-    def embedded_ids(self, context: Sequence[int], text: Sequence[int]) -> tuple[int, ...] | None:
-        """The ids of ``context + "\n" + text`` (or of ``text`` alone), special tokens included;
-        None when the tokenizer is not additive."""
-        if not self.additive:
-            return None
-        return (*self.prefix, *context, *text, *self.suffix)
-
-
-_ADDITIVE_PRE_TOKENIZERS = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
-_CHARACTER_NORMALIZERS = {
-    "BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents", "Strip",
-}  # fmt: skip
-
-
-def _is_additive(spec: dict) -> bool:
-    """Whether white space splits words before anything merges them (so ids of ``a + "\n" + b`` are
-    those of ``a`` then those of ``b``): a BERT-style pre-tokenizer and normalizers that work on
-    single characters. Byte-level BPE or SentencePiece ("▁" marks word starts) are not additive."""
-
-    def types(node: dict | None, key: str) -> list[str]:
-        if not node:
-            return []
-        if node.get("type") == "Sequence":
-            return [t for child in node.get(key, []) for t in types(child, key)]
-        return [str(node.get("type"))]
-
-    pre = types(spec.get("pre_tokenizer"), "pretokenizers")
-    normalizers = types(spec.get("normalizer"), "normalizers")
-    model = (spec.get("model") or {}).get("type")
-    return (
-        bool(pre)
-        and set(pre) <= _ADDITIVE_PRE_TOKENIZERS
-        and set(normalizers) <= _CHARACTER_NORMALIZERS
-        and model == "WordPiece"
-    )
-
-
-def tokenizer_digest(tokenizer_json: str) -> str:
-    """Names a tokenizer exactly (its vocabulary and rules, not the truncation and padding a caller last
-    set on it): stored ids are reused only by the same one."""
-    spec = json.loads(tokenizer_json)
-    spec.pop("truncation", None)
-    spec.pop("padding", None)
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def token_counter(tokenizer) -> Counter:
-    """A :class:`TokenCounter` for a fast (Rust) tokenizer; a plain counter with the Python-side
-    ``tokenizer(...)`` otherwise."""
-    rust = getattr(tokenizer, "_tokenizer", None)
-    if rust is not None:
-        return TokenCounter(rust.to_str())
-
-    def count(texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        encoded = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)[
-            "input_ids"
-        ]
-        return [len(ids) for ids in encoded]
-
-    return count
-
-
-def trimmed(text: str, start: int, end: int) -> Span | None:
-    """``start:end`` without the blank space at its ends; ``None`` if nothing else is there."""
-    first = _NON_SPACE.search(text, start, end)
-    if first is None:
-        return None
-    return first.start(), start + len(text[start:end].rstrip())
 
 
 def _inside_symbol(text: str, i: int) -> bool:
@@ -347,66 +223,6 @@ def _pack(units: list[_Unit], options: ChunkingOptions, *, overlap: bool) -> lis
     return chunks
 
 
-def _opens_a_bracket(text: str, start: int, end: int) -> bool:
-    """Whether ``text[start:end]`` leaves a bracket or a double quotation open."""
-    if end - start > _MAX_SENTENCE_CHARS or _OPENING.search(text, start, end) is None:
-        return False
-    if text.count('"', start, end) % 2:
-        return True
-    return any(text.count(o, start, end) > text.count(c, start, end) for o, c in _BRACKETS)
-
-
-def _ends_sentence(text: str, start: int, match: re.Match[str], paragraph_start: int) -> bool:
-    """Whether a candidate sentence end really ends the sentence that began at ``start``."""
-    if _opens_a_bracket(text, start, match.end()):
-        return False
-    if match["spaced"] is None:  # 。！？: no abbreviations, no case
-        return True
-    following = _NON_SPACE.search(text, match.end())
-    if following is None or following[0].islower():
-        return False
-    if match["spaced"].rstrip(CLOSERS) != ".":
-        return True
-    line_start = max(paragraph_start, text.rfind("\n", paragraph_start, match.start()) + 1)
-    words = text[max(line_start, match.start() - 12) : match.start()].split()
-    word = words[-1].lstrip(_OPENERS) if words else ""
-    if word.lower() in _ABBREVIATIONS or (len(word) == 1 and word.isupper()):
-        return False
-    return not _LIST_NUMBER.fullmatch(text, line_start, match.start())  # "1. " starting a line
-
-
-def sentence_spans(text: str, start: int, end: int) -> list[Span]:
-    """The sentences and list items of the paragraph ``text[start:end]``, trimmed."""
-    spans: list[Span] = []
-    unit_start = start
-    for match in _UNIT_BREAK.finditer(text, start, end):
-        if match["item"] is not None:
-            cut = match.start()
-        elif _ends_sentence(text, unit_start, match, start):
-            cut = match.end()
-        else:
-            continue
-        span = trimmed(text, unit_start, cut)
-        if span is not None:
-            spans.append(span)
-            unit_start = cut
-    last = trimmed(text, unit_start, end)
-    return [*spans, last] if last is not None else spans
-
-
-def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[Span]:
-    """The paragraphs of ``text[start:end]`` (separated by blank lines), trimmed."""
-    end = len(text) if end is None else end
-    spans: list[Span] = []
-    for match in _PARAGRAPH_BREAK.finditer(text, start, end):
-        span = trimmed(text, start, match.start())
-        if span is not None:
-            spans.append(span)
-        start = match.end()
-    last = trimmed(text, start, end)
-    return [*spans, last] if last is not None else spans
-
-
 Heading = tuple[int, int, int]  # start, end (of the heading's line) and level
 _FENCE = re.compile(r"(?m)^[^\S\n]*```[\s\S]*?(?:^[^\S\n]*```[^\n]*$|\Z)")
 _TABLE_ROW = re.compile(r"[^\S\n]*\|")
@@ -414,7 +230,7 @@ _TABLE_ROW = re.compile(r"[^\S\n]*\|")
 
 def block_spans(text: str, start: int, end: int) -> list[Span]:
     """The list items of the paragraph ``text[start:end]`` (the whole paragraph when it has none)."""
-    cuts = [start, *(m.start() for m in _LIST_ITEM.finditer(text, start, end)), end]
+    cuts = [start, *(m.start() for m in LIST_ITEM.finditer(text, start, end)), end]
     return [span for s, e in itertools.pairwise(cuts) if (span := trimmed(text, s, e)) is not None]
 
 
@@ -533,7 +349,7 @@ def heading_path(text: str, kind: str, headings: Sequence[Heading], start: int, 
     inside = start
     for s, e, _ in headings:  # the headings a chunk starts with count as above it
         if s == inside and e <= end:
-            following = _NON_SPACE.search(text, e, end)
+            following = NON_SPACE.search(text, e, end)
             inside = following.start() if following else end
     stack: list[tuple[int, str]] = []
     for s, e, level in headings:

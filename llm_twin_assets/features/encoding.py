@@ -68,7 +68,7 @@ class Encoder:
         self.tokenizer_digest: str | None = None
         """Token ids stored under this digest (the chunker's) are this encoder's own: reused as they are."""
         if self._rust is not None and _is_mean_pooled_normalised(model):
-            from llm_twin_assets.features.chunking import tokenizer_digest
+            from llm_twin_assets.features.tokens import tokenizer_digest
 
             self.tokenizer_digest = tokenizer_digest(model.tokenizer._tokenizer.to_str())
         self.fallback_reason: str | None = None

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any
 
-from llm_twin_assets.features.chunking import ChunkingOptions, Counter, TokenCounter, chunk_document
+from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
+from llm_twin_assets.features.tokens import Counter, TokenCounter
 from llm_twin_assets.records import Chunk
 
 log = logging.getLogger(__name__)

@@ -23,12 +23,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from llm_twin_assets.features.chunking import (
-    Heading,
-    _blocks,
-    block_spans,
-    sentence_spans,
-)
+from llm_twin_assets.features.chunking import Heading, _blocks, block_spans
+from llm_twin_assets.features.sentences import sentence_spans
 
 UNITS_VERSION = 1
 """Changes whenever the same chunk gives other units: part of every chunk's ``units_key``."""

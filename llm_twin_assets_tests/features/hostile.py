@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from llm_twin_assets.features.chunking import CLOSERS
+from llm_twin_assets.features.sentences import CLOSERS
 
 __all__ = ["CLOSERS", "balanced", "balanced_document", "document", "paragraph", "uncovered"]
 

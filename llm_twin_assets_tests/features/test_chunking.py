@@ -7,14 +7,9 @@ import unicodedata
 
 import pytest
 
-from llm_twin_assets.features.chunking import (
-    CHUNKER_VERSION,
-    CLOSERS,
-    ChunkingOptions,
-    chunk_document,
-    sentence_spans,
-    token_counter,
-)
+from llm_twin_assets.features.chunking import CHUNKER_VERSION, ChunkingOptions, chunk_document
+from llm_twin_assets.features.sentences import CLOSERS, sentence_spans
+from llm_twin_assets.features.tokens import token_counter
 from llm_twin_assets.records import chunk_id, content_hash
 from llm_twin_assets_tests.features import hostile
 

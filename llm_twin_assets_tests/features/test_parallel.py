@@ -7,7 +7,8 @@ import random
 import pytest
 
 from llm_twin_assets.features import parallel
-from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
+from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
+from llm_twin_assets.features.tokens import token_counter
 from llm_twin_assets_tests.features import hostile
 
 

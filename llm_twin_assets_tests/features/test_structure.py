@@ -6,8 +6,9 @@ from __future__ import annotations
 import polars as pl
 
 from llm_twin_assets.datasets.passages import PassageOptions, passages_of
-from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
+from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
 from llm_twin_assets.features.cleaning import clean_frame, take_headings
+from llm_twin_assets.features.tokens import token_counter
 from llm_twin_assets.records import Document
 
 WORDS = ChunkingOptions(max_tokens=60, target_tokens=40, overlap_tokens=8, special_tokens=0)

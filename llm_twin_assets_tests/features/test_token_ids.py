@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm_twin_assets.features.chunking import ChunkingOptions, TokenCounter, chunk_document, token_counter
+from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
 from llm_twin_assets.features.encoding import Encoder
+from llm_twin_assets.features.tokens import TokenCounter, token_counter
 from llm_twin_assets_tests.features import hostile
 
 

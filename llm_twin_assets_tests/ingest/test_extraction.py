@@ -16,8 +16,9 @@ from llm_twin_assets.crawling.http import PoliteClient
 from llm_twin_assets.crawling.render import Renderer
 from llm_twin_assets.datasets.passages import PassageOptions, passages_of
 from llm_twin_assets.demo import serve_directory
-from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document, token_counter
+from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
 from llm_twin_assets.features.cleaning import clean_frame
+from llm_twin_assets.features.tokens import token_counter
 from llm_twin_assets.records import Document
 
 ISSUE = '"tool run -- &lt;path&gt;" lost the path. He said "stop." Then (we left.) Done.'

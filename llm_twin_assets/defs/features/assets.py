@@ -83,13 +83,9 @@ def chunks(
     context: dg.AssetExecutionContext, config: ChunkingConfig, store: StoreResource, models: ModelsResource
 ) -> dg.MaterializeResult:
     from llm_twin_assets.charts import histogram_markdown
-    from llm_twin_assets.features.chunking import (
-        CHUNKER_VERSION,
-        ChunkingOptions,
-        TokenCounter,
-        token_counter,
-    )
+    from llm_twin_assets.features.chunking import CHUNKER_VERSION, ChunkingOptions
     from llm_twin_assets.features.parallel import DocumentToChunk, chunk_documents
+    from llm_twin_assets.features.tokens import TokenCounter, token_counter
     from llm_twin_assets.records import stable_id
     from llm_twin_assets.store.features import documents_needing_chunks, refresh_statistics, replace_chunks
 
