@@ -17,8 +17,7 @@ import dagster as dg
 from pydantic import ValidationError
 
 from llm_twin_assets.crawling.links import BUILD_ASSETS, LinksFile, LinksFileError
-from llm_twin_assets.defs.failures import clear_failures
-from llm_twin_assets.defs.partitions import authors_partitions
+from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
 
 if TYPE_CHECKING:
@@ -149,8 +148,7 @@ def settings_table(values: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows) if len(rows) > 2 else "(none: every asset's defaults)"
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     group_name="ingest",
     kinds={"yaml", "postgres"},
     description="The author's build settings (the links file's `build:` section), validated and recorded; "
@@ -162,11 +160,10 @@ def build_settings(
     from llm_twin_assets.authors import load_author
     from llm_twin_assets.store.build_settings import record
 
-    with clear_failures():
-        links = load_author(authors.settings(), context.partition_key)
-        values = validate_build(links)
-        with store.database().connect() as conn:
-            found, changed = record(conn, links.slug, links.author.name, values, str(links.path))
+    links = load_author(authors.settings(), context.partition_key)
+    values = validate_build(links)
+    with store.database().connect() as conn:
+        found, changed = record(conn, links.slug, links.author.name, values, str(links.path))
     context.log.info(
         f"build settings of {links.slug}: {'changed' if changed else 'unchanged'} (digest {found.digest})"
     )

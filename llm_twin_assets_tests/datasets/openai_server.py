@@ -53,7 +53,14 @@ def _handler(
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
+            self._done()  # before the last byte: a client that got it may send its next request at once
             self.wfile.write(body)
+
+        def _done(self) -> None:
+            with lock:
+                if not getattr(self, "counted_out", False):
+                    self.counted_out = True
+                    seen.in_flight -= 1
 
         def do_POST(self) -> None:
             with lock:
@@ -65,8 +72,7 @@ def _handler(
             try:
                 self._answer(number)
             finally:
-                with lock:
-                    seen.in_flight -= 1
+                self._done()
 
         def _answer(self, number: int) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -145,6 +151,7 @@ def _handler(
             )
             for event in events:
                 self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            self._done()  # before the end marker, as for a plain answer
             self.wfile.write(b"data: [DONE]\n\n")
 
     return Handler

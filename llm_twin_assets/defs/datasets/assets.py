@@ -7,12 +7,11 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.automation import follows_changed_inputs
 from llm_twin_assets.defs.build_settings import build_settings, with_author_settings
 from llm_twin_assets.defs.datasets import checks
-from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.features.assets import cleaned_documents
-from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TeacherResource
 from llm_twin_assets.versioned import DATASETS
 
@@ -130,8 +129,7 @@ def _result(
     )
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     deps=[cleaned_documents, build_settings],
     group_name="datasets",
     kinds={"polars", "parquet"},
@@ -156,58 +154,55 @@ def instruct_dataset(
 
     author = context.partition_key
     start = time.perf_counter()
-    with clear_failures():
-        config, build_meta = with_author_settings(context, config, store.database())
-        teacher = config.teacher_resource(teacher)
-        settings = teacher.settings()
-        style = config.style
-        if style == "auto":
-            bundled = settings.teacher_backend == "local" and settings.teacher_model == "bundled"
-            style = "topic" if bundled else "instruction"
-        options = InstructOptions(
-            passages=PassageOptions(window_words=config.window_words, min_words=config.min_answer_words),
-            rules=InstructionRules(),
-            style=style,
-            max_new_tokens=config.max_new_tokens,
-            max_passages=config.max_passages,
-            min_examples=config.min_examples,
-            test_ratio=config.test_ratio,
-            seed=config.seed,
+    config, build_meta = with_author_settings(context, config, store.database())
+    teacher = config.teacher_resource(teacher)
+    settings = teacher.settings()
+    style = config.style
+    if style == "auto":
+        bundled = settings.teacher_backend == "local" and settings.teacher_model == "bundled"
+        style = "topic" if bundled else "instruction"
+    options = InstructOptions(
+        passages=PassageOptions(window_words=config.window_words, min_words=config.min_answer_words),
+        rules=InstructionRules(),
+        style=style,
+        max_new_tokens=config.max_new_tokens,
+        max_passages=config.max_passages,
+        min_examples=config.min_examples,
+        test_ratio=config.test_ratio,
+        seed=config.seed,
+    )
+    with store.database().connect() as conn:
+        documents = cleaned_documents_of(conn, author)
+        name = author_name(conn, author)
+    passages, short = passages_of_all(documents, options.passages)
+    general = (
+        read_general_mix(config.general_mix_path, config.general_mix_rows, config.seed)
+        if config.general_mix_path and config.general_mix_rows > 0
+        else None
+    )
+    writer = CachedTeacher(teacher.teacher(), PostgresReplyCache(store.database()), PROMPT_VERSION)
+    context.log.info(
+        f"{len(passages)} passages from {len(documents)} documents; teacher {writer.label}, style {style}"
+    )
+    with contextlib.closing(writer):
+        built = build_instruct(
+            author,
+            name,
+            passages,
+            writer,
+            options,
+            general=general,
+            progress=lambda done, total: context.log.debug(f"instructions {done}/{total}"),
         )
-        with store.database().connect() as conn:
-            documents = cleaned_documents_of(conn, author)
-            name = author_name(conn, author)
-        passages, short = passages_of_all(documents, options.passages)
-        general = (
-            read_general_mix(config.general_mix_path, config.general_mix_rows, config.seed)
-            if config.general_mix_path and config.general_mix_rows > 0
-            else None
-        )
-        writer = CachedTeacher(teacher.teacher(), PostgresReplyCache(store.database()), PROMPT_VERSION)
-        context.log.info(
-            f"{len(passages)} passages from {len(documents)} documents; teacher {writer.label}, style {style}"
-        )
-        with contextlib.closing(writer):
-            built = build_instruct(
-                author,
-                name,
-                passages,
-                writer,
-                options,
-                general=general,
-                progress=lambda done, total: context.log.debug(f"instructions {done}/{total}"),
-            )
-        target = artifacts.store()
-        details = {
-            "teacher": writer.label,
-            "style": style,
-            "min_examples": config.min_examples,
-            "dropped": built.dropped,
-            "config": config.model_dump(),
-        }
-        version, new, results, data_version = _publish_checked(
-            target, "instruct", built.splits, author, details
-        )
+    target = artifacts.store()
+    details = {
+        "teacher": writer.label,
+        "style": style,
+        "min_examples": config.min_examples,
+        "dropped": built.dropped,
+        "config": config.model_dump(),
+    }
+    version, new, results, data_version = _publish_checked(target, "instruct", built.splits, author, details)
     return _result(
         version,
         new,
@@ -230,8 +225,7 @@ def instruct_dataset(
     )
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     deps=[instruct_dataset, build_settings],
     group_name="datasets",
     kinds={"polars", "parquet"},
@@ -256,46 +250,45 @@ def preference_dataset(
 
     author = context.partition_key
     start = time.perf_counter()
-    with clear_failures():
-        config, build_meta = with_author_settings(context, config, store.database())
-        target = artifacts.store()
-        instruct = latest(target, author, "instruct")
-        settings = models.settings()
-        device = settings.resolved_device()
-        ref = models.base_model_ref()
-        lm = load_causal_lm(ref, device=device, dtype="bfloat16" if device == "cuda" else "float32")
-        label = f"base:{ref.source}:{ref.name}"
-        base = CachedTeacher(
-            LocalTeacher(lm, label, teacher.settings().teacher_batch_size),
-            PostgresReplyCache(store.database()),
-            PROMPT_VERSION,
-        )
+    config, build_meta = with_author_settings(context, config, store.database())
+    target = artifacts.store()
+    instruct = latest(target, author, "instruct")
+    settings = models.settings()
+    device = settings.resolved_device()
+    ref = models.base_model_ref()
+    lm = load_causal_lm(ref, device=device, dtype="bfloat16" if device == "cuda" else "float32")
+    label = f"base:{ref.source}:{ref.name}"
+    base = CachedTeacher(
+        LocalTeacher(lm, label, teacher.settings().teacher_batch_size),
+        PostgresReplyCache(store.database()),
+        PROMPT_VERSION,
+    )
 
-        def count_tokens(texts: list[str]) -> list[int]:
-            return [len(ids) for ids in lm.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    def count_tokens(texts: list[str]) -> list[int]:
+        return [len(ids) for ids in lm.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
-        built = build_preference(
-            read_splits(target, instruct),
-            base,
-            PreferenceOptions(
-                max_new_tokens=config.max_new_tokens,
-                max_similarity=config.max_similarity,
-                min_examples=config.min_examples,
-            ),
-            progress=lambda done, total: context.log.debug(f"rejected answers {done}/{total}"),
-            count_tokens=count_tokens,
-        )
-        details = {
-            "rejected_by": base.label,
-            "instruct_version": instruct.version,
-            "min_examples": config.min_examples,
-            "dropped": built.dropped,
-            "stats": built.stats,
-            "config": config.model_dump(),
-        }
-        version, new, results, data_version = _publish_checked(
-            target, "preference", built.splits, author, details
-        )
+    built = build_preference(
+        read_splits(target, instruct),
+        base,
+        PreferenceOptions(
+            max_new_tokens=config.max_new_tokens,
+            max_similarity=config.max_similarity,
+            min_examples=config.min_examples,
+        ),
+        progress=lambda done, total: context.log.debug(f"rejected answers {done}/{total}"),
+        count_tokens=count_tokens,
+    )
+    details = {
+        "rejected_by": base.label,
+        "instruct_version": instruct.version,
+        "min_examples": config.min_examples,
+        "dropped": built.dropped,
+        "stats": built.stats,
+        "config": config.model_dump(),
+    }
+    version, new, results, data_version = _publish_checked(
+        target, "preference", built.splits, author, details
+    )
     return _result(
         version,
         new,

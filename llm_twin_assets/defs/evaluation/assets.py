@@ -13,9 +13,9 @@ from typing import Any
 
 import dagster as dg
 
+from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.automation import follows_changed_inputs
 from llm_twin_assets.defs.build_settings import build_settings, with_author_settings
-from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.features.assets import chunk_embeddings
 from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
 from llm_twin_assets.defs.partitions import authors_partitions
@@ -139,8 +139,7 @@ def _gate_settings(config: EvaluationConfig) -> Any:
     )
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     deps=[dpo_adapter, chunk_embeddings, build_settings],
     group_name="evaluation",
     kinds={"pytorch", "scikitlearn"},
@@ -184,75 +183,74 @@ def twin_evaluation(
 
     author = context.partition_key
     start = time.perf_counter()
-    with clear_failures():
-        config, build_meta = with_author_settings(context, config, store.database())
-        stored = store.settings()
-        model_settings = models.settings()
-        settings = get_settings(
-            database_url=stored.database_url,
-            home=str(stored.home),
-            embedding_model=model_settings.embedding_model,
-            device=model_settings.device,
-        )
-        artifact_store = artifacts.store()
-        with store.database().connect() as conn:
-            others = [Writing(*row) for row in evaluations.other_writers(conn, author, config.other_writers)]
-        job, retrieval = build_job(
-            artifact_store,
-            lambda query, slug, k: search(query, author=slug, k=k, settings=settings),
-            author,
-            artifacts_url=artifacts.trainer_url(),
-            work_root=str(settings.home / "evaluation"),
-            embedding_model=settings.embedding_model,
-            options=_options(config),
-            device=settings.device,
-            threads=settings.torch_threads,
-            other_writers=others,
-        )
+    config, build_meta = with_author_settings(context, config, store.database())
+    stored = store.settings()
+    model_settings = models.settings()
+    settings = get_settings(
+        database_url=stored.database_url,
+        home=str(stored.home),
+        embedding_model=model_settings.embedding_model,
+        device=model_settings.device,
+    )
+    artifact_store = artifacts.store()
+    with store.database().connect() as conn:
+        others = [Writing(*row) for row in evaluations.other_writers(conn, author, config.other_writers)]
+    job, retrieval = build_job(
+        artifact_store,
+        lambda query, slug, k: search(query, author=slug, k=k, settings=settings),
+        author,
+        artifacts_url=artifacts.trainer_url(),
+        work_root=str(settings.home / "evaluation"),
+        embedding_model=settings.embedding_model,
+        options=_options(config),
+        device=settings.device,
+        threads=settings.torch_threads,
+        other_writers=others,
+    )
+    results = stored_results(artifact_store, author, job.evaluation_id)
+    reused = results is not None
+    if reused:
+        context.log.info(f"evaluation {job.evaluation_id} was already made on these inputs: reusing it")
+    else:
+        context.log.info(f"evaluating {author}'s twin on {len(job.examples)} held-out examples")
+        trainer.launch(context, job)
         results = stored_results(artifact_store, author, job.evaluation_id)
-        reused = results is not None
-        if reused:
-            context.log.info(f"evaluation {job.evaluation_id} was already made on these inputs: reusing it")
-        else:
-            context.log.info(f"evaluating {author}'s twin on {len(job.examples)} held-out examples")
-            trainer.launch(context, job)
-            results = stored_results(artifact_store, author, job.evaluation_id)
-        if results is None:
-            raise dg.Failure(f"evaluation {job.evaluation_id} finished without writing its results")
-        results["models"]["retrieval"] = {"version": settings.embedding_model, "metrics": retrieval}
-        decision = decide(results, _gate_settings(config))
-        record = evaluations.EvaluationRecord(
-            id=job.evaluation_id,
-            author=author,
-            base_model=job.base_model,
-            sft_version=job.sft_version,
-            dpo_version=job.dpo_version,
-            instruct_version=job.instruct_version,
-            preference_version=job.preference_version,
-            examples=len(job.examples),
-            examples_key=examples_key(author, job.evaluation_id),
-            settings={
-                **_options(config).__dict__,
-                "judge": config.judge_backend,
-                "embedding_model": job.embedding_model,
-                "timings": results.get("timings", {}),
-                "device": results.get("device"),
-                "generation": results.get("generation", {}),
-                "held_out": results.get("held_out", {}),
-                "bootstrap": results.get("bootstrap", {}),
-                "differences": results.get("differences", {}),
-                "other_writers": len(others),
-                # what every model generated with (chosen on validation): the release is served with it
-                "decoding": results.get("decoding", {}).get("chosen", _options(config).decoding),
-                "decoding_choice": results.get("decoding", {}),
-            },
-            classifier={**results["classifier"], "other_writers": results.get("writer_classifier", {})},
-            gate=decision.as_dict(),
-            gate_passed=decision.passed,
-        )
-        with store.database().connect() as conn:
-            evaluations.save(conn, record, results["models"])
-        frame = read_examples(artifact_store, author, job.evaluation_id)
+    if results is None:
+        raise dg.Failure(f"evaluation {job.evaluation_id} finished without writing its results")
+    results["models"]["retrieval"] = {"version": settings.embedding_model, "metrics": retrieval}
+    decision = decide(results, _gate_settings(config))
+    record = evaluations.EvaluationRecord(
+        id=job.evaluation_id,
+        author=author,
+        base_model=job.base_model,
+        sft_version=job.sft_version,
+        dpo_version=job.dpo_version,
+        instruct_version=job.instruct_version,
+        preference_version=job.preference_version,
+        examples=len(job.examples),
+        examples_key=examples_key(author, job.evaluation_id),
+        settings={
+            **_options(config).__dict__,
+            "judge": config.judge_backend,
+            "embedding_model": job.embedding_model,
+            "timings": results.get("timings", {}),
+            "device": results.get("device"),
+            "generation": results.get("generation", {}),
+            "held_out": results.get("held_out", {}),
+            "bootstrap": results.get("bootstrap", {}),
+            "differences": results.get("differences", {}),
+            "other_writers": len(others),
+            # what every model generated with (chosen on validation): the release is served with it
+            "decoding": results.get("decoding", {}).get("chosen", _options(config).decoding),
+            "decoding_choice": results.get("decoding", {}),
+        },
+        classifier={**results["classifier"], "other_writers": results.get("writer_classifier", {})},
+        gate=decision.as_dict(),
+        gate_passed=decision.passed,
+    )
+    with store.database().connect() as conn:
+        evaluations.save(conn, record, results["models"])
+    frame = read_examples(artifact_store, author, job.evaluation_id)
     context.log.info(f"quality gate {decision.summary()}")
     metadata = _metadata(results, decision, frame, reused, time.perf_counter() - start)
     metadata["uri"] = artifact_store.uri(examples_key(author, job.evaluation_id))

@@ -5,9 +5,8 @@ import time
 import dagster as dg
 import polars as pl
 
-from llm_twin_assets.defs.failures import clear_failures
+from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.ingest.assets import raw_documents
-from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
 from llm_twin_assets.store.data_versions import data_version
 
@@ -26,8 +25,7 @@ class ChunkingConfig(dg.Config):
     """Follow the document's headings: a heading starts a chunk, chunks carry their heading path."""
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     deps=[raw_documents],
     group_name="features",
     kinds={"polars", "postgres"},
@@ -39,7 +37,7 @@ def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -
 
     author = context.partition_key
     start = time.perf_counter()
-    with clear_failures(), store.database().connect() as conn:
+    with store.database().connect() as conn:
         raw = raw_needing_cleaning(conn, author, CLEANER_VERSION)
         cleaned, rejected = clean_frame(raw)
         written = write_cleaned(conn, author, raw["id"].to_list(), cleaned, rejected, CLEANER_VERSION)
@@ -72,8 +70,7 @@ def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -
     )
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     deps=[cleaned_documents],
     group_name="features",
     kinds={"python", "postgres"},
@@ -90,43 +87,42 @@ def chunks(
     from llm_twin_assets.store.features import documents_needing_chunks, refresh_statistics, replace_chunks
 
     author = context.partition_key
-    with clear_failures():
-        embedder = models.embedder()
-        start = time.perf_counter()  # after the model load: the figure is the chunking itself
-        options = ChunkingOptions(
-            max_tokens=int(embedder.max_seq_length or 0),
-            target_tokens=config.target_tokens,
-            overlap_tokens=config.overlap_tokens,
-            context_tokens=config.context_tokens,
+    embedder = models.embedder()
+    start = time.perf_counter()  # after the model load: the figure is the chunking itself
+    options = ChunkingOptions(
+        max_tokens=int(embedder.max_seq_length or 0),
+        target_tokens=config.target_tokens,
+        overlap_tokens=config.overlap_tokens,
+        context_tokens=config.context_tokens,
+    )
+    # Part of every document's chunk key: a new chunker or other settings re-chunk on the next run.
+    signature = (
+        f"v{CHUNKER_VERSION}|{options}|{config.use_headings}|{embedder.tokenizer.name_or_path}"
+        f"|{len(embedder.tokenizer)}"
+    )
+    count = token_counter(embedder.tokenizer)
+    with store.database().connect() as conn:
+        stale = documents_needing_chunks(
+            conn,
+            author,
+            lambda content_hash, kind, outline: stable_id(content_hash, kind, outline, signature),
         )
-        # Part of every document's chunk key: a new chunker or other settings re-chunk on the next run.
-        signature = (
-            f"v{CHUNKER_VERSION}|{options}|{config.use_headings}|{embedder.tokenizer.name_or_path}"
-            f"|{len(embedder.tokenizer)}"
+        documents = [
+            DocumentToChunk(
+                d.id, d.kind, d.content, d.title, tuple(d.headings) if config.use_headings else ()
+            )
+            for d in stale
+        ]
+        workers = models.settings().feature_workers
+        made = [c for found in chunk_documents(documents, options, count, workers=workers) for c in found]
+        tokenizer = count.digest if isinstance(count, TokenCounter) else None
+        result, removed = replace_chunks(
+            conn, author, [(d.id, d.kind, d.key) for d in stale], made, tokenizer
         )
-        count = token_counter(embedder.tokenizer)
-        with store.database().connect() as conn:
-            stale = documents_needing_chunks(
-                conn,
-                author,
-                lambda content_hash, kind, outline: stable_id(content_hash, kind, outline, signature),
-            )
-            documents = [
-                DocumentToChunk(
-                    d.id, d.kind, d.content, d.title, tuple(d.headings) if config.use_headings else ()
-                )
-                for d in stale
-            ]
-            workers = models.settings().feature_workers
-            made = [c for found in chunk_documents(documents, options, count, workers=workers) for c in found]
-            tokenizer = count.digest if isinstance(count, TokenCounter) else None
-            result, removed = replace_chunks(
-                conn, author, [(d.id, d.kind, d.key) for d in stale], made, tokenizer
-            )
-            if result.written or removed:
-                refresh_statistics(conn)
-            rows = conn.execute("SELECT kind, n_tokens FROM chunks WHERE author = %s", (author,)).fetchall()
-            version = data_version(conn, "chunks", author)
+        if result.written or removed:
+            refresh_statistics(conn)
+        rows = conn.execute("SELECT kind, n_tokens FROM chunks WHERE author = %s", (author,)).fetchall()
+        version = data_version(conn, "chunks", author)
     seconds = time.perf_counter() - start
     tokens = [n for _, n in rows]
     by_kind: dict[str, int] = {}
@@ -155,8 +151,7 @@ def chunks(
     )
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     deps=[chunks],
     group_name="features",
     kinds={"pytorch", "pgvector"},
@@ -183,63 +178,62 @@ def chunk_embeddings(
     author = context.partition_key
     settings = models.settings()
     label = model_label(settings)
-    with clear_failures():
-        encoder = models.encoder()
-        with store.database().connect() as conn:
-            todo = chunks_needing_embeddings(conn, author, label, encoder.tokenizer_digest)
-            # Retrieval units: made again only for chunks whose units_key changed (new or changed chunks);
-            # a unit whose span and embedded text are unchanged keeps its vector.
-            units_start = time.perf_counter()
-            stale = chunks_needing_units(conn, author, UNITS_VERSION)
-            spans = [unit_spans(c.content, c.headings, c.kind) for c in stale]
-            units_written, units_removed = replace_units(conn, author, stale, spans)
-            units_split_s = time.perf_counter() - units_start
-            ensure_units_dimension(conn)
-            units_todo = units_needing_embeddings(conn, author, label)
-        start = time.perf_counter()
-        vectors = encoder.encode([c.text for c in todo], [c.token_ids for c in todo])
-        encode_s = time.perf_counter() - start
-        unit_vectors = encoder.encode([text for _, text in units_todo])
-        units_encode_s = time.perf_counter() - start - encode_s
-        with store.database().connect() as conn:
-            written = (
-                write_embeddings(conn, [c.id for c in todo], vectors, label, settings.embedding_dim)
-                if todo
-                else 0
+    encoder = models.encoder()
+    with store.database().connect() as conn:
+        todo = chunks_needing_embeddings(conn, author, label, encoder.tokenizer_digest)
+        # Retrieval units: made again only for chunks whose units_key changed (new or changed chunks);
+        # a unit whose span and embedded text are unchanged keeps its vector.
+        units_start = time.perf_counter()
+        stale = chunks_needing_units(conn, author, UNITS_VERSION)
+        spans = [unit_spans(c.content, c.headings, c.kind) for c in stale]
+        units_written, units_removed = replace_units(conn, author, stale, spans)
+        units_split_s = time.perf_counter() - units_start
+        ensure_units_dimension(conn)
+        units_todo = units_needing_embeddings(conn, author, label)
+    start = time.perf_counter()
+    vectors = encoder.encode([c.text for c in todo], [c.token_ids for c in todo])
+    encode_s = time.perf_counter() - start
+    unit_vectors = encoder.encode([text for _, text in units_todo])
+    units_encode_s = time.perf_counter() - start - encode_s
+    with store.database().connect() as conn:
+        written = (
+            write_embeddings(conn, [c.id for c in todo], vectors, label, settings.embedding_dim)
+            if todo
+            else 0
+        )
+        units_embedded = (
+            write_embeddings(
+                conn,
+                [i for i, _ in units_todo],
+                unit_vectors,
+                label,
+                settings.embedding_dim,
+                "chunk_units",
             )
-            units_embedded = (
-                write_embeddings(
-                    conn,
-                    [i for i, _ in units_todo],
-                    unit_vectors,
-                    label,
-                    settings.embedding_dim,
-                    "chunk_units",
-                )
-                if units_todo
-                else 0
-            )
-            if units_embedded or units_removed:
-                refresh_unit_statistics(conn)
-            total = conn.execute(
-                "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM chunks WHERE author = %s",
-                (author,),
-            ).fetchone()
-            units_total = conn.execute(
-                "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*),"
-                " count(DISTINCT chunk_id) FROM chunk_units WHERE author = %s",
-                (author,),
-            ).fetchone()
-            # The version covers both: a search's results change with either.
-            version = stable_id(
-                data_version(conn, "chunk_embeddings", author), data_version(conn, "chunk_units", author)
-            )
-        # A frequent author gets an HNSW index of their own (off-topic filtered searches stay exact);
-        # built concurrently, outside any transaction. Asked even when nothing new was embedded: a run cut
-        # short after its embeddings were committed (a restart) still leaves the index built on retry.
-        with store.database().connect(autocommit=True) as conn:
-            author_index = ensure_author_index(conn, author)
-            units_author_index = ensure_author_index(conn, author, table="chunk_units")
+            if units_todo
+            else 0
+        )
+        if units_embedded or units_removed:
+            refresh_unit_statistics(conn)
+        total = conn.execute(
+            "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM chunks WHERE author = %s",
+            (author,),
+        ).fetchone()
+        units_total = conn.execute(
+            "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*),"
+            " count(DISTINCT chunk_id) FROM chunk_units WHERE author = %s",
+            (author,),
+        ).fetchone()
+        # The version covers both: a search's results change with either.
+        version = stable_id(
+            data_version(conn, "chunk_embeddings", author), data_version(conn, "chunk_units", author)
+        )
+    # A frequent author gets an HNSW index of their own (off-topic filtered searches stay exact);
+    # built concurrently, outside any transaction. Asked even when nothing new was embedded: a run cut
+    # short after its embeddings were committed (a restart) still leaves the index built on retry.
+    with store.database().connect(autocommit=True) as conn:
+        author_index = ensure_author_index(conn, author)
+        units_author_index = ensure_author_index(conn, author, table="chunk_units")
     seconds = time.perf_counter() - start
     return dg.MaterializeResult(
         data_version=dg.DataVersion(version),

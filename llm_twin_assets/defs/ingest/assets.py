@@ -11,8 +11,7 @@ import dagster as dg
 import psycopg
 
 from llm_twin_assets.authors import load_author
-from llm_twin_assets.defs.failures import clear_failures
-from llm_twin_assets.defs.partitions import authors_partitions
+from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
 from llm_twin_assets.errors import StoreError
 from llm_twin_assets.store.data_versions import data_version
@@ -93,8 +92,7 @@ class StoreAsFound:
             self._conn.close()
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     group_name="ingest",
     kinds={"python", "postgres"},
     description="What the author wrote, as crawled: one row per source URL (articles, posts, repositories).",
@@ -104,52 +102,51 @@ def raw_documents(
 ) -> dg.MaterializeResult:
     from llm_twin_assets.crawling.dispatcher import crawl, link_identities
 
-    with clear_failures():
-        settings = authors.settings()
-        links = load_author(settings, context.partition_key)
-        found = StoreAsFound(store.database(), links.slug, links.author.name, context.log)
-        try:
-            outcome = crawl(links, crawl_options(config, settings), found)
-        finally:
-            found.close()
-        for failure in outcome.failures:
-            context.log.warning(f"link failed: {failure.error}")
-        urls = link_identities(links)
-        with store.database().connect() as conn:
-            summary = store_crawl(
-                conn,
-                links.slug,
-                links.author.name,
-                links.sha256,
-                urls,
-                outcome,
-                remove_after_gone=settings.gone_crawls_to_remove,
-                stored_earlier=found.ids,
-                restored_earlier=found.restored,
-                tombstone_days=settings.tombstone_days,
-            )
-            version = data_version(conn, "raw_documents", links.slug)
-        if summary.removals_withheld is not None:
-            context.log.warning(f"author {links.slug!r}: nothing removed: {summary.removals_withheld}")
-        removals: dict[str, Any] = {
-            "removed": sum(summary.removed.values()),
-            "removal_reasons": dg.MetadataValue.json(dict(summary.removal_reasons)),
-            "gone_pending": summary.gone_pending,
-            "restored": sum(summary.restored.values()),
-            "tombstones_purged": summary.purged,
-            "links_failed": summary.links_failed,
-            "links": summary.links_total,
-            **({"removals_withheld": summary.removals_withheld} if summary.removals_withheld else {}),
-        }
-        # The removal policy runs even when nothing answered (every link gone, a folder emptied, links
-        # dropped from the file) unless most links failed; only then is the run a failure.
-        if not outcome.documents:
-            raise dg.Failure(
-                description=f"nothing could be fetched for author {links.slug!r} from {links.path}: "
-                + "; ".join(f.error for f in outcome.failures)
-                + (f" ({summary.removals_withheld})" if summary.removals_withheld else ""),
-                metadata={"failed": len(outcome.failures), **removals},
-            )
+    settings = authors.settings()
+    links = load_author(settings, context.partition_key)
+    found = StoreAsFound(store.database(), links.slug, links.author.name, context.log)
+    try:
+        outcome = crawl(links, crawl_options(config, settings), found)
+    finally:
+        found.close()
+    for failure in outcome.failures:
+        context.log.warning(f"link failed: {failure.error}")
+    urls = link_identities(links)
+    with store.database().connect() as conn:
+        summary = store_crawl(
+            conn,
+            links.slug,
+            links.author.name,
+            links.sha256,
+            urls,
+            outcome,
+            remove_after_gone=settings.gone_crawls_to_remove,
+            stored_earlier=found.ids,
+            restored_earlier=found.restored,
+            tombstone_days=settings.tombstone_days,
+        )
+        version = data_version(conn, "raw_documents", links.slug)
+    if summary.removals_withheld is not None:
+        context.log.warning(f"author {links.slug!r}: nothing removed: {summary.removals_withheld}")
+    removals: dict[str, Any] = {
+        "removed": sum(summary.removed.values()),
+        "removal_reasons": dg.MetadataValue.json(dict(summary.removal_reasons)),
+        "gone_pending": summary.gone_pending,
+        "restored": sum(summary.restored.values()),
+        "tombstones_purged": summary.purged,
+        "links_failed": summary.links_failed,
+        "links": summary.links_total,
+        **({"removals_withheld": summary.removals_withheld} if summary.removals_withheld else {}),
+    }
+    # The removal policy runs even when nothing answered (every link gone, a folder emptied, links
+    # dropped from the file) unless most links failed; only then is the run a failure.
+    if not outcome.documents:
+        raise dg.Failure(
+            description=f"nothing could be fetched for author {links.slug!r} from {links.path}: "
+            + "; ".join(f.error for f in outcome.failures)
+            + (f" ({summary.removals_withheld})" if summary.removals_withheld else ""),
+            metadata={"failed": len(outcome.failures), **removals},
+        )
     preview = "\n".join(
         ["| kind | title | url | chars |", "|---|---|---|---|"]
         + [

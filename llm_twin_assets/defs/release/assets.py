@@ -3,15 +3,13 @@ the quality gate passed."""
 
 import dagster as dg
 
+from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.automation import follows_changed_inputs
 from llm_twin_assets.defs.evaluation.assets import twin_evaluation
-from llm_twin_assets.defs.failures import clear_failures
-from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, StoreResource
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     deps=[twin_evaluation],
     group_name="evaluation",
     kinds={"postgres"},
@@ -25,8 +23,7 @@ def twin_release(
     from llm_twin_assets.evaluation.releases import release_latest
 
     author = context.partition_key
-    with clear_failures():
-        release, new = release_latest(store.database(), artifacts.store(), author)
+    release, new = release_latest(store.database(), artifacts.store(), author)
     context.log.info(
         f"{author}'s twin {'released' if new else 'is current again'} as release {release.release} "
         f"(sft {release.sft_version}, dpo {release.dpo_version})"

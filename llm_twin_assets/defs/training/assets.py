@@ -13,10 +13,10 @@ from typing import Any
 
 import dagster as dg
 
+from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.automation import follows_changed_inputs
 from llm_twin_assets.defs.build_settings import build_settings, with_author_settings
 from llm_twin_assets.defs.datasets.assets import instruct_dataset, preference_dataset
-from llm_twin_assets.defs.failures import clear_failures
 from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
@@ -65,42 +65,39 @@ def _train(
 
     author = context.partition_key
     start = time.perf_counter()
-    with clear_failures():
-        config, build_meta = with_author_settings(context, config, store_resource.database())
-        settings = models.settings()
-        store = artifacts.store()
-        dataset = latest(store, author, "instruct" if stage == "sft" else "preference")
-        base_spec, base_label = trainer.base_model(config.profile, models)
-        parent = adapters.latest_adapter(store, author, "sft") if stage == "dpo" else None
-        job = TrainJob(
-            stage=stage,
-            profile=config.profile,
-            author=author,
-            base_model=base_spec,
-            artifacts_url=artifacts.trainer_url(),
-            dataset_version=dataset.version,
-            output_dir="",
-            device=settings.device,
-            threads=settings.torch_threads,
-            base_label=base_label,
-            parent_adapter=parent.version if parent else None,
-            hyper=hyper_for(stage, config.profile, config.overrides()),
-        )
-        version = job.version(base_label, job.parent_adapter)
-        job = replace(
-            job,
-            adapter_version=version,
-            output_dir=str(settings.home / "training" / author / stage / version),
-        )
-        reused = adapters.exists(store, author, stage, version)
-        if reused:
-            context.log.info(
-                f"{stage} adapter {version} was already trained from these inputs: not retraining"
-            )
-        else:
-            trainer.launch(context, job)
-        published = adapters.get_adapter(store, author, stage, version)
-        results, data_version = _check_and_promote(store, published)
+    config, build_meta = with_author_settings(context, config, store_resource.database())
+    settings = models.settings()
+    store = artifacts.store()
+    dataset = latest(store, author, "instruct" if stage == "sft" else "preference")
+    base_spec, base_label = trainer.base_model(config.profile, models)
+    parent = adapters.latest_adapter(store, author, "sft") if stage == "dpo" else None
+    job = TrainJob(
+        stage=stage,
+        profile=config.profile,
+        author=author,
+        base_model=base_spec,
+        artifacts_url=artifacts.trainer_url(),
+        dataset_version=dataset.version,
+        output_dir="",
+        device=settings.device,
+        threads=settings.torch_threads,
+        base_label=base_label,
+        parent_adapter=parent.version if parent else None,
+        hyper=hyper_for(stage, config.profile, config.overrides()),
+    )
+    version = job.version(base_label, job.parent_adapter)
+    job = replace(
+        job,
+        adapter_version=version,
+        output_dir=str(settings.home / "training" / author / stage / version),
+    )
+    reused = adapters.exists(store, author, stage, version)
+    if reused:
+        context.log.info(f"{stage} adapter {version} was already trained from these inputs: not retraining")
+    else:
+        trainer.launch(context, job)
+    published = adapters.get_adapter(store, author, stage, version)
+    results, data_version = _check_and_promote(store, published)
     metrics = dict(published.manifest.get("metrics", {}))
     metadata = _metadata(published, store, metrics, reused, time.perf_counter() - start)
     metadata["promoted"] = data_version.value == version
@@ -212,8 +209,7 @@ def _metadata(
     }
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     deps=[instruct_dataset, build_settings],
     group_name="training",
     kinds={"pytorch", "peft"},
@@ -235,8 +231,7 @@ def sft_adapter(
     return _train(context, config, "sft", store, models, artifacts, trainer)
 
 
-@dg.asset(
-    partitions_def=authors_partitions,
+@author_asset(
     deps=[sft_adapter, preference_dataset, build_settings],
     group_name="training",
     kinds={"pytorch", "peft"},
