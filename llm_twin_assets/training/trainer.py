@@ -160,21 +160,12 @@ def train(job: TrainJob, pipes: Any = None) -> dict[str, Any]:
 
 
 def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
+    """Prepare (device, base model, rows, memory plan), build the TRL trainer, resume, train, save the
+    adapter and its metrics, publish it when the job names a version."""
     import torch
 
     hyper = job.hyper
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
-    asked = job.device if job.device != "auto" else os.environ.get("LLM_TWIN_DEVICE", "auto")
-    if asked == "cuda" and not torch.cuda.is_available():  # a GPU step never falls back to the CPU
-        raise TrainingConfigError(
-            f"a GPU was asked for (job device {job.device!r}, LLM_TWIN_DEVICE="
-            f"{os.environ.get('LLM_TWIN_DEVICE', '')!r}) but torch {torch.__version__} sees no CUDA device "
-            "here: run this step on GPU capacity with the CUDA image"
-        )
-    if job.threads:
-        torch.set_num_threads(job.threads)
-    if hyper.bf16 and device == "cpu":
-        raise TrainingConfigError("bf16 is set but the device is the CPU: use the demo or tiny profile")
+    device = _device(job)
     model_dir = base_model_folder(job)
     if not (model_dir / "config.json").exists():
         raise TrainingConfigError(f"base model {model_dir}: not a model folder (no config.json)")
@@ -186,9 +177,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         model_dir, device, hyper, job.stage, fused_loss=speedups.liger and job.stage == "sft"
     )
 
-    from peft import LoraConfig, PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_callback import PrinterCallback, TrainerCallback
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
@@ -210,12 +199,157 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         )
     elif hyper.validation_ratio > 0:
         reporter.info(f"no validation split: {split.reason}")
-    rows = without_documents(split.train)
+    rows, validation_rows = without_documents(split.train), without_documents(split.validation)
     reporter.info(memory.summary)
     reporter.info(speedups.summary)
-    dtype = torch.bfloat16 if hyper.bf16 else torch.float32
+    losses: list[dict[str, float]] = []
+    trainer = _make_trainer(
+        job,
+        out,
+        device,
+        model_dir,
+        sft_dir,
+        tokenizer,
+        rows,
+        validation_rows,
+        memory,
+        speedups,
+        losses,
+        reporter,
+    )
+    last, mirror = _resume_point(job, out, trainer, reporter)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    initial: dict[str, float] = {}
+    if validation_rows:  # step 0 (before any checkpoint is loaded): the bar the stage must beat
+        initial = trainer.evaluate()
+        reporter.info(f"validation loss at step 0: {initial['eval_loss']:.4f}")
+    trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - start
+    report = (
+        _validation_report(trainer, initial, len(validation_rows), split.documents, reporter)
+        if validation_rows
+        else None
+    )
+    # The whole curve, from the trainer's state: a run resumed from a checkpoint (even its last one, when
+    # the process died after training but before publishing) keeps the losses logged before it.
+    history = [
+        {"step": int(e["step"]), "loss": float(e["loss"])} for e in trainer.state.log_history if "loss" in e
+    ]
+    losses = history or losses
+    adapter = out / "adapter"
+    trainer.model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    job.to_file(adapter / "training_job.yaml")
+    metrics = _metrics(
+        job, device, model_dir, trainer, losses, last, memory, speedups, seconds, report, split.reason
+    )
+    metrics |= {"examples": len(rows), "examples_over_max_length": over_length}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    (adapter / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    if job.adapter_version:
+        metrics["adapter_version"] = _publish(job, adapter, model_dir, metrics)
+        if mirror is not None:  # the adapter is published: its checkpoints are no longer needed
+            mirror.clear()
+    reporter.info(
+        f"done: {metrics['steps']} steps, final loss {metrics['final_loss']:.4f}, {metrics['tokens_per_s']} tokens/s"
+    )
+    return metrics
+
+
+def _metrics(
+    job: TrainJob,
+    device: str,
+    model_dir: Path,
+    trainer: Any,
+    losses: list[dict[str, float]],
+    last: str | None,
+    memory: Any,
+    speedups: Any,
+    seconds: float,
+    report: ValidationReport | None,
+    no_validation_reason: str,
+) -> dict[str, Any]:
+    """What the run measured: steps, the loss curve, tokens/s, memory against the plan, the speed-ups
+    taken, the validation curve; written beside the adapter and published in its manifest."""
+    hyper = job.hyper
+    tokens = int(trainer.state.num_input_tokens_seen)
+    peak, planned = _peak_memory(device), memory.weights + memory.activations
+    return {
+        "stage": job.stage,
+        "profile": job.profile,
+        "device": device,
+        "base_model": str(model_dir),
+        "dataset_version": job.dataset_version,
+        "steps": int(trainer.state.global_step),
+        "resumed_from": last or "",
+        "final_loss": losses[-1]["loss"] if losses else float("nan"),
+        "losses": losses,
+        "tokens": tokens,
+        "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
+        "peak_memory_mb": round(peak / 2**20, 1),
+        "gradient_checkpointing": memory.checkpointing,
+        "activation_estimate_mb": round(memory.activations / 2**20, 1),
+        # The plan (weights + activations) against what CUDA really allocated at the peak (optimizer
+        # state, LoRA weights and workspaces come on top: a ratio near 1 means the plan holds).
+        "memory_plan_mb": round(planned / 2**20, 1),
+        **({"peak_over_plan": round(peak / max(1, planned), 3)} if device == "cuda" else {}),
+        "liger": speedups.liger,
+        "padding_free": speedups.padding_free,
+        "attention": speedups.attention,
+        "train_seconds": round(seconds, 2),
+        "validation": report.as_dict() if report else {"reason": no_validation_reason},
+        "hyper": asdict(hyper),
+    }
+
+
+def _device(job: TrainJob) -> str:
+    """Where this job trains; a GPU asked for and missing, or bf16 on a CPU, is refused by name."""
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
+    asked = job.device if job.device != "auto" else os.environ.get("LLM_TWIN_DEVICE", "auto")
+    if asked == "cuda" and not torch.cuda.is_available():  # a GPU step never falls back to the CPU
+        raise TrainingConfigError(
+            f"a GPU was asked for (job device {job.device!r}, LLM_TWIN_DEVICE="
+            f"{os.environ.get('LLM_TWIN_DEVICE', '')!r}) but torch {torch.__version__} sees no CUDA device "
+            "here: run this step on GPU capacity with the CUDA image"
+        )
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    if job.hyper.bf16 and device == "cpu":
+        raise TrainingConfigError("bf16 is set but the device is the CPU: use the demo or tiny profile")
+    return device
+
+
+def _make_trainer(
+    job: TrainJob,
+    out: Path,
+    device: str,
+    model_dir: Path,
+    sft_dir: Path | None,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    validation_rows: list[dict[str, Any]],
+    memory: Any,
+    speedups: Any,
+    losses: list[dict[str, float]],
+    reporter: Reporter,
+) -> Any:
+    """The TRL trainer for the job's stage: the base model (DPO: with the SFT adapter merged), a new LoRA
+    adapter, the profile's arguments; one progress line per logged step (appended to ``losses``)."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, PeftModel
+    from transformers import AutoModelForCausalLM
+    from transformers.trainer_callback import PrinterCallback, TrainerCallback
+
+    hyper = job.hyper
     model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=dtype, attn_implementation=speedups.attention
+        model_dir,
+        dtype=torch.bfloat16 if hyper.bf16 else torch.float32,
+        attn_implementation=speedups.attention,
     )
     check_targets(model, hyper.target_modules)
     if sft_dir is not None:
@@ -227,7 +361,6 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         target_modules=list(hyper.target_modules),
         task_type="CAUSAL_LM",
     )
-    losses: list[dict[str, float]] = []
 
     class Progress(TrainerCallback):
         def on_log(
@@ -237,6 +370,58 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
                 losses.append({"step": state.global_step, "loss": float(logs["loss"])})
                 reporter.info(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
+    common = _training_arguments(job, out, device, memory, speedups, validating=bool(validation_rows))
+    callbacks: list[Any] = [Progress()]
+    if validation_rows and hyper.early_stopping_patience > 0:
+        from transformers import EarlyStoppingCallback
+
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience))
+    data: dict[str, Any] = {
+        "train_dataset": Dataset.from_list(rows),
+        "eval_dataset": Dataset.from_list(validation_rows) if validation_rows else None,
+        "processing_class": tokenizer,
+        "peft_config": lora,
+        "callbacks": callbacks,
+    }
+    if job.stage == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        trainer: Any = SFTTrainer(
+            model=model,
+            args=SFTConfig(
+                **common,
+                completion_only_loss=True,
+                padding_free=speedups.padding_free,
+                train_sampling_strategy="group_by_length" if hyper.group_by_length else "random",
+            ),
+            **data,
+        )
+    else:
+        from trl import DPOConfig, DPOTrainer
+
+        # RPO: the DPO loss plus an NLL term on the author's answers, which keeps the policy from
+        # collapsing when the pairs are few (TRL 1.x names it loss_type ["sigmoid", "sft"]).
+        rpo: dict[str, Any] = (
+            {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, hyper.rpo_alpha]}
+            if hyper.rpo_alpha
+            else {}
+        )
+        trainer = DPOTrainer(
+            model=model,
+            ref_model=None,  # the adapter-disabled model: the merged SFT policy
+            args=DPOConfig(**common, beta=hyper.beta, **rpo),
+            **data,
+        )
+    trainer.remove_callback(PrinterCallback)  # its raw log dicts; Progress reports one line per step
+    return trainer
+
+
+def _training_arguments(
+    job: TrainJob, out: Path, device: str, memory: Any, speedups: Any, *, validating: bool
+) -> dict[str, Any]:
+    """The arguments SFTConfig and DPOConfig share: the profile's hyper-parameters, checkpoints every
+    ``save_steps`` (two kept), and with a validation split an evaluation at each save, the best kept."""
+    hyper = job.hyper
     common: dict[str, Any] = {
         "output_dir": str(out / "checkpoints"),
         "learning_rate": hyper.learning_rate,
@@ -258,11 +443,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         "disable_tqdm": True,
         "use_liger_kernel": speedups.liger,
     }
-    validation_rows = without_documents(split.validation)
-    callbacks: list[Any] = [Progress()]
-    if validation_rows:
-        from transformers import EarlyStoppingCallback
-
+    if validating:
         common.update(
             eval_strategy="steps",
             eval_steps=hyper.save_steps,
@@ -271,50 +452,14 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
             metric_for_best_model="eval_loss",
             greater_is_better=False,
         )
-        if hyper.early_stopping_patience > 0:
-            callbacks.append(EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience))
-    from datasets import Dataset
+    return common
 
-    dataset = Dataset.from_list(rows)
-    validation = Dataset.from_list(validation_rows) if validation_rows else None
-    if job.stage == "sft":
-        from trl import SFTConfig, SFTTrainer
 
-        trainer: Any = SFTTrainer(
-            model=model,
-            args=SFTConfig(
-                **common,
-                completion_only_loss=True,
-                padding_free=speedups.padding_free,
-                train_sampling_strategy="group_by_length" if hyper.group_by_length else "random",
-            ),
-            train_dataset=dataset,
-            eval_dataset=validation,
-            processing_class=tokenizer,
-            peft_config=lora,
-            callbacks=callbacks,
-        )
-    else:
-        from trl import DPOConfig, DPOTrainer
-
-        # RPO: the DPO loss plus an NLL term on the author's answers, which keeps the policy from
-        # collapsing when the pairs are few (TRL 1.x names it loss_type ["sigmoid", "sft"]).
-        rpo: dict[str, Any] = (
-            {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, hyper.rpo_alpha]}
-            if hyper.rpo_alpha
-            else {}
-        )
-        trainer = DPOTrainer(
-            model=model,
-            ref_model=None,  # the adapter-disabled model: the merged SFT policy
-            args=DPOConfig(**common, beta=hyper.beta, **rpo),
-            train_dataset=dataset,
-            eval_dataset=validation,
-            processing_class=tokenizer,
-            peft_config=lora,
-            callbacks=callbacks,
-        )
-    trainer.remove_callback(PrinterCallback)  # its raw log dicts; Progress reports one line per step
+def _resume_point(
+    job: TrainJob, out: Path, trainer: Any, reporter: Reporter
+) -> tuple[str | None, CheckpointMirror | None]:
+    """The checkpoint to resume from (torn ones removed; with an S3 store, the mirrored ones downloaded
+    when newer than this disk's), and the mirror that keeps copying new ones (None: a folder store)."""
     last, torn = last_complete_checkpoint(out / "checkpoints")
     for path in torn:
         reporter.info(f"removing {path}: left half-written by a run killed while saving it")
@@ -330,96 +475,48 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         trainer.add_callback(mirror_callback(mirror, reporter.info))
     if last:
         reporter.info(f"resuming from {last}")
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    initial: dict[str, float] = {}
-    if validation is not None:  # step 0 (before any checkpoint is loaded): the bar the stage must beat
-        initial = trainer.evaluate()
-        reporter.info(f"validation loss at step 0: {initial['eval_loss']:.4f}")
-    trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - start
-    report = None
-    if validation is not None:
-        points = {0: eval_point(0, initial)}  # train() starts a new state: step 0 is not in its history
-        points |= {
-            int(e["step"]): eval_point(int(e["step"]), e)
-            for e in trainer.state.log_history
-            if "eval_loss" in e and int(e["step"]) > 0
-        }
-        report = ValidationReport(len(validation_rows), split.documents, [points[k] for k in sorted(points)])
-        summary = report.as_dict()
-        reporter.info(
-            f"validation: best loss {summary['best_loss']} at step {summary['best_step']} (step 0: "
-            f"{summary['initial_loss']}); {'improved' if summary['improved'] else 'NOT improved'}"
-        )
-    # The whole curve, from the trainer's state: a run resumed from a checkpoint (even its last one, when
-    # the process died after training but before publishing) keeps the losses logged before it.
-    history = [
-        {"step": int(e["step"]), "loss": float(e["loss"])} for e in trainer.state.log_history if "loss" in e
-    ]
-    losses = history or losses
-    adapter = out / "adapter"
-    trainer.model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    job.to_file(adapter / "training_job.yaml")
-    tokens = int(trainer.state.num_input_tokens_seen)
-    peak, planned = _peak_memory(device), memory.weights + memory.activations
-    metrics: dict[str, Any] = {
-        "stage": job.stage,
-        "profile": job.profile,
-        "device": device,
-        "base_model": str(model_dir),
-        "dataset_version": job.dataset_version,
-        "examples": len(rows),
-        "examples_over_max_length": over_length,
-        "steps": int(trainer.state.global_step),
-        "resumed_from": last or "",
-        "final_loss": losses[-1]["loss"] if losses else float("nan"),
-        "losses": losses,
-        "tokens": tokens,
-        "tokens_per_s": round(tokens / seconds, 1) if seconds else 0.0,
-        "peak_memory_mb": round(peak / 2**20, 1),
-        "gradient_checkpointing": memory.checkpointing,
-        "activation_estimate_mb": round(memory.activations / 2**20, 1),
-        # The plan (weights + activations) against what CUDA really allocated at the peak (optimizer
-        # state, LoRA weights and workspaces come on top: a ratio near 1 means the plan holds).
-        "memory_plan_mb": round(planned / 2**20, 1),
-        **({"peak_over_plan": round(peak / max(1, planned), 3)} if device == "cuda" else {}),
-        "liger": speedups.liger,
-        "padding_free": speedups.padding_free,
-        "attention": speedups.attention,
-        "train_seconds": round(seconds, 2),
-        "validation": report.as_dict() if report else {"reason": split.reason},
-        "hyper": asdict(hyper),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    (adapter / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    if job.adapter_version:
-        from llm_twin_assets.training.adapters import publish_adapter
+    return last, mirror
 
-        published = publish_adapter(
-            _artifact_store(job.artifacts_url),
-            job.author,
-            job.stage,
-            job.adapter_version,
-            adapter,
-            {
-                "base_model": job.base_label or str(model_dir),
-                "dataset_version": job.dataset_version,
-                "profile": job.profile,
-                "parent_adapter": job.parent_adapter,
-                "metrics": {k: v for k, v in metrics.items() if k != "hyper"},
-                "hyper": metrics["hyper"],
-            },
-        )
-        metrics["adapter_version"] = published.version
-        if mirror is not None:  # the adapter is published: its checkpoints are no longer needed
-            mirror.clear()
+
+def _validation_report(
+    trainer: Any, initial: dict[str, float], examples: int, documents: Any, reporter: Reporter
+) -> ValidationReport:
+    """The validation curve: step 0 (measured before training) and every evaluation the trainer logged."""
+    points = {0: eval_point(0, initial)}  # train() starts a new state: step 0 is not in its history
+    points |= {
+        int(e["step"]): eval_point(int(e["step"]), e)
+        for e in trainer.state.log_history
+        if "eval_loss" in e and int(e["step"]) > 0
+    }
+    report = ValidationReport(examples, documents, [points[k] for k in sorted(points)])
+    summary = report.as_dict()
     reporter.info(
-        f"done: {metrics['steps']} steps, final loss {metrics['final_loss']:.4f}, {metrics['tokens_per_s']} tokens/s"
+        f"validation: best loss {summary['best_loss']} at step {summary['best_step']} (step 0: "
+        f"{summary['initial_loss']}); {'improved' if summary['improved'] else 'NOT improved'}"
     )
-    return metrics
+    return report
+
+
+def _publish(job: TrainJob, adapter: Path, model_dir: Path, metrics: dict[str, Any]) -> str:
+    """Publish the trained adapter under the job's version (not promoted: its checks decide); its id."""
+    from llm_twin_assets.training.adapters import publish_adapter
+
+    published = publish_adapter(
+        _artifact_store(job.artifacts_url),
+        job.author,
+        job.stage,
+        job.adapter_version,
+        adapter,
+        {
+            "base_model": job.base_label or str(model_dir),
+            "dataset_version": job.dataset_version,
+            "profile": job.profile,
+            "parent_adapter": job.parent_adapter,
+            "metrics": {k: v for k, v in metrics.items() if k != "hyper"},
+            "hyper": metrics["hyper"],
+        },
+    )
+    return published.version
 
 
 def main(stage: str, argv: list[str] | None = None) -> int:
