@@ -301,7 +301,7 @@ def cost() -> None:
     throughput of a document with and without its units; and the tables' sizes with their indexes."""
     from llm_twin_assets.defs.resources import ModelsResource
     from llm_twin_assets.retrieval import retriever
-    from llm_twin_assets.store.features import units_needing_embeddings
+    from llm_twin_assets.store.units import units_needing_embeddings
 
     database = retriever().database
     encoder = ModelsResource(device="cpu").encoder()

@@ -164,14 +164,13 @@ def chunk_embeddings(
     from llm_twin_assets.embeddings import model_label
     from llm_twin_assets.features.units import UNITS_VERSION, unit_spans
     from llm_twin_assets.records import stable_id
-    from llm_twin_assets.store.features import (
-        chunks_needing_embeddings,
+    from llm_twin_assets.store.features import chunks_needing_embeddings, write_embeddings
+    from llm_twin_assets.store.units import (
         chunks_needing_units,
         ensure_units_dimension,
         refresh_unit_statistics,
         replace_units,
         units_needing_embeddings,
-        write_embeddings,
     )
     from llm_twin_assets.store.vectors import ensure_author_index
 

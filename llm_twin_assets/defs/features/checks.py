@@ -69,7 +69,7 @@ def bad_units(conn: psycopg.Connection, author: str, dim: int, model: str) -> dg
     """Units missing for a chunk (its units_key is not current), or not embedded with the configured
     model, dimension and unit norm."""
     from llm_twin_assets.features.units import UNITS_VERSION
-    from llm_twin_assets.store.features import units_key_sql
+    from llm_twin_assets.store.units import units_key_sql
 
     rows = conn.execute(
         psycopg.sql.SQL(
