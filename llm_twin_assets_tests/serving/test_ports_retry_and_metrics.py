@@ -47,7 +47,8 @@ def test_retry_after_is_the_measured_drain_time(service: Service) -> None:
     for response, _ in refused:
         retry = response.headers["Retry-After"]
         assert retry.isdigit() and 1 <= int(retry) <= 60, retry
-        assert int(retry) <= max(2.0, 3 * drained_s), (retry, drained_s)
+        # whole seconds (rounded, at least 1): one second of rounding on top of 3x the drain seen
+        assert int(retry) <= max(2.0, 3 * drained_s) + 1, (retry, drained_s)
         assert f"retry in {retry} s" in response.json()["error"]["message"]
 
 
