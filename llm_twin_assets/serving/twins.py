@@ -20,6 +20,7 @@ from typing import Any
 
 from llm_twin_assets.llm import LoadedLM, load_causal_lm
 from llm_twin_assets.models.registry import ModelRef
+from llm_twin_assets.training.twin import add_concatenated
 
 BASE = "__base__"  # PEFT's name for "no adapter" in a mixed batch
 
@@ -80,27 +81,11 @@ class TwinModels:
     def install(self, author: str, release: int, sft: Path, dpo: Path | None) -> Installed:
         """Load the author's release as one adapter (SFT and DPO concatenated), replacing the author's
         previous one only once the new one is in place."""
-        from peft import PeftModel
-
         name = adapter_name(author, release)
         current = self.installed.get(author)
         if current is not None and current.adapter == name:
             return current
-        parts = [f"{name}__sft"] + ([f"{name}__dpo"] if dpo is not None else [])
-        if self.model is None:
-            self.model = PeftModel.from_pretrained(self.lm.model, str(sft), adapter_name=parts[0])
-        else:
-            self.model.load_adapter(str(sft), adapter_name=parts[0])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "adapter ... was active which is now deleted": intended
-            try:
-                if dpo is not None:
-                    self.model.load_adapter(str(dpo), adapter_name=parts[1])
-                self.model.add_weighted_adapter(parts, [1.0] * len(parts), name, combination_type="cat")
-            finally:
-                for part in parts:
-                    if part in self.model.peft_config:
-                        self.model.delete_adapter(part)
+        self.model = add_concatenated(self.model if self.model is not None else self.lm.model, sft, dpo, name)
         self.model.eval()
         self.model.requires_grad_(False)
         self._reset_mode()

@@ -48,6 +48,32 @@ def load_twin(sft: Path, dpo: Path | None = None, device: str = "cpu") -> Loaded
     return LoadedLM(model=model, tokenizer=base.tokenizer, device=device)
 
 
+def add_concatenated(model: Any, sft: Path, dpo: Path | None, name: str) -> Any:
+    """Add the twin to ``model`` (a PeftModel, or a plain model that becomes one) as ONE adapter ``name``:
+    SFT and DPO concatenated (A = [s_sft A_sft; s_dpo A_dpo], B = [B_sft, B_dpo]: rank r_sft + r_dpo,
+    the delta exactly their sum). The two parts are removed again whatever happens. Returns the PeftModel."""
+    import warnings
+
+    from peft import PeftModel
+
+    parts = [f"{name}__sft"] + ([f"{name}__dpo"] if dpo is not None else [])
+    if isinstance(model, PeftModel):
+        model.load_adapter(str(sft), adapter_name=parts[0])
+    else:
+        model = PeftModel.from_pretrained(model, str(sft), adapter_name=parts[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "adapter ... was active which is now deleted": intended
+        try:
+            if dpo is not None:
+                model.load_adapter(str(dpo), adapter_name=parts[1])
+            model.add_weighted_adapter(parts, [1.0] * len(parts), name, combination_type="cat")
+        finally:
+            for part in parts:
+                if part in model.peft_config:
+                    model.delete_adapter(part)
+    return model
+
+
 def export_twin_adapter(sft: Path, dpo: Path | None, out: Path, details: dict[str, Any]) -> dict[str, Any]:
     """Write the twin as ONE PEFT LoRA adapter on the plain base model, for a LoRA server that loads
     adapters by name (vLLM ``--enable-lora --lora-modules <name>=<out>`` or its runtime
@@ -57,22 +83,12 @@ def export_twin_adapter(sft: Path, dpo: Path | None, out: Path, details: dict[st
     Returns the adapter's rank, target modules and base model."""
     import json
     import shutil
-    import warnings
 
-    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     base = trained_base(sft)
     spec = str(yaml.safe_load((sft / "training_job.yaml").read_text())["base_model"])
-    model = AutoModelForCausalLM.from_pretrained(str(base))
-    peft = PeftModel.from_pretrained(model, str(sft), adapter_name="sft")
-    parts = ["sft"]
-    if dpo is not None:
-        peft.load_adapter(str(dpo), adapter_name="dpo")
-        parts.append("dpo")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        peft.add_weighted_adapter(parts, [1.0] * len(parts), "twin", combination_type="cat")
+    peft = add_concatenated(AutoModelForCausalLM.from_pretrained(str(base)), sft, dpo, "twin")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".{out.name}.partial"
     shutil.rmtree(partial, ignore_errors=True)

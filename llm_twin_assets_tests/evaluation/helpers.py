@@ -1,4 +1,4 @@
-"""An evaluation job for tests that need one but run no evaluation: placeholder versions and paths."""
+"""An evaluation job for tests that need one but run no evaluation: fixed stand-in versions and paths."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from llm_twin_assets.evaluation.job import EvalJob
 
 
 def eval_job(**fields: Any) -> EvalJob:
-    """An EvalJob for author ``ada`` whose versions, paths and models are placeholders; ``fields`` on top."""
+    """An EvalJob for author ``ada`` whose versions, paths and models are fixed stand-ins; ``fields`` on top."""
     defaults: dict[str, Any] = {
         "author": "ada",
         "artifacts_url": "",
