@@ -41,7 +41,7 @@ class Seen:
 
 
 def _handler(
-    lm: LoadedLM, behaviour: Behaviour, seen: Seen, lock: threading.Lock, model_lock: threading.Lock
+    lm: LoadedLM | None, behaviour: Behaviour, seen: Seen, lock: threading.Lock, model_lock: threading.Lock
 ):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
@@ -95,6 +95,7 @@ def _handler(
             if behaviour.answer is not None:
                 reply = Reply(behaviour.answer(messages), True)
             else:
+                assert lm is not None
                 with model_lock:
                     [reply] = generate_replies(lm, [messages], max_new_tokens=int(body.get("max_tokens", 64)))
             if body.get("stream"):
@@ -158,8 +159,11 @@ def _handler(
 
 
 @contextmanager
-def openai_server(lm: LoadedLM, behaviour: Behaviour | None = None) -> Iterator[tuple[str, Seen]]:
-    """Serve on 127.0.0.1 (a free port); yields the base URL (ending in /v1) and what was seen."""
+def openai_server(lm: LoadedLM | None, behaviour: Behaviour | None = None) -> Iterator[tuple[str, Seen]]:
+    """Serve on 127.0.0.1 (a free port); yields the base URL (ending in /v1) and what was seen. ``lm`` may
+    be None only for a scripted server (``behaviour.answer`` set)."""
+    if lm is None and (behaviour is None or behaviour.answer is None):
+        raise ValueError("a server without a model must be scripted: set behaviour.answer")
     seen = Seen()
     server = ThreadingHTTPServer(
         ("127.0.0.1", 0), _handler(lm, behaviour or Behaviour(), seen, threading.Lock(), threading.Lock())
