@@ -11,11 +11,18 @@ Levers (cumulative, in this order):
    validation loss not promoted;
 4. ``+ regularised DPO``: TRL's ``rpo_alpha`` 1.0 (the chosen answer's NLL added to the DPO loss);
 5. ``+ decoding chosen on validation``: the rules chosen among candidates on the validation documents
-   (``evaluation.decoding_choice``) — the platform's recipe.
+   (``evaluation.decoding_choice``) — the platform's recipe;
+6. ``+ continued pre-training (N epochs)``: before SFT, the SFT adapter trained as a plain causal LM on the
+   author's own text (the instruct dataset's corpus: every passage of the documents outside the test
+   split, the validation documents left out; ``training.pretraining``), for N = 2 and 4 epochs at the SFT
+   learning rate. The number to keep is the one with the lower SFT *validation* loss (reported per lever,
+   on documents neither stage trained on); the test-split columns are read once, after.
 
 Not levers here, with why: the teacher's instruction checks (repeated phrases, off-topic) are part of the
 instruct dataset all levers share (switching them off would rebuild the datasets, and the test split with
-them); continued pre-training on the author's text is not built.
+them). Continued pre-training needs the instruct dataset's corpus: when the author's promoted instruct
+version has none (built before corpora existed), the bench rebuilds the datasets first (the teacher's
+replies are cached, so the rows and splits are the same; only the corpus is added) and says so.
 
 Each lever is one ``llm-twin materialize --select sft_adapter,dpo_adapter,twin_evaluation`` with the
 lever's settings as a one-off run config (the author's recorded settings are left alone); an evaluation
@@ -76,35 +83,27 @@ LEVERS: list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]] = [
         {"validation_ratio": 0.2, "early_stopping_patience": 2, "rpo_alpha": 1.0},
         {"no_repeat_ngram_size": 3, "choose_decoding": True},
     ),
+    *[
+        (
+            f"+ continued pre-training ({epochs} epochs)",
+            {"validation_ratio": 0.2, "early_stopping_patience": 2, "pretrain_epochs": float(epochs)},
+            {"validation_ratio": 0.2, "early_stopping_patience": 2, "rpo_alpha": 1.0},
+            {"no_repeat_ngram_size": 3, "choose_decoding": True},
+        )
+        for epochs in (2, 4)
+    ],
 ]
 LLM_TWIN = str(Path(sys.executable).with_name("llm-twin"))
 
 
-def run_lever(
-    author: str, sft: dict[str, Any], dpo: dict[str, Any], evaluation: dict[str, Any]
-) -> tuple[int, float, str]:
-    """One materialize run; returns its exit code, the CPU seconds of it and its children, its output."""
-    config = {
-        "ops": {
-            "sft_adapter": {"config": sft},
-            "dpo_adapter": {"config": dpo},
-            "twin_evaluation": {"config": evaluation},
-        }
-    }
+def materialize(author: str, select: str, ops: dict[str, Any]) -> tuple[int, float, str]:
+    """One ``llm-twin materialize`` run with one-off op configs; returns its exit code, the CPU seconds of
+    it and its children, its output."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-        yaml.safe_dump(config, handle)
+        yaml.safe_dump({"ops": {op: {"config": config} for op, config in ops.items()}}, handle)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
-        [
-            LLM_TWIN,
-            "materialize",
-            "--author",
-            author,
-            "--select",
-            "sft_adapter,dpo_adapter,twin_evaluation",
-            "--config",
-            handle.name,
-        ],
+        [LLM_TWIN, "materialize", "--author", author, "--select", select, "--config", handle.name],
         capture_output=True,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
@@ -113,6 +112,51 @@ def run_lever(
     os.unlink(handle.name)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return done.returncode, cpu, done.stdout + done.stderr
+
+
+def run_lever(
+    author: str, sft: dict[str, Any], dpo: dict[str, Any], evaluation: dict[str, Any]
+) -> tuple[int, float, str]:
+    ops = {"sft_adapter": sft, "dpo_adapter": dpo, "twin_evaluation": evaluation}
+    return materialize(author, "sft_adapter,dpo_adapter,twin_evaluation", ops)
+
+
+def ensure_corpus(author: str, report: Report) -> None:
+    """Rebuild the datasets when the promoted instruct version has no corpus (see the module's docstring)."""
+    from llm_twin_assets.artifacts import open_store
+    from llm_twin_assets.datasets.versions import latest
+    from llm_twin_assets.settings import get_settings
+
+    settings = get_settings()
+    store = open_store(settings.artifacts_url, settings.home / "artifacts")
+    before = latest(store, author, "instruct")
+    if "corpus" in before.manifest.get("extras", {}):
+        return
+    code, cpu, output = materialize(author, "instruct_dataset,preference_dataset", {})
+    after = latest(store, author, "instruct")
+    if code or "corpus" not in after.manifest.get("extras", {}):
+        raise SystemExit(f"could not add a corpus to {author}'s instruct dataset:\n{output[-2000:]}")
+    report.note(
+        "datasets_rebuilt",
+        f"instruct {before.version} -> {after.version} (rows {before.rows} -> {after.rows}; corpus "
+        f"{after.manifest['extras']['corpus']['rows']} passages), {cpu / 60:.1f} CPU minutes",
+    )
+
+
+def sft_validation(author: str, version: str) -> str:
+    """The evaluated SFT adapter's validation loss (best, and at step 0): what the epochs are chosen on."""
+    from llm_twin_assets.artifacts import open_store
+    from llm_twin_assets.settings import get_settings
+    from llm_twin_assets.training.adapters import get_adapter
+
+    settings = get_settings()
+    adapter = get_adapter(
+        open_store(settings.artifacts_url, settings.home / "artifacts"), author, "sft", version
+    )
+    validation = adapter.manifest.get("metrics", {}).get("validation", {})
+    if validation.get("best_loss") is None:
+        return "n/a"
+    return f"{validation['best_loss']:.4f} (step 0: {validation['initial_loss']:.4f})"
 
 
 def latest_evaluation(author: str) -> tuple[Any, dict[str, dict[str, Any]]]:
@@ -142,10 +186,18 @@ def main() -> None:
     )
     parser.add_argument("--author", default="maya")
     parser.add_argument("--levers", type=int, default=len(LEVERS), help="run only the first N levers")
+    parser.add_argument(
+        "--only", action="append", default=[], help="run only the levers whose name contains this"
+    )
     args = parser.parse_args()
     report = Report(f"twin-quality-{args.author}")
     report.note("author", args.author)
-    for name, sft, dpo, evaluation in LEVERS[: args.levers]:
+    chosen = [
+        lever for lever in LEVERS[: args.levers] if not args.only or any(o in lever[0] for o in args.only)
+    ]
+    if any(lever[1].get("pretrain_epochs") for lever in chosen):
+        ensure_corpus(args.author, report)
+    for name, sft, dpo, evaluation in chosen:
         start, started = time.perf_counter(), datetime.now(UTC)
         code, cpu, output = run_lever(args.author, sft, dpo, evaluation)
         wall = time.perf_counter() - start
@@ -166,6 +218,7 @@ def main() -> None:
         report.add(
             lever=name,
             evaluation=record.id,
+            sft_validation_loss=sft_validation(args.author, record.sft_version),
             examples=record.examples,
             twin_perplexity=cell(models, "twin", "perplexity", "{:.2f}"),
             base_perplexity=cell(models, "base", "perplexity", "{:.2f}"),

@@ -47,6 +47,14 @@ INSTRUCT_SCHEMA = {
     "instruction": pl.String,
     "answer": pl.String,
 }
+CORPUS_SCHEMA = {
+    "id": pl.String,
+    "document_id": pl.String,
+    "kind": pl.String,
+    "text": pl.String,
+}
+"""The author's own text for continued pre-training: every passage of every document outside the test split
+(passages the teacher gave no usable instruction included), one row each."""
 PREFERENCE_SCHEMA = {
     "id": pl.String,
     "author": pl.String,
@@ -88,6 +96,7 @@ class Built:
     dropped: dict[str, int]
     considered: int
     stats: dict[str, float] = field(default_factory=dict)
+    corpus: pl.DataFrame | None = None
 
 
 def require_enough(author: str, passages: list[Passage], needed: int, options: PassageOptions) -> None:
@@ -148,7 +157,25 @@ def build_instruct(
     splits = split_frame(frame, options.test_ratio, options.seed)
     if general is not None and general.height:
         splits["train"] = pl.concat([splits["train"], general.with_columns(pl.lit(author).alias("author"))])
-    return Built(splits=splits, dropped=tally(reasons), considered=len(chosen))
+    corpus = training_corpus(passages, set(splits["test"]["document_id"].to_list()))
+    return Built(splits=splits, dropped=tally(reasons), considered=len(chosen), corpus=corpus)
+
+
+def training_corpus(passages: list[Passage], test_documents: set[str]) -> pl.DataFrame:
+    """Every passage of the documents outside the test split (see ``CORPUS_SCHEMA``)."""
+    return pl.DataFrame(
+        [
+            {
+                "id": row_id(p.document_id, str(p.ordinal), p.text),
+                "document_id": p.document_id,
+                "kind": p.kind,
+                "text": p.text,
+            }
+            for p in passages
+            if p.document_id not in test_documents
+        ],
+        schema=CORPUS_SCHEMA,
+    )
 
 
 def _prompt(passage: Passage, author_name: str, options: InstructOptions) -> list[Message]:

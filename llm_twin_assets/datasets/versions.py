@@ -1,6 +1,7 @@
 """Dataset versions in the artifact store: Parquet per split, a manifest, and a ``latest`` pointer.
 
     datasets/<author>/<name>/<version>/<split>.parquet
+    datasets/<author>/<name>/<version>/<extra>.parquet      (optional: e.g. the instruct dataset's corpus)
     datasets/<author>/<name>/<version>/manifest.json
     datasets/<author>/<name>/latest.json            {"version": ...}
 
@@ -39,11 +40,16 @@ class DatasetVersion:
         return {split: info["rows"] for split, info in self.manifest["splits"].items()}
 
 
-def version_id(name: str, splits: dict[str, pl.DataFrame]) -> str:
+def version_id(
+    name: str, splits: dict[str, pl.DataFrame], extras: dict[str, pl.DataFrame] | None = None
+) -> str:
+    """From the rows alone (splits, then any extras under their own names)."""
     digest = hashlib.sha256(name.encode())
-    for split in sorted(splits):
-        digest.update(f"\x1e{split}\x1e".encode())
-        for row in splits[split].sort("id").iter_rows(named=True):
+    parts = [(split, splits[split]) for split in sorted(splits)]
+    parts += [(f"extra:{extra}", (extras or {})[extra]) for extra in sorted(extras or {})]
+    for part, frame in parts:
+        digest.update(f"\x1e{part}\x1e".encode())
+        for row in frame.sort("id").iter_rows(named=True):
             digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
             digest.update(b"\n")
     return digest.hexdigest()[:16]
@@ -55,9 +61,13 @@ def publish(
     name: str,
     splits: dict[str, pl.DataFrame],
     details: dict[str, Any],
+    extras: dict[str, pl.DataFrame] | None = None,
 ) -> tuple[DatasetVersion, bool]:
-    """Write the version (unless it exists); returns it and whether it is new. ``latest`` is not moved."""
-    version = version_id(name, splits)
+    """Write the version (unless it exists); returns it and whether it is new. ``latest`` is not moved.
+
+    ``extras`` are tables that travel with the version but are not splits (each with an ``id`` column,
+    part of the version id): the instruct dataset's ``corpus``, say."""
+    version = version_id(name, splits, extras)
     base = f"{DATASETS.prefix(author, name)}/{version}"
     new = not DATASETS.exists(store, author, name, version)
     if new:
@@ -75,6 +85,16 @@ def publish(
             frame.sort("id").write_parquet(buffer, compression="zstd")
             store.put(f"{base}/{split}.parquet", buffer.getvalue())
             manifest["splits"][split] = {"key": f"{base}/{split}.parquet", "rows": frame.height}
+        for extra, frame in (extras or {}).items():
+            if extra in splits:
+                raise ValueError(f"extra {extra!r} has the name of a split")
+            buffer = io.BytesIO()
+            frame.sort("id").write_parquet(buffer, compression="zstd")
+            store.put(f"{base}/{extra}.parquet", buffer.getvalue())
+            manifest.setdefault("extras", {})[extra] = {
+                "key": f"{base}/{extra}.parquet",
+                "rows": frame.height,
+            }
         DATASETS.write_manifest(store, author, name, version, manifest)
     else:
         manifest = DATASETS.manifest(store, author, name, version)
@@ -111,3 +131,9 @@ def read_splits(store: ArtifactStore, version: DatasetVersion) -> dict[str, pl.D
         split: pl.read_parquet(io.BytesIO(store.get(info["key"])))
         for split, info in version.manifest["splits"].items()
     }
+
+
+def read_extra(store: ArtifactStore, version: DatasetVersion, name: str) -> pl.DataFrame | None:
+    """The version's extra table ``name``; ``None`` when the version has none (built before it existed)."""
+    info = version.manifest.get("extras", {}).get(name)
+    return pl.read_parquet(io.BytesIO(store.get(info["key"]))) if info else None

@@ -67,6 +67,12 @@ class Hyper:
     rpo_alpha: float = 0.0
     """DPO only: weight of an NLL term on the chosen (author's) answers added to the DPO loss (RPO; TRL's
     ``loss_type=["sigmoid", "sft"]``), which keeps the policy from collapsing on few pairs (0 = plain DPO)."""
+    pretrain_epochs: float = 0.0
+    """SFT only: epochs of continued pre-training before SFT — the same LoRA adapter first trained as a plain
+    causal LM on the author's own text (the instruct dataset's ``corpus``: every passage of the documents
+    outside the test split, the validation documents left out too), then on the instructions (0 = none)."""
+    pretrain_learning_rate: float = 0.0
+    """Learning rate of continued pre-training (0 = the stage's ``learning_rate``)."""
 
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -244,9 +250,11 @@ def hyper_for(stage: str, profile: str, overrides: dict[str, Any] | None = None)
         )
     if not 0 <= float(values.get("validation_ratio", 0.0)) < 0.5:
         raise TrainingConfigError(f"validation_ratio must be in [0, 0.5), not {values['validation_ratio']!r}")
-    for name in ("early_stopping_patience", "rpo_alpha"):
+    for name in ("early_stopping_patience", "rpo_alpha", "pretrain_epochs", "pretrain_learning_rate"):
         if float(values.get(name, 0)) < 0:
             raise TrainingConfigError(f"{name} must be 0 or more, not {values[name]!r}")
+    if stage == "dpo" and float(values.get("pretrain_epochs", 0)) > 0:
+        raise TrainingConfigError("pretrain_epochs is an SFT setting: continued pre-training runs before SFT")
     if "target_modules" in values:
         values["target_modules"] = tuple(values["target_modules"])
     return replace(Hyper(), **values)

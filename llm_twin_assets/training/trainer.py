@@ -202,13 +202,18 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     rows, validation_rows = without_documents(split.train), without_documents(split.validation)
     reporter.info(memory.summary)
     reporter.info(speedups.summary)
+    start_from, pretraining = sft_dir, None
+    if job.stage == "sft" and hyper.pretrain_epochs > 0:
+        start_from, pretraining = _continued_pretraining(
+            job, out, device, model_dir, tokenizer, set(split.documents), memory, speedups, reporter
+        )
     losses: list[dict[str, float]] = []
     trainer = _make_trainer(
         job,
         out,
         device,
         model_dir,
-        sft_dir,
+        start_from,
         tokenizer,
         rows,
         validation_rows,
@@ -246,6 +251,8 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         job, device, model_dir, trainer, losses, last, memory, speedups, seconds, report, split.reason
     )
     metrics |= {"examples": len(rows), "examples_over_max_length": over_length}
+    if pretraining is not None:
+        metrics["pretraining"] = pretraining
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     (adapter / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     if job.adapter_version:
@@ -328,7 +335,7 @@ def _make_trainer(
     out: Path,
     device: str,
     model_dir: Path,
-    sft_dir: Path | None,
+    start_from: Path | None,
     tokenizer: Any,
     rows: list[dict[str, Any]],
     validation_rows: list[dict[str, Any]],
@@ -337,23 +344,19 @@ def _make_trainer(
     losses: list[dict[str, float]],
     reporter: Reporter,
 ) -> Any:
-    """The TRL trainer for the job's stage: the base model (DPO: with the SFT adapter merged), a new LoRA
-    adapter, the profile's arguments; one progress line per logged step (appended to ``losses``)."""
-    import torch
+    """The TRL trainer for the job's stage: the base model with a new LoRA adapter (DPO: on the base with
+    the SFT adapter ``start_from`` merged; SFT after continued pre-training: that adapter, ``start_from``,
+    trained on), the profile's arguments; one progress line per logged step (appended to ``losses``)."""
     from datasets import Dataset
     from peft import LoraConfig, PeftModel
-    from transformers import AutoModelForCausalLM
     from transformers.trainer_callback import PrinterCallback, TrainerCallback
 
     hyper = job.hyper
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir,
-        dtype=torch.bfloat16 if hyper.bf16 else torch.float32,
-        attn_implementation=speedups.attention,
-    )
-    check_targets(model, hyper.target_modules)
-    if sft_dir is not None:
-        model = PeftModel.from_pretrained(model, str(sft_dir)).merge_and_unload()
+    model = _base_model(model_dir, job, speedups)
+    if start_from is not None and job.stage == "dpo":
+        model = PeftModel.from_pretrained(model, str(start_from)).merge_and_unload()
+    elif start_from is not None:
+        model = PeftModel.from_pretrained(model, str(start_from), is_trainable=True)
     lora = LoraConfig(
         r=hyper.lora_r,
         lora_alpha=hyper.lora_alpha,
@@ -380,7 +383,7 @@ def _make_trainer(
         "train_dataset": Dataset.from_list(rows),
         "eval_dataset": Dataset.from_list(validation_rows) if validation_rows else None,
         "processing_class": tokenizer,
-        "peft_config": lora,
+        "peft_config": None if isinstance(model, PeftModel) else lora,
         "callbacks": callbacks,
     }
     if job.stage == "sft":
@@ -414,6 +417,40 @@ def _make_trainer(
         )
     trainer.remove_callback(PrinterCallback)  # its raw log dicts; Progress reports one line per step
     return trainer
+
+
+def _base_model(model_dir: Path, job: TrainJob, speedups: Any) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir,
+        dtype=torch.bfloat16 if job.hyper.bf16 else torch.float32,
+        attn_implementation=speedups.attention,
+    )
+    check_targets(model, job.hyper.target_modules)
+    return model
+
+
+def _continued_pretraining(
+    job: TrainJob,
+    out: Path,
+    device: str,
+    model_dir: Path,
+    tokenizer: Any,
+    validation_documents: set[str],
+    memory: Any,
+    speedups: Any,
+    reporter: Reporter,
+) -> tuple[Path, dict[str, Any]]:
+    """The adapter after continued pre-training (``training.pretraining``), and what it measured."""
+    from llm_twin_assets.training.pretraining import corpus_rows, pretrain
+
+    rows, source = corpus_rows(_artifact_store(job.artifacts_url), job, validation_documents)
+    arguments = _training_arguments(job, out, device, memory, speedups, validating=False)
+    return pretrain(
+        lambda: _base_model(model_dir, job, speedups), tokenizer, rows, source, job, out, arguments, reporter
+    )
 
 
 def _training_arguments(

@@ -84,7 +84,12 @@ def preview(frame: pl.DataFrame, columns: list[str], rows: int = 5, width: int =
 
 
 def _publish_checked(
-    store: Any, name: str, splits: dict[str, pl.DataFrame], author: str, details: dict[str, Any]
+    store: Any,
+    name: str,
+    splits: dict[str, pl.DataFrame],
+    author: str,
+    details: dict[str, Any],
+    extras: dict[str, pl.DataFrame] | None = None,
 ) -> tuple[Any, bool, list[dg.AssetCheckResult], dg.DataVersion]:
     """Write the version, check it, and promote it to ``latest`` only when every blocking check passed.
 
@@ -93,7 +98,7 @@ def _publish_checked(
     version that failed."""
     from llm_twin_assets.datasets.versions import promote_if_passed, publish
 
-    version, new = publish(store, author, name, splits, details)
+    version, new = publish(store, author, name, splits, details, extras)
     results = checks.evaluate(name, version, splits)
     serving = promote_if_passed(store, version, all(r.passed for r in results))
     return version, new, results, dg.DataVersion(serving)
@@ -202,7 +207,10 @@ def instruct_dataset(
         "dropped": built.dropped,
         "config": config.model_dump(),
     }
-    version, new, results, data_version = _publish_checked(target, "instruct", built.splits, author, details)
+    corpus = {"corpus": built.corpus} if built.corpus is not None else None
+    version, new, results, data_version = _publish_checked(
+        target, "instruct", built.splits, author, details, corpus
+    )
     return _result(
         version,
         new,
@@ -217,6 +225,7 @@ def instruct_dataset(
             "teacher_calls": writer.asked,
             "teacher_replies_reused": writer.reused,
             "general_rows": general.height if general is not None else 0,
+            "corpus_passages": built.corpus.height if built.corpus is not None else 0,
             **build_meta,
             "preview": dg.MetadataValue.md(preview(built.splits["train"], ["kind", "instruction", "answer"])),
         },

@@ -44,6 +44,10 @@ class TrainingConfig(dg.Config):
     """Stop after this many validation checks without improvement (0 = never)."""
     rpo_alpha: float | None = None
     """DPO: weight of the NLL term on the author's answers (RPO; 0 = plain DPO)."""
+    pretrain_epochs: float | None = None
+    """SFT: epochs of continued pre-training on the author's own text before SFT (0 = none)."""
+    pretrain_learning_rate: float | None = None
+    """SFT: the continued pre-training's learning rate (0 = the SFT learning rate)."""
 
     def overrides(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if k != "profile" and v is not None}
