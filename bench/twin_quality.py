@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -190,7 +191,9 @@ def main() -> None:
         "--only", action="append", default=[], help="run only the levers whose name contains this"
     )
     args = parser.parse_args()
-    report = Report(f"twin-quality-{args.author}")
+    # a run of some levers only is saved beside the full table, not over it
+    suffix = "-only-" + "-".join(re.sub(r"\W+", "-", o).strip("-") for o in args.only) if args.only else ""
+    report = Report(f"twin-quality-{args.author}{suffix}")
     report.note("author", args.author)
     chosen = [
         lever for lever in LEVERS[: args.levers] if not args.only or any(o in lever[0] for o in args.only)

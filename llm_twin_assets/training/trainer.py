@@ -1,4 +1,5 @@
-"""The shared trainer: checks before training, the model with LoRA, TRL's SFT or DPO, metrics, resume.
+"""The shared trainer: one stage from job to published adapter — its inputs (``training.inputs``), the TRL
+trainer (``training.trl_trainer``), resume from checkpoints, the validation curve, metrics, publishing.
 
 DPO starts from the SFT adapter *merged* into the base weights: the merged model is the policy's
 starting point and, with the DPO adapter disabled, the reference, as DPO wants (the SFT policy is the
@@ -24,117 +25,23 @@ from llm_twin_assets.training.checkpoints import (
     step_of,
 )
 from llm_twin_assets.training.config import TrainingConfigError, TrainJob
+from llm_twin_assets.training.inputs import (
+    artifact_store,
+    base_model_folder,
+    load_rows,
+    parent_adapter_folder,
+    within_max_length,
+)
 from llm_twin_assets.training.memory import plan_memory
 from llm_twin_assets.training.reporting import Reporter
 from llm_twin_assets.training.speedups import choose_speedups
+from llm_twin_assets.training.trl_trainer import continued_pretraining, make_trainer
 from llm_twin_assets.training.validation import (
     ValidationReport,
     eval_point,
     split_by_document,
     without_documents,
 )
-
-
-def _artifact_store(url: str):
-    from llm_twin_assets.artifacts import open_store
-
-    return open_store(url, Path(url))
-
-
-def load_rows(job: TrainJob) -> list[dict[str, Any]]:
-    """The training split of the exact dataset version the job names, in TRL's formats."""
-    from llm_twin_assets.datasets.versions import get_version, read_splits
-
-    store = _artifact_store(job.artifacts_url)
-    version = get_version(store, job.author, job.dataset_name, job.dataset_version)
-    train = read_splits(store, version)["train"]
-    _require_examples(job, train.height)
-    # Each row keeps its document, for the validation split (training.validation); dropped before training.
-    if job.stage == "sft":  # prompt/completion: the loss is on the author's answer only
-        return [
-            {
-                "prompt": [{"role": "user", "content": r["instruction"]}],
-                "completion": [{"role": "assistant", "content": r["answer"]}],
-                "document_id": r["document_id"],
-            }
-            for r in train.iter_rows(named=True)
-        ]
-    return [
-        {
-            "prompt": [{"role": "user", "content": r["prompt"]}],
-            "chosen": [{"role": "assistant", "content": r["chosen"]}],
-            "rejected": [{"role": "assistant", "content": r["rejected"]}],
-            "document_id": r["document_id"],
-        }
-        for r in train.iter_rows(named=True)
-    ]
-
-
-def _require_examples(job: TrainJob, count: int, why: str = "") -> None:
-    if count < job.hyper.min_examples:
-        raise TrainingConfigError(
-            f"{job.dataset_name} dataset {job.dataset_version} of {job.author!r} has {count} training "
-            f"examples{why}; at least {job.hyper.min_examples} are needed"
-        )
-
-
-def example_lengths(rows: list[dict[str, Any]], tokenizer: Any) -> list[int]:
-    """Tokens of each example as the trainer sees it: the chat template over prompt and answer (for a
-    preference pair, the longer of its two sides)."""
-    sides = ("chosen", "rejected") if rows and "chosen" in rows[0] else ("completion",)
-    lengths = [0] * len(rows)
-    for side in sides:
-        texts = [tokenizer.apply_chat_template(row["prompt"] + row[side], tokenize=False) for row in rows]
-        for i, ids in enumerate(tokenizer(texts, add_special_tokens=False)["input_ids"]):
-            lengths[i] = max(lengths[i], len(ids))
-    return lengths
-
-
-def within_max_length(
-    job: TrainJob, rows: list[dict[str, Any]], tokenizer: Any
-) -> tuple[list[dict[str, Any]], int]:
-    """The examples that fit ``max_length`` whole, and how many did not (never truncated: see Hyper)."""
-    lengths = example_lengths(rows, tokenizer)
-    kept = [row for row, n in zip(rows, lengths, strict=True) if n <= job.hyper.max_length]
-    over = len(rows) - len(kept)
-    _require_examples(job, len(kept), f" within max_length {job.hyper.max_length} ({over} longer)")
-    return kept, over
-
-
-def base_model_folder(job: TrainJob) -> Path:
-    """The job's base model on this machine (built, found in a cache, or the folder named)."""
-    from llm_twin_assets.models.registry import model_folder
-    from llm_twin_assets.settings import get_settings
-
-    # A trainer may fetch its hub model (a fresh GPU task has no cache); HF_HUB_OFFLINE still rules here.
-    return model_folder(job.base_model, get_settings(), "the job's base_model", download=True)
-
-
-def parent_adapter_folder(job: TrainJob) -> Path:
-    """DPO: the parent SFT adapter, from the artifact store (downloaded next to the work folder)."""
-    from llm_twin_assets.training.adapters import adapter_folder, get_adapter
-
-    if not job.parent_adapter:
-        raise TrainingConfigError("dpo needs its parent sft adapter: the job names no parent_adapter")
-    store = _artifact_store(job.artifacts_url)
-    return adapter_folder(
-        store, get_adapter(store, job.author, "sft", job.parent_adapter), Path(job.output_dir) / "inputs"
-    )
-
-
-def check_targets(model: Any, targets: tuple[str, ...]) -> None:
-    import torch
-
-    linear = {
-        name.rsplit(".", 1)[-1]
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear)
-    }
-    unknown = sorted(set(targets) - linear)
-    if unknown:
-        raise TrainingConfigError(
-            f"target module(s) {unknown} are not linear layers of this model; it has {sorted(linear)}"
-        )
 
 
 def _peak_memory(device: str) -> int:
@@ -204,11 +111,11 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     reporter.info(speedups.summary)
     start_from, pretraining = sft_dir, None
     if job.stage == "sft" and hyper.pretrain_epochs > 0:
-        start_from, pretraining = _continued_pretraining(
+        start_from, pretraining = continued_pretraining(
             job, out, device, model_dir, tokenizer, set(split.documents), memory, speedups, reporter
         )
     losses: list[dict[str, float]] = []
-    trainer = _make_trainer(
+    trainer = make_trainer(
         job,
         out,
         device,
@@ -330,168 +237,6 @@ def _device(job: TrainJob) -> str:
     return device
 
 
-def _make_trainer(
-    job: TrainJob,
-    out: Path,
-    device: str,
-    model_dir: Path,
-    start_from: Path | None,
-    tokenizer: Any,
-    rows: list[dict[str, Any]],
-    validation_rows: list[dict[str, Any]],
-    memory: Any,
-    speedups: Any,
-    losses: list[dict[str, float]],
-    reporter: Reporter,
-) -> Any:
-    """The TRL trainer for the job's stage: the base model with a new LoRA adapter (DPO: on the base with
-    the SFT adapter ``start_from`` merged; SFT after continued pre-training: that adapter, ``start_from``,
-    trained on), the profile's arguments; one progress line per logged step (appended to ``losses``)."""
-    from datasets import Dataset
-    from peft import LoraConfig, PeftModel
-    from transformers.trainer_callback import PrinterCallback, TrainerCallback
-
-    hyper = job.hyper
-    model = _base_model(model_dir, job, speedups)
-    if start_from is not None and job.stage == "dpo":
-        model = PeftModel.from_pretrained(model, str(start_from)).merge_and_unload()
-    elif start_from is not None:
-        model = PeftModel.from_pretrained(model, str(start_from), is_trainable=True)
-    lora = LoraConfig(
-        r=hyper.lora_r,
-        lora_alpha=hyper.lora_alpha,
-        lora_dropout=hyper.lora_dropout,
-        target_modules=list(hyper.target_modules),
-        task_type="CAUSAL_LM",
-    )
-
-    class Progress(TrainerCallback):
-        def on_log(
-            self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any
-        ) -> None:
-            if logs and "loss" in logs:
-                losses.append({"step": state.global_step, "loss": float(logs["loss"])})
-                reporter.info(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
-
-    common = _training_arguments(job, out, device, memory, speedups, validating=bool(validation_rows))
-    callbacks: list[Any] = [Progress()]
-    if validation_rows and hyper.early_stopping_patience > 0:
-        from transformers import EarlyStoppingCallback
-
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience))
-    data: dict[str, Any] = {
-        "train_dataset": Dataset.from_list(rows),
-        "eval_dataset": Dataset.from_list(validation_rows) if validation_rows else None,
-        "processing_class": tokenizer,
-        "peft_config": None if isinstance(model, PeftModel) else lora,
-        "callbacks": callbacks,
-    }
-    if job.stage == "sft":
-        from trl import SFTConfig, SFTTrainer
-
-        trainer: Any = SFTTrainer(
-            model=model,
-            args=SFTConfig(
-                **common,
-                completion_only_loss=True,
-                padding_free=speedups.padding_free,
-                train_sampling_strategy="group_by_length" if hyper.group_by_length else "random",
-            ),
-            **data,
-        )
-    else:
-        from trl import DPOConfig, DPOTrainer
-
-        # RPO: the DPO loss plus an NLL term on the author's answers, which keeps the policy from
-        # collapsing when the pairs are few (TRL 1.x names it loss_type ["sigmoid", "sft"]).
-        rpo: dict[str, Any] = (
-            {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, hyper.rpo_alpha]}
-            if hyper.rpo_alpha
-            else {}
-        )
-        trainer = DPOTrainer(
-            model=model,
-            ref_model=None,  # the adapter-disabled model: the merged SFT policy
-            args=DPOConfig(**common, beta=hyper.beta, **rpo),
-            **data,
-        )
-    trainer.remove_callback(PrinterCallback)  # its raw log dicts; Progress reports one line per step
-    return trainer
-
-
-def _base_model(model_dir: Path, job: TrainJob, speedups: Any) -> Any:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir,
-        dtype=torch.bfloat16 if job.hyper.bf16 else torch.float32,
-        attn_implementation=speedups.attention,
-    )
-    check_targets(model, job.hyper.target_modules)
-    return model
-
-
-def _continued_pretraining(
-    job: TrainJob,
-    out: Path,
-    device: str,
-    model_dir: Path,
-    tokenizer: Any,
-    validation_documents: set[str],
-    memory: Any,
-    speedups: Any,
-    reporter: Reporter,
-) -> tuple[Path, dict[str, Any]]:
-    """The adapter after continued pre-training (``training.pretraining``), and what it measured."""
-    from llm_twin_assets.training.pretraining import corpus_rows, pretrain
-
-    rows, source = corpus_rows(_artifact_store(job.artifacts_url), job, validation_documents)
-    arguments = _training_arguments(job, out, device, memory, speedups, validating=False)
-    return pretrain(
-        lambda: _base_model(model_dir, job, speedups), tokenizer, rows, source, job, out, arguments, reporter
-    )
-
-
-def _training_arguments(
-    job: TrainJob, out: Path, device: str, memory: Any, speedups: Any, *, validating: bool
-) -> dict[str, Any]:
-    """The arguments SFTConfig and DPOConfig share: the profile's hyper-parameters, checkpoints every
-    ``save_steps`` (two kept), and with a validation split an evaluation at each save, the best kept."""
-    hyper = job.hyper
-    common: dict[str, Any] = {
-        "output_dir": str(out / "checkpoints"),
-        "learning_rate": hyper.learning_rate,
-        "num_train_epochs": hyper.epochs,
-        "max_steps": hyper.max_steps,
-        "per_device_train_batch_size": hyper.batch_size,
-        "gradient_accumulation_steps": hyper.gradient_accumulation,
-        "max_length": hyper.max_length,
-        "bf16": hyper.bf16,
-        "use_cpu": device == "cpu",
-        "gradient_checkpointing": memory.checkpointing,
-        "logging_steps": hyper.logging_steps,
-        "save_steps": hyper.save_steps,
-        "save_total_limit": 2,
-        "seed": hyper.seed,
-        "report_to": "none",
-        "include_num_input_tokens_seen": "non_padding",
-        "dataloader_num_workers": 0,
-        "disable_tqdm": True,
-        "use_liger_kernel": speedups.liger,
-    }
-    if validating:
-        common.update(
-            eval_strategy="steps",
-            eval_steps=hyper.save_steps,
-            per_device_eval_batch_size=hyper.batch_size,
-            load_best_model_at_end=True,
-            metric_for_best_model="eval_loss",
-            greater_is_better=False,
-        )
-    return common
-
-
 def _resume_point(
     job: TrainJob, out: Path, trainer: Any, reporter: Reporter
 ) -> tuple[str | None, CheckpointMirror | None]:
@@ -502,7 +247,7 @@ def _resume_point(
         reporter.info(f"removing {path}: left half-written by a run killed while saving it")
         shutil.rmtree(path)
     mirror = CheckpointMirror.for_job(
-        _artifact_store(job.artifacts_url), job.author, job.stage, job.adapter_version
+        artifact_store(job.artifacts_url), job.author, job.stage, job.adapter_version
     )
     if mirror is not None:
         if max(mirror.synced(), default=-1) > step_of(last):  # a retry on a machine that lost the disk
@@ -539,7 +284,7 @@ def _publish(job: TrainJob, adapter: Path, model_dir: Path, metrics: dict[str, A
     from llm_twin_assets.training.adapters import publish_adapter
 
     published = publish_adapter(
-        _artifact_store(job.artifacts_url),
+        artifact_store(job.artifacts_url),
         job.author,
         job.stage,
         job.adapter_version,
