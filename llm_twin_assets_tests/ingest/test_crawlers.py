@@ -157,7 +157,7 @@ def test_a_repository_over_a_file_url_and_a_broken_one(sample_repo: Path, tmp_pa
     guard, roots = NetworkGuard(allow_private=False), LocalRoots.of([sample_repo.parent, tmp_path])
     doc = crawl_repository(sample_repo.as_uri(), "link", guard, roots=roots)
     assert doc.metadata["files"][0]["path"] == "README.md"
-    from llm_twin_assets.crawling.repositories import RepositoryError
+    from llm_twin_assets.crawling.git import RepositoryError
 
     broken = tmp_path / "not-a-repo.git"  # looks like a bare repository, holds nothing git can read
     (broken / "objects").mkdir(parents=True)

@@ -13,13 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_twin_assets.crawling.repositories import (
-    RepoOptions,
-    RepositoryError,
-    crawl_repository,
-    pin_address,
-    run_git,
-)
+from llm_twin_assets.crawling.git import RepositoryError, pin_address, run_git
+from llm_twin_assets.crawling.repositories import RepoOptions, crawl_repository
 from llm_twin_assets.crawling.safety import BlockedAddress, NetworkGuard
 from llm_twin_assets.demo import serve_directory
 from llm_twin_assets_tests.ingest.trickle import processes_naming, serve_trickle
