@@ -14,14 +14,11 @@ nothing at all.
 
 from __future__ import annotations
 
-import csv
 import errno
 import hashlib
 import json
 import os
 import shutil
-import stat
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,20 +26,32 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from llm_twin_assets.artifacts import ArtifactStore
-from llm_twin_assets.errors import TwinError
+from llm_twin_assets.export_folder import (
+    FORMAT,
+    MANIFEST,
+    VERSION,
+    BackupError,
+    inside,
+    read_manifest,
+    read_plain,
+    refuse_links,
+    sha256_of,
+    verify,
+)
 from llm_twin_assets.store.database import Database, stored_dimension
+from llm_twin_assets.store.tables import (
+    applied_migrations,
+    copy_in,
+    copy_out,
+    reset_sequences,
+    row_count,
+    stored_columns,
+    tables_in_order,
+)
 
-FORMAT = "llm-twin-export"
-VERSION = 1
-MANIFEST = "manifest.json"
 Progress = Callable[[str], None]
-
-
-class BackupError(TwinError):
-    """An export or import refused; the message names the file or table and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -114,19 +123,17 @@ def _export(database: Database, store: ArtifactStore, target: Path, progress: Pr
     tables: dict[str, dict[str, Any]] = {}
     with database.connect() as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
-        schema = dict(
-            conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY version").fetchall()
-        )
+        schema = applied_migrations(conn)
         dimension = stored_dimension(conn)
         for table in tables_in_order(conn):
             columns = stored_columns(conn, table)
             path = target / "tables" / f"{table}.csv"
-            rows = _copy_out(conn, table, columns, path)
+            rows = copy_out(conn, table, columns, path)
             tables[table] = {
                 "file": f"tables/{table}.csv",
                 "columns": columns,
                 "rows": rows,
-                "sha256": _sha256(path),
+                "sha256": sha256_of(path),
             }
             progress(f"table {table}: {rows:,} rows")
     artifacts: dict[str, str] = {}
@@ -173,8 +180,8 @@ def import_store(
     loaded: dict[str, int] = {}
     try:
         for key, digest in manifest["artifacts"].items():
-            path = _inside(source, f"artifacts/{key}", f"artifact {key}")
-            data = _read_plain(path)
+            path = inside(source, f"artifacts/{key}", f"artifact {key}")
+            data = read_plain(path)
             if hashlib.sha256(data).hexdigest() != digest:  # changed since it was checked
                 raise BackupError(
                     f"artifact {key}: {path} does not match its checksum: the export is damaged; nothing was imported"
@@ -186,7 +193,7 @@ def import_store(
             for table in tables_in_order(conn):
                 entry = manifest["tables"].get(table)
                 if entry is not None:
-                    path = _inside(source, entry["file"], f"table {table}")
+                    path = inside(source, entry["file"], f"table {table}")
                     loaded[table] = _copy_in(conn, table, entry["columns"], path)
                     if loaded[table] != entry["rows"]:
                         raise BackupError(
@@ -194,7 +201,7 @@ def import_store(
                             f"{entry['rows']:,}: the export is damaged; nothing was imported"
                         )
                     progress(f"table {table}: {loaded[table]:,} rows")
-            _reset_sequences(conn)
+            reset_sequences(conn)
     except BaseException:
         for key in written:  # the store was empty of these keys: leave it as it was
             store.delete(key)
@@ -204,167 +211,8 @@ def import_store(
     return Summary(loaded, len(written), size)
 
 
-def refuse_links(source: Path) -> None:
-    """Refuse a folder holding anything but plain files and folders: a symbolic link (to a file or a
-    folder, anywhere, the manifest included) would load content from outside the export. The folder
-    itself may be reached through a link (the path given is the user's own choice)."""
-    if not source.is_dir():
-        return  # read_manifest says what is wrong
-    for folder, folders, files in os.walk(source, followlinks=False, onerror=_walk_error):
-        for name in folders + files:
-            path = Path(folder) / name
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode):
-                raise BackupError(
-                    f"{path} is a symbolic link: an export holds only plain files and folders, and a link "
-                    "could bring in content from outside it; nothing was imported"
-                )
-            if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-                raise BackupError(
-                    f"{path} is not a plain file or folder: an export holds only those; nothing was imported"
-                )
-
-
-def _walk_error(exc: OSError) -> None:
-    raise BackupError(
-        f"cannot read {exc.filename}: {(exc.strerror or str(exc)).lower()}; nothing was imported"
-    )
-
-
-def _inside(source: Path, relative: object, what: str) -> Path:
-    """``source / relative``, refused unless ``relative`` is a plain relative path that stays inside the
-    export (no absolute path, no ``..``, nothing that resolves elsewhere)."""
-    if not isinstance(relative, str) or not relative or "\x00" in relative:
-        raise BackupError(
-            f"{what}: the manifest names {relative!r}, not a file of the export; nothing was imported"
-        )
-    parts = relative.split("/")
-    if relative.startswith("/") or Path(relative).is_absolute():
-        rule = "an absolute path"
-    elif ".." in parts or ".." in Path(relative).parts:
-        rule = "a path with '..'"
-    elif any(p in ("", ".") for p in parts):
-        rule = "not a plain relative path"
-    else:
-        path = source / relative
-        root = source.resolve()
-        if path.resolve() == root or not path.resolve().is_relative_to(root):
-            rule = "a path that resolves outside the export"
-        else:
-            return path
-    raise BackupError(
-        f"{what}: the manifest names {relative!r}, {rule}: every file of an export lies inside its folder; "
-        "nothing was imported"
-    )
-
-
-def _read_plain(path: Path) -> bytes:
-    """The bytes of a regular file, never through a link (a file swapped for one after the checks)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise BackupError(f"{path} is not a plain file; nothing was imported")
-        return f.read()
-
-
-def read_manifest(source: Path) -> dict[str, Any]:
-    path = source / MANIFEST
-    if not path.is_file():
-        raise BackupError(
-            f"{source} has no {MANIFEST}: not an export, or one that did not finish (the manifest is written last)"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BackupError(f"{path} is not readable JSON ({exc}): the export is damaged") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BackupError(f"{path} is not an llm-twin export manifest")
-    if manifest.get("version") != VERSION:
-        raise BackupError(f"{path} is export format {manifest.get('version')}; this version reads {VERSION}")
-    return manifest
-
-
-def verify(source: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest names lies inside the export and is there with its checksum; every table
-    file has the manifest's columns as its header and holds as many rows as the manifest says."""
-    _check_shape(manifest)
-    paths = {
-        table: _inside(source, entry["file"], f"table {table}") for table, entry in manifest["tables"].items()
-    }
-    artifacts = {key: _inside(source, f"artifacts/{key}", f"artifact {key}") for key in manifest["artifacts"]}
-    for table, entry in manifest["tables"].items():
-        _check_file(paths[table], entry["sha256"], f"table {table}")
-    for key, digest in manifest["artifacts"].items():
-        _check_file(artifacts[key], digest, f"artifact {key}")
-    for table, entry in manifest["tables"].items():
-        _check_rows(paths[table], entry, f"table {table}")
-
-
-def _check_shape(manifest: dict[str, Any]) -> None:
-    """The manifest's entries have the types an export writes (a hand-edited one may not)."""
-    tables, artifacts = manifest.get("tables"), manifest.get("artifacts")
-    problem = None
-    if not isinstance(tables, dict) or not isinstance(artifacts, dict):
-        problem = "'tables' and 'artifacts' must be objects"
-    else:
-        for table, entry in tables.items():
-            if not (
-                isinstance(entry, dict)
-                and isinstance(entry.get("file"), str)
-                and isinstance(entry.get("sha256"), str)
-                and isinstance(entry.get("rows"), int)
-                and not isinstance(entry.get("rows"), bool)
-                and entry["rows"] >= 0
-                and isinstance(entry.get("columns"), list)
-                and entry["columns"]
-                and all(isinstance(c, str) for c in entry["columns"])
-            ):
-                problem = f"table {table}: needs file, sha256, rows (a count) and columns"
-                break
-        else:
-            bad = next((k for k, v in artifacts.items() if not isinstance(v, str)), None)
-            if bad is not None:
-                problem = f"artifact {bad}: needs a sha256"
-    if problem is not None:
-        raise BackupError(f"{MANIFEST} is not a valid export manifest ({problem}); nothing was imported")
-
-
-def _check_rows(path: Path, entry: dict[str, Any], what: str) -> None:
-    """The file's header is the manifest's columns and it holds the manifest's row count (CSV records,
-    parsed as PostgreSQL wrote them: a quoted value may span lines)."""
-    csv.field_size_limit(sys.maxsize)
-    with path.open("r", encoding="utf-8", newline="") as text:
-        reader = csv.reader(text)
-        try:
-            header = next(reader, None)
-            rows = sum(1 for _ in reader)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise BackupError(
-                f"{what}: {path} is not a readable CSV file ({exc}); nothing was imported"
-            ) from None
-    if header != entry["columns"]:
-        raise BackupError(
-            f"{what}: {path} has the columns {header} but the manifest says {entry['columns']}: the export is "
-            "damaged; nothing was imported"
-        )
-    if rows != entry["rows"]:
-        raise BackupError(
-            f"{what}: {path} holds {rows:,} rows but the manifest says {entry['rows']:,}: the export is "
-            "damaged or was cut short; nothing was imported"
-        )
-
-
-def _check_file(path: Path, digest: str, what: str) -> None:
-    if not path.is_file() or path.is_symlink():
-        raise BackupError(f"{what}: {path} is missing: the export is partial; nothing was imported")
-    if _sha256(path) != digest:
-        raise BackupError(
-            f"{what}: {path} does not match its checksum: the export is damaged; nothing was imported"
-        )
-
-
 def _check_target(conn: psycopg.Connection, manifest: dict[str, Any]) -> None:
-    here: dict[str, str] = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+    here = applied_migrations(conn)
     newer = sorted(set(manifest["schema"]) - set(here))
     if newer:
         raise BackupError(
@@ -382,78 +230,20 @@ def _check_target(conn: psycopg.Connection, manifest: dict[str, Any]) -> None:
             f"LLM_TWIN_EMBEDDING_DIM={manifest['embedding_dim']} for the new store"
         )
     for table in tables_in_order(conn):
-        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
-        if row and row[0]:
+        rows = row_count(conn, table)
+        if rows:
             raise BackupError(
-                f"import needs an empty store, but {table} has {row[0]:,} rows: use a new database"
+                f"import needs an empty store, but {table} has {rows:,} rows: use a new database"
             )
     unknown = sorted(set(manifest["tables"]) - set(tables_in_order(conn)))
     if unknown:
         raise BackupError(f"the export has tables this version does not know: {', '.join(unknown)}")
 
 
-def tables_in_order(conn: psycopg.Connection) -> list[str]:
-    """The store's tables, each after the tables its foreign keys point at."""
-    names = [
-        r[0]
-        for r in conn.execute(
-            "SELECT c.relname FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace"
-            " AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> 'schema_migrations'"
-            " ORDER BY c.relname"
-        ).fetchall()
-    ]
-    edges = conn.execute(
-        "SELECT c.conrelid::regclass::text, c.confrelid::regclass::text FROM pg_constraint c"
-        " WHERE c.contype = 'f' AND c.conrelid <> c.confrelid"
-    ).fetchall()
-    needs = {name: {parent for child, parent in edges if child == name and parent in names} for name in names}
-    ordered: list[str] = []
-    while needs:
-        ready = sorted(n for n, parents in needs.items() if parents <= set(ordered))
-        if not ready:
-            raise BackupError(f"circular foreign keys between {', '.join(sorted(needs))}")
-        ordered += ready
-        for name in ready:
-            del needs[name]
-    return ordered
-
-
-def stored_columns(conn: psycopg.Connection, table: str) -> list[str]:
-    rows = conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
-        " AND table_name = %s AND is_generated = 'NEVER' ORDER BY ordinal_position",
-        (table,),
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def _columns(columns: list[str]) -> sql.Composed:
-    return sql.SQL(", ").join(sql.Identifier(c) for c in columns)
-
-
-def _copy_out(conn: psycopg.Connection, table: str, columns: list[str], path: Path) -> int:
-    statement = sql.SQL("COPY {} ({}) TO STDOUT (FORMAT csv, HEADER)").format(
-        sql.Identifier(table), _columns(columns)
-    )
-    with conn.cursor() as cur, cur.copy(statement) as copy, path.open("wb") as out:
-        for data in copy:
-            out.write(data)
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
-    return int(row[0]) if row else 0
-
-
 def _copy_in(conn: psycopg.Connection, table: str, columns: list[str], path: Path) -> int:
     """Load the file into the table; the number of rows PostgreSQL loaded."""
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, HEADER)").format(
-        sql.Identifier(table), _columns(columns)
-    )
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with conn.cursor() as cur, open(fd, "rb") as source:
-            with cur.copy(statement) as copy:
-                while data := source.read(1 << 20):
-                    copy.write(data)
-            return cur.rowcount
+        return copy_in(conn, table, columns, path)
     except OSError as exc:
         raise BackupError(
             f"table {table}: cannot read {path} ({_os_reason(exc)}); nothing was imported"
@@ -466,22 +256,6 @@ def _copy_in(conn: psycopg.Connection, table: str, columns: list[str], path: Pat
         ) from exc
 
 
-def _reset_sequences(conn: psycopg.Connection) -> None:
-    """Serial columns continue after the imported rows."""
-    rows = conn.execute(
-        "SELECT table_name, column_name, pg_get_serial_sequence(table_name, column_name)"
-        " FROM information_schema.columns WHERE table_schema = current_schema()"
-        " AND pg_get_serial_sequence(table_name, column_name) IS NOT NULL"
-    ).fetchall()
-    for table, column, sequence in rows:
-        conn.execute(
-            sql.SQL("SELECT setval(%s, coalesce((SELECT max({}) FROM {}), 0) + 1, false)").format(
-                sql.Identifier(column), sql.Identifier(table)
-            ),
-            (sequence,),
-        )
-
-
 def _rebuild_author_indexes(database: Database, progress: Progress) -> None:
     from llm_twin_assets.store.vectors import ensure_author_indexes
 
@@ -489,11 +263,3 @@ def _rebuild_author_indexes(database: Database, progress: Progress) -> None:
         built = [name for name in ensure_author_indexes(conn).values() if name]
     if built:
         progress(f"per-author vector indexes: {len(built)}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()

@@ -16,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from llm_twin_assets.artifacts import LocalArtifactStore
-from llm_twin_assets.backup import BackupError, export_store, import_store, tables_in_order
+from llm_twin_assets.backup import BackupError, export_store, import_store
 from llm_twin_assets.settings import get_settings
 from llm_twin_assets.store.database import Database, open_database
+from llm_twin_assets.store.tables import tables_in_order
 
 AUTHORS = [
     ("ada", "Ada"),
