@@ -303,8 +303,8 @@ def load_into_pgvector(docs, texts, chunks, vectors, report) -> float:  # type: 
     """Cleaned rows, chunks and embeddings into a temporary embedded PostgreSQL, as the assets write them."""
     from llm_twin_assets.settings import get_settings
     from llm_twin_assets.store import embedded
+    from llm_twin_assets.store.chunks import CHUNK_COLUMNS, write_embeddings
     from llm_twin_assets.store.database import open_database
-    from llm_twin_assets.store.features import CHUNK_COLUMNS, write_embeddings
     from llm_twin_assets.store.upsert import bulk_upsert
 
     home = Path(tempfile.mkdtemp(prefix="llm-twin-bench-features-"))

@@ -107,16 +107,15 @@ def main() -> None:
     from llm_twin_assets.records import stable_id
     from llm_twin_assets.settings import get_settings
     from llm_twin_assets.store import embedded
-    from llm_twin_assets.store.database import open_database
-    from llm_twin_assets.store.features import (
+    from llm_twin_assets.store.chunks import (
         chunks_needing_embeddings,
         documents_needing_chunks,
-        raw_needing_cleaning,
         refresh_statistics,
         replace_chunks,
-        write_cleaned,
         write_embeddings,
     )
+    from llm_twin_assets.store.cleaned import raw_needing_cleaning, write_cleaned
+    from llm_twin_assets.store.database import open_database
     from llm_twin_assets.store.upsert import bulk_upsert
     from llm_twin_assets.store.vectors import ensure_author_index, nearest
 

@@ -226,7 +226,7 @@ def clean_frame(
     """(cleaned, rejected) from raw rows with columns id, author, url, kind, title, content, content_hash.
 
     ``cleaned`` has the columns of ``cleaned_documents``; ``rejected`` has the columns of
-    ``store.features.REJECTED_SCHEMA``: a reason (duplicate, empty, damaged, unknown_kind), a detail for
+    ``store.cleaned.REJECTED_SCHEMA``: a reason (duplicate, empty, damaged, unknown_kind), a detail for
     people, and for a duplicate the id it repeats and the cleaned text's hash. Duplicates are judged
     among these rows only; the store judges them against what it already holds.
     """

@@ -33,7 +33,7 @@ class ChunkingConfig(dg.Config):
 )
 def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
     from llm_twin_assets.features.cleaning import CLEANER_VERSION, clean_frame
-    from llm_twin_assets.store.features import raw_needing_cleaning, rejections_of, write_cleaned
+    from llm_twin_assets.store.cleaned import raw_needing_cleaning, rejections_of, write_cleaned
 
     author = context.partition_key
     start = time.perf_counter()
@@ -84,7 +84,7 @@ def chunks(
     from llm_twin_assets.features.parallel import DocumentToChunk, chunk_documents
     from llm_twin_assets.features.tokens import TokenCounter, token_counter
     from llm_twin_assets.records import stable_id
-    from llm_twin_assets.store.features import documents_needing_chunks, refresh_statistics, replace_chunks
+    from llm_twin_assets.store.chunks import documents_needing_chunks, refresh_statistics, replace_chunks
 
     author = context.partition_key
     embedder = models.embedder()
@@ -164,7 +164,7 @@ def chunk_embeddings(
     from llm_twin_assets.embeddings import model_label
     from llm_twin_assets.features.units import UNITS_VERSION, unit_spans
     from llm_twin_assets.records import stable_id
-    from llm_twin_assets.store.features import chunks_needing_embeddings, write_embeddings
+    from llm_twin_assets.store.chunks import chunks_needing_embeddings, write_embeddings
     from llm_twin_assets.store.units import (
         chunks_needing_units,
         ensure_units_dimension,
