@@ -9,22 +9,19 @@ bad request is a 4xx with a clear message, never a broken stream.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from llm_twin_assets import retrieval
-from llm_twin_assets.errors import TwinError
 from llm_twin_assets.llm import Message
 from llm_twin_assets.prompting import neutralise_messages, plain_messages, rag_messages
-from llm_twin_assets.serving import NotReleased, Overloaded, ServingError
+from llm_twin_assets.serving import NotReleased, ServingError
 from llm_twin_assets.serving.background import ReleaseWatcher, TraceWriter
 from llm_twin_assets.serving.generators import Generator, Usage, make_generator
-from llm_twin_assets.serving.queries import QueryEmbedder
+from llm_twin_assets.serving.retrieving import ServiceRetrieval
 from llm_twin_assets.serving.schemas import (
     GenerateRequest,
     GenerateResponse,
@@ -33,7 +30,6 @@ from llm_twin_assets.serving.schemas import (
     RetrieveRequest,
     RetrieveResponse,
     Source,
-    link_of,
 )
 from llm_twin_assets.serving.schemas import Usage as UsageModel
 from llm_twin_assets.settings import TwinSettings
@@ -44,13 +40,6 @@ from llm_twin_assets.store.traces import Trace
 log = logging.getLogger(__name__)
 
 Event = dict[str, Any]
-
-SEARCH_THREADS = 4
-"""Threads that run searches (each with its kept database connection): retrieval's own, so a search never
-waits behind other blocking work of the worker."""
-ENCODER_THREADS = 1
-"""torch threads of the query encoder: it runs beside the generation thread, whose threads already fill
-the cores; two busy thread teams on the same cores slow both (measured: bench/serve.py)."""
 
 
 @dataclass
@@ -78,24 +67,13 @@ class TwinServer:
         self.settings = settings
         self.database = open_database(settings)
         self.store = open_store(settings.artifacts_url, settings.artifacts_dir)
-        self.retriever = retrieval.retriever(settings)
-        self.retriever.embed("warm up")  # the first encode pays for lazy initialisation
-        self.queries = QueryEmbedder(
-            self._encode_queries, thread_setup=functools.partial(_set_torch_threads, ENCODER_THREADS)
-        )
-        self._searches = ThreadPoolExecutor(SEARCH_THREADS, "twin-retrieval")
+        self.retrieval = ServiceRetrieval(settings)
         self.generator = generator or make_generator(settings, self.database, self.store)
         self.current: dict[str, Release] = {}
         self.problems: dict[str, str] = {}
         self.traces = TraceWriter(self.database)
-        self._retrievals = 0
         self.refresh()
         self.watcher = ReleaseWatcher(self.database, self.refresh, settings.serve_release_poll_s)
-
-    def _encode_queries(self, texts: list[str]) -> Any:
-        return self.retriever.embedder.encode(
-            texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
 
     # releases
 
@@ -163,32 +141,7 @@ class TwinServer:
             raise ServingError(f"top_k is {top_k}; this service returns at most {s.serve_max_top_k} passages")
 
     async def _retrieve(self, call: Call, query: str, author: str | None, top_k: int) -> None:
-        if self._retrievals >= self.settings.serve_max_pending:
-            raise Overloaded(f"{self._retrievals} retrievals in flight; retry shortly", retry_after=1)
-        self._retrievals += 1
-        started = time.perf_counter()
-        try:
-            vector = await self.queries.embed(query.strip())
-            search = functools.partial(self.retriever.search, query, author, None, top_k, vector=vector)
-            hits = await asyncio.get_running_loop().run_in_executor(self._searches, search)
-        except TwinError as exc:
-            raise ServingError(str(exc)) from exc
-        finally:
-            self._retrievals -= 1
-        call.trace.timings["retrieve"] = _ms(started)
-        call.sources = [
-            Source(
-                chunk_id=h.chunk_id,
-                document_url=h.document_url,
-                link=link_of(h.document_url),
-                title=h.title,
-                kind=h.kind,
-                score=h.score,
-                similarity=h.similarity,
-                text=h.text,
-            )
-            for h in hits
-        ]
+        call.sources, call.trace.timings["retrieve"] = await self.retrieval.sources(query, author, top_k)
         call.trace.chunk_ids = [s.chunk_id for s in call.sources]
         call.trace.scores = [s.score for s in call.sources]
         similarities = [s.similarity for s in call.sources if s.similarity is not None]
@@ -383,18 +336,7 @@ class TwinServer:
         self.watcher.stop()
         self.generator.close()
         self.traces.stop()
-        self.queries.close()
-        self._searches.shutdown(wait=False, cancel_futures=True)
-
-
-def _set_torch_threads(threads: int) -> None:
-    import torch
-
-    # per thread (OpenMP), and only once the thread has initialised its own: torch initialises a thread's
-    # count lazily, at its first parallel operation, to the count set last by ANY thread — the count
-    # set before that would be lost
-    torch.get_num_threads()
-    torch.set_num_threads(threads)
+        self.retrieval.close()
 
 
 def _refuse(message: str) -> Callable[[], str]:
