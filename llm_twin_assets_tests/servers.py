@@ -4,11 +4,10 @@ import http.server
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import httpx
+from llm_twin_assets_tests.waiting import answers, exited, wait_until
 
 
 def free_port() -> int:
@@ -42,15 +41,8 @@ def wait_for_dagster(
     timeout_s: float = 180,
 ) -> None:
     """Until the Dagster webserver on ``port`` answers ``/server_info`` and ``ready()`` holds."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200 and ready():
-                return
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "the Dagster webserver did not start"
-        time.sleep(0.5)
+    up = answers(f"http://127.0.0.1:{port}/server_info")
+    wait_until(lambda: up() and ready(), "the Dagster webserver", timeout_s, 0.5, exited(proc))
 
 
 def stop_process_group(proc: subprocess.Popen[bytes], grace_s: float = 60) -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.servers import free_port
+from llm_twin_assets_tests.waiting import answers, exited, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_PACKAGES = Path(next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()))
@@ -180,17 +180,7 @@ def test_the_bento_serves_from_its_own_folder(
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float = 240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the bento exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the bento was not ready in {timeout_s} s:\n{log.read_text()[-4000:]}")
+    wait_until(answers(f"{url}/readyz"), "the bento to be ready", timeout_s, 0.5, exited(proc, log))
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.conftest import S3_KEYS
 from llm_twin_assets_tests.store.helpers import add_author
 from llm_twin_assets_tests.training.helpers import publish_small
+from llm_twin_assets_tests.waiting import wait_until
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
@@ -190,14 +191,10 @@ class LocalEcs:
 
         thread = threading.Thread(target=launch, daemon=True)
         thread.start()
-        task = None
-        for _ in range(300):
-            arns = self.ecs.list_tasks(cluster=self.cluster)["taskArns"]
-            if arns:
-                task = self.ecs.describe_tasks(cluster=self.cluster, tasks=arns)["tasks"][0]
-                break
-            time.sleep(0.2)
-        assert task is not None, "no ECS task was asked for"
+        arns = wait_until(
+            lambda: self.ecs.list_tasks(cluster=self.cluster)["taskArns"], "an ECS task", 60, 0.2
+        )
+        task = self.ecs.describe_tasks(cluster=self.cluster, tasks=arns)["tasks"][0]
         self.ecs.stop_task(cluster=self.cluster, task=task["taskArn"], reason="test")
         thread.join(timeout=120)
         return task

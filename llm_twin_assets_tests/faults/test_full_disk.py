@@ -19,8 +19,7 @@ import random
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -34,6 +33,7 @@ from llm_twin_assets.store.outages import DiskFullError
 from llm_twin_assets_tests.conftest import fresh_home
 from llm_twin_assets_tests.store.helpers import add_author, raw_row, upsert_raw
 from llm_twin_assets_tests.test_cli import run as cli
+from llm_twin_assets_tests.waiting import wait_until
 
 DISK = "160m"  # the embedded server's initdb takes ~40 MB, and its WAL grows in 16 MB segments
 VOCABULARY = (
@@ -67,7 +67,7 @@ def small_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             server = embedded.status(home / "pgdata")
             if server.pid:
                 os.kill(server.pid, signal.SIGQUIT)  # PostgreSQL's immediate shutdown
-                wait_for(lambda: not embedded.status(home / "pgdata").running, "an immediate shutdown")
+                wait_until(lambda: not embedded.status(home / "pgdata").running, "an immediate shutdown")
             raise
         finally:
             subprocess.run(["umount", str(home)], check=True)
@@ -234,7 +234,7 @@ def test_a_server_stopped_by_a_full_disk_says_so_and_recovers_once_there_is_room
     assert "Fix: free space on that disk" in message
     # What really happened: a PANIC, then a crash recovery that cannot finish either, so the server shuts
     # down; it stays down until there is room.
-    wait_for(lambda: not embedded.status(settings.pgdata).running, "the server to shut down")
+    wait_until(lambda: not embedded.status(settings.pgdata).running, "the server to shut down")
     assert "PANIC:  could not write to file" in (settings.pgdata / "log").read_text(errors="replace")
 
     # While the disk is full: the next connection, and a start from the command line, say the same.
@@ -263,13 +263,6 @@ def test_a_server_stopped_by_a_full_disk_says_so_and_recovers_once_there_is_room
     seed_author(db, "bob", documents=5, paragraphs=5)
     assert snapshot(db)["authors"][0] == 2
     assert cli("db", "status", home=small_home).returncode == 0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout_s} s for {what}"
-        time.sleep(0.1)
 
 
 def churn(conn: psycopg.Connection) -> None:

@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from llm_twin_assets.defs.training.assets import sft_adapter
 from llm_twin_assets.store.database import Database
 from llm_twin_assets.training.adapters import latest_adapter
 from llm_twin_assets_tests.training.helpers import publish_small
+from llm_twin_assets_tests.waiting import wait_until
 
 KILL_AT = 8  # the tiny profile saves a checkpoint every 8 steps
 STEPS = 16
@@ -88,15 +88,14 @@ class TrainerKiller(threading.Thread):
 
 def gone(process: psutil.Process, timeout_s: float = 30) -> None:
     """Wait until ``process`` is dead (a zombie until its parent reaps it, or already reaped)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def dead() -> bool:
         try:
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return
+            return process.status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"process {process.pid} outlived SIGKILL")
+            return True
+
+    wait_until(dead, f"process {process.pid} to die of SIGKILL", timeout_s, 0.01)
 
 
 @pytest.fixture

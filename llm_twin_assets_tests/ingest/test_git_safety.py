@@ -19,6 +19,7 @@ from llm_twin_assets.crawling.safety import BlockedAddress, NetworkGuard
 from llm_twin_assets.demo import serve_directory
 from llm_twin_assets_tests.ingest.trickle import processes_naming, serve_trickle
 from llm_twin_assets_tests.servers import free_port
+from llm_twin_assets_tests.waiting import wait_until
 
 GUARD = NetworkGuard(allow_private=True)  # the servers live on loopback
 
@@ -75,6 +76,14 @@ def test_an_http_clone_through_a_host_name_is_pinned_to_the_checked_address(
     assert "Hostname localhost was found in DNS cache" in log  # used instead of a second lookup
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def git_daemon(served_repo: Path) -> Iterator[int]:
     port = free_port()
@@ -91,12 +100,7 @@ def git_daemon(served_repo: Path) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_until(lambda: _listening(port), "git daemon to listen", 5, 0.05)
         yield port
     finally:
         daemon.terminate()

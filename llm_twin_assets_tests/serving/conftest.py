@@ -7,12 +7,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
@@ -22,6 +20,7 @@ from llm_twin_assets_tests.features.test_feature_assets import run, seed
 from llm_twin_assets_tests.servers import free_port
 from llm_twin_assets_tests.serving.helpers import Adapters, publish_twin, release
 from llm_twin_assets_tests.test_cli import LLM_TWIN
+from llm_twin_assets_tests.waiting import answers, exited, wait_until
 
 ADA = {
     "kettles": "I descale my kettle every Sunday with citric acid; the scale flakes off like snow and the tea "
@@ -118,14 +117,4 @@ def stop_service(proc: subprocess.Popen[bytes], grace_s: float = 30) -> None:
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the service exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the service was not ready in {timeout_s} s:\n{log.read_text()[-4000:]}")
+    wait_until(answers(f"{url}/readyz"), "the service to be ready", timeout_s, 0.5, exited(proc, log))

@@ -17,6 +17,7 @@ import pytest
 
 from llm_twin_assets.store import traces
 from llm_twin_assets_tests.serving.conftest import SERVICE_ENV, Service
+from llm_twin_assets_tests.waiting import wait_until
 
 ROUTES = {
     "/retrieve": {"query": "How often do you oil your bicycle chain?", "author": "ada"},
@@ -146,12 +147,7 @@ def test_one_bad_request_among_many_costs_no_other_trace(service: Service) -> No
         statuses = list(pool.map(lambda b: post(service, "/retrieve", b).status_code, bodies))
     assert statuses.count(200) == 7 and statuses.count(400) == 1, statuses
     with service.database.connect() as conn:
-        for _ in range(50):
-            seen = {r["query"] for r in traces.recent(conn, 100)}
-            if set(queries) <= seen:
-                break
-            conn.execute("SELECT pg_sleep(0.1)")
-    assert set(queries) <= seen
+        wait_until(lambda: set(queries) <= {r["query"] for r in traces.recent(conn, 100)}, "every trace", 5)
     with service.database.connect() as conn:
         rows = traces.recent(conn, 100)
     assert any(r["status"] == 400 and "NUL" in (r["error"] or "") for r in rows)
@@ -174,12 +170,10 @@ def test_a_client_that_leaves_stops_its_generation(service: Service, route: str)
         )
         time.sleep(0.1)  # it waits in the forming batch (300 ms): the client leaves first
     with service.database.connect() as conn:
-        for _ in range(50):
-            mine = [r for r in traces.recent(conn, 200) if r["query"] == marker]
-            if mine:
-                break
-            conn.execute("SELECT pg_sleep(0.1)")
-    assert mine and mine[0]["status"] == 499, mine
+        mine = wait_until(
+            lambda: [r for r in traces.recent(conn, 200) if r["query"] == marker], "the trace", 5
+        )
+    assert mine[0]["status"] == 499, mine
     assert not mine[0]["tokens_out"]  # nothing was generated for nobody
 
 

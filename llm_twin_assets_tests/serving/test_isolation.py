@@ -20,6 +20,7 @@ from llm_twin_assets.serving.decoding import GenerationRequest, RunningBatch, de
 from llm_twin_assets.serving.twins import BASE, TwinModels
 from llm_twin_assets.store import traces
 from llm_twin_assets.store.database import Database
+from llm_twin_assets_tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +70,7 @@ def test_the_batcher_answers_everyone_and_a_stop_ends_every_row(models: TwinMode
     try:
         running = row("Write about bicycles.", 40, **SAMPLED)
         batcher.submit(running)
-        deadline = time.monotonic() + 30
-        while not running.token_ids and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_until(lambda: running.token_ids, "the first row's first token", 30, 0.005)
         joining = [
             row("Hi.", 8, temperature=0.7, seed=2**64),
             row("Hi.", 8, temperature=5e-324),
@@ -158,9 +157,7 @@ def test_one_trace_the_database_refuses_never_costs_the_others(database: Databas
         for trace in batch:
             writer.add(trace)
         writer.flush()
-        deadline = time.monotonic() + 10
-        while writer.written < len(batch) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: writer.written >= len(batch), "every trace written", 10, 0.05)
     finally:
         writer.stop()
     with database.connect() as conn:
