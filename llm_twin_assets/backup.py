@@ -45,6 +45,7 @@ from llm_twin_assets.store.tables import (
     applied_migrations,
     copy_in,
     copy_out,
+    read_one_snapshot,
     reset_sequences,
     row_count,
     stored_columns,
@@ -122,7 +123,7 @@ def _export(database: Database, store: ArtifactStore, target: Path, progress: Pr
     (target / "tables").mkdir(parents=True, exist_ok=True)
     tables: dict[str, dict[str, Any]] = {}
     with database.connect() as conn:
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot
+        read_one_snapshot(conn)
         schema = applied_migrations(conn)
         dimension = stored_dimension(conn)
         for table in tables_in_order(conn):

@@ -14,7 +14,7 @@ import psycopg
 
 from llm_twin_assets.store import traces
 from llm_twin_assets.store.database import Database
-from llm_twin_assets.store.releases import CHANNEL
+from llm_twin_assets.store.releases import listen_for_releases
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ReleaseWatcher:
         while not self._stop.is_set():
             try:
                 with self.database.connect(autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    listen_for_releases(conn)
                     self.listening.set()
                     self._changed()  # whatever moved while we were not listening
                     polled = time.monotonic()

@@ -34,6 +34,7 @@ from llm_twin_assets.serving.schemas import (
 from llm_twin_assets.serving.schemas import Usage as UsageModel
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store import releases
+from llm_twin_assets.store.documents import author_exists
 from llm_twin_assets.store.releases import Release
 from llm_twin_assets.store.traces import Trace
 
@@ -105,8 +106,8 @@ class TwinServer:
 
     def require_known(self, author: str) -> None:
         with self.database.connect() as conn:
-            known = conn.execute("SELECT 1 FROM authors WHERE slug = %s", (author,)).fetchone()
-        if known is None:
+            known = author_exists(conn, author)
+        if not known:
             raise NotReleased(f"unknown author {author!r}: no such author in this twin's store")
 
     def _author_for_query(self, query: str) -> str:

@@ -209,3 +209,33 @@ def write_embeddings(
             ).format(sql.Identifier(table)),
             (model,),
         ).rowcount
+
+
+@dataclass(frozen=True)
+class EmbeddingTotals:
+    chunks: int
+    chunks_embedded: int
+    units: int
+    chunks_with_units: int
+
+
+def embedding_totals(conn: psycopg.Connection, author: str) -> EmbeddingTotals:
+    """The author's chunks (embedded or not) and retrieval units, as the embeddings asset reports them."""
+    chunks = conn.execute(
+        "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM chunks WHERE author = %s",
+        (author,),
+    ).fetchone()
+    units = conn.execute(
+        "SELECT count(*), count(DISTINCT chunk_id) FROM chunk_units WHERE author = %s", (author,)
+    ).fetchone()
+    embedded, total = (int(chunks[0]), int(chunks[1])) if chunks else (0, 0)
+    unit_count, with_units = (int(units[0]), int(units[1])) if units else (0, 0)
+    return EmbeddingTotals(total, embedded, unit_count, with_units)
+
+
+def chunk_sizes(conn: psycopg.Connection, author: str) -> list[tuple[str, int]]:
+    """(kind, tokens) of each of the author's chunks."""
+    return [
+        (str(k), int(n))
+        for k, n in conn.execute("SELECT kind, n_tokens FROM chunks WHERE author = %s", (author,))
+    ]

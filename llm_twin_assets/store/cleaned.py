@@ -218,3 +218,8 @@ def rejections_of(conn: psycopg.Connection, author: str) -> dict[str, int]:
             (author,),
         ).fetchall()
     )
+
+
+def cleaned_count(conn: psycopg.Connection, author: str) -> int:
+    row = conn.execute("SELECT count(*) FROM cleaned_documents WHERE author = %s", (author,)).fetchone()
+    return int(row[0]) if row else 0

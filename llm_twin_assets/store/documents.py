@@ -7,6 +7,10 @@ import psycopg
 from llm_twin_assets.records import Document
 
 
+def author_exists(conn: psycopg.Connection, author: str) -> bool:
+    return conn.execute("SELECT 1 FROM authors WHERE slug = %s", (author,)).fetchone() is not None
+
+
 def author_name(conn: psycopg.Connection, author: str) -> str:
     row = conn.execute("SELECT name FROM authors WHERE slug = %s", (author,)).fetchone()
     return str(row[0]) if row else author

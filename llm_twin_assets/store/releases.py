@@ -131,3 +131,9 @@ def all_current(conn: psycopg.Connection) -> dict[str, Release]:
         "AND c.release = r.release ORDER BY r.author"
     ).fetchall()
     return {row[0]: Release(*row) for row in rows}
+
+
+def listen_for_releases(conn: psycopg.Connection) -> None:
+    """Subscribe ``conn`` (autocommit) to release notifications: ``conn.notifies()`` yields one per author
+    whose current release moved."""
+    conn.execute(f"LISTEN {CHANNEL}")

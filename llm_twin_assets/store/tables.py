@@ -104,3 +104,8 @@ def applied_migrations(conn: psycopg.Connection) -> dict[str, str]:
     """Version -> checksum of every schema migration applied to this store."""
     rows = conn.execute("SELECT version, checksum FROM schema_migrations ORDER BY version").fetchall()
     return {str(v): str(c) for v, c in rows}
+
+
+def read_one_snapshot(conn: psycopg.Connection) -> None:
+    """Make the transaction ``conn`` is in read-only and see one snapshot of every table (an export)."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -33,7 +33,12 @@ class ChunkingConfig(dg.Config):
 )
 def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
     from llm_twin_assets.features.cleaning import CLEANER_VERSION, clean_frame
-    from llm_twin_assets.store.cleaned import raw_needing_cleaning, rejections_of, write_cleaned
+    from llm_twin_assets.store.cleaned import (
+        cleaned_count,
+        raw_needing_cleaning,
+        rejections_of,
+        write_cleaned,
+    )
 
     author = context.partition_key
     start = time.perf_counter()
@@ -41,7 +46,7 @@ def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -
         raw = raw_needing_cleaning(conn, author, CLEANER_VERSION)
         cleaned, rejected = clean_frame(raw)
         written = write_cleaned(conn, author, raw["id"].to_list(), cleaned, rejected, CLEANER_VERSION)
-        total = conn.execute("SELECT count(*) FROM cleaned_documents WHERE author = %s", (author,)).fetchone()
+        total = cleaned_count(conn, author)
         rejections = rejections_of(conn, author)
         version = data_version(conn, "cleaned_documents", author)
     rejected = written.rejected
@@ -56,7 +61,7 @@ def cleaned_documents(context: dg.AssetExecutionContext, store: StoreResource) -
             "written": written.result.written,
             "rejected": rejected.height,
             "removed": written.removed,
-            "documents": int(total[0]) if total else 0,
+            "documents": total,
             "rejected_total": dg.MetadataValue.json(rejections),
             "by_kind": dg.MetadataValue.json(dict(kept.group_by("kind").len().iter_rows())),
             "languages": dg.MetadataValue.json(dict(kept.group_by("language").len().iter_rows())),
@@ -84,7 +89,12 @@ def chunks(
     from llm_twin_assets.features.parallel import DocumentToChunk, chunk_documents
     from llm_twin_assets.features.tokens import TokenCounter, token_counter
     from llm_twin_assets.records import stable_id
-    from llm_twin_assets.store.chunks import documents_needing_chunks, refresh_statistics, replace_chunks
+    from llm_twin_assets.store.chunks import (
+        chunk_sizes,
+        documents_needing_chunks,
+        refresh_statistics,
+        replace_chunks,
+    )
 
     author = context.partition_key
     embedder = models.embedder()
@@ -121,7 +131,7 @@ def chunks(
         )
         if result.written or removed:
             refresh_statistics(conn)
-        rows = conn.execute("SELECT kind, n_tokens FROM chunks WHERE author = %s", (author,)).fetchall()
+        rows = chunk_sizes(conn, author)
         version = data_version(conn, "chunks", author)
     seconds = time.perf_counter() - start
     tokens = [n for _, n in rows]
@@ -164,7 +174,7 @@ def chunk_embeddings(
     from llm_twin_assets.embeddings import model_label
     from llm_twin_assets.features.units import UNITS_VERSION, unit_spans
     from llm_twin_assets.records import stable_id
-    from llm_twin_assets.store.chunks import chunks_needing_embeddings, write_embeddings
+    from llm_twin_assets.store.chunks import chunks_needing_embeddings, embedding_totals, write_embeddings
     from llm_twin_assets.store.units import (
         chunks_needing_units,
         ensure_units_dimension,
@@ -214,15 +224,7 @@ def chunk_embeddings(
         )
         if units_embedded or units_removed:
             refresh_unit_statistics(conn)
-        total = conn.execute(
-            "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM chunks WHERE author = %s",
-            (author,),
-        ).fetchone()
-        units_total = conn.execute(
-            "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*),"
-            " count(DISTINCT chunk_id) FROM chunk_units WHERE author = %s",
-            (author,),
-        ).fetchone()
+        totals = embedding_totals(conn, author)
         # The version covers both: a search's results change with either.
         version = stable_id(
             data_version(conn, "chunk_embeddings", author), data_version(conn, "chunk_units", author)
@@ -240,8 +242,8 @@ def chunk_embeddings(
             "embedded": written,
             "token_ids_reused": sum(c.token_ids is not None for c in todo),
             "author_index": author_index or "",
-            "embedded_total": int(total[0]) if total else 0,
-            "chunks_total": int(total[1]) if total else 0,
+            "embedded_total": totals.chunks_embedded,
+            "chunks_total": totals.chunks,
             "model": label,
             "backend": encoder.backend,
             "fallback_reason": encoder.fallback_reason or "",
@@ -255,8 +257,8 @@ def chunk_embeddings(
             "units_written": units_written.written,
             "units_removed": units_removed,
             "units_embedded": units_embedded,
-            "units_total": int(units_total[1]) if units_total else 0,
-            "chunks_with_units": int(units_total[2]) if units_total else 0,
+            "units_total": totals.units,
+            "chunks_with_units": totals.chunks_with_units,
             "units_author_index": units_author_index or "",
             "units_split_seconds": round(units_split_s, 3),
             "units_encode_seconds": round(units_encode_s, 3),

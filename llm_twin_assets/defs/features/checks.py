@@ -1,15 +1,15 @@
-"""Data checks on chunks and their embeddings, per author. Queries are plain functions."""
+"""Data checks on chunks and their embeddings, per author; the queries are ``store.integrity``'s."""
 
 import warnings
 from typing import Any
 
 import dagster as dg
 import psycopg
-import psycopg.sql
 
 from llm_twin_assets.defs.features.assets import chunk_embeddings, chunks
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
+from llm_twin_assets.store import integrity
 
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
@@ -21,44 +21,23 @@ def _result(rows: list[tuple[object, ...]], what: str, **extra: Any) -> dg.Asset
 
 
 def empty_chunks(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
-    rows = conn.execute(
-        "SELECT id FROM chunks WHERE author = %s AND btrim(content) = ''", (author,)
-    ).fetchall()
-    return _result(rows, "empty")
+    return _result(integrity.blank_chunks(conn, author), "empty")
 
 
 def chunks_over_limit(conn: psycopg.Connection, author: str, limit: int) -> dg.AssetCheckResult:
-    rows = conn.execute(
-        "SELECT id, n_tokens FROM chunks WHERE author = %s AND n_tokens > %s", (author, limit)
-    ).fetchall()
-    return _result(rows, "over_limit", limit=limit)
+    return _result(integrity.chunks_over(conn, author, limit), "over_limit", limit=limit)
 
 
 def bad_embeddings(conn: psycopg.Connection, author: str, dim: int) -> dg.AssetCheckResult:
-    rows = conn.execute(
-        "SELECT id FROM chunks WHERE author = %s AND (embedding IS NULL OR vector_dims(embedding) <> %s"
-        " OR abs(vector_norm(embedding) - 1) > 1e-3)",
-        (author, dim),
-    ).fetchall()
-    return _result(rows, "missing_or_bad", dimension=dim)
+    return _result(integrity.chunks_badly_embedded(conn, author, dim), "missing_or_bad", dimension=dim)
 
 
 def orphan_chunks(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
-    rows = conn.execute(
-        "SELECT c.id FROM chunks c LEFT JOIN cleaned_documents d ON d.id = c.document_id"
-        " LEFT JOIN raw_documents r ON r.id = c.document_id WHERE c.author = %s AND (d.id IS NULL OR r.id IS NULL)",
-        (author,),
-    ).fetchall()
-    return _result(rows, "orphans")
+    return _result(integrity.chunks_without_documents(conn, author), "orphans")
 
 
 def embedding_models(conn: psycopg.Connection, author: str, expected: str) -> dg.AssetCheckResult:
-    models: dict[str, int] = dict(
-        conn.execute(
-            "SELECT coalesce(embedding_model, '(none)'), count(*) FROM chunks WHERE author = %s GROUP BY 1",
-            (author,),
-        ).fetchall()
-    )
+    models = integrity.embedding_models_used(conn, author)
     return dg.AssetCheckResult(
         passed=set(models) <= {expected},
         metadata={"expected": expected, "found": dg.MetadataValue.json(models)},
@@ -71,28 +50,13 @@ def bad_units(conn: psycopg.Connection, author: str, dim: int, model: str) -> dg
     from llm_twin_assets.features.units import UNITS_VERSION
     from llm_twin_assets.store.units import units_key_sql
 
-    rows = conn.execute(
-        psycopg.sql.SQL(
-            "SELECT 'chunk ' || c.id FROM chunks c WHERE c.author = %s AND c.units_key IS DISTINCT FROM {key}"
-            " UNION ALL SELECT 'unit ' || id FROM chunk_units WHERE author = %s AND (embedding IS NULL"
-            " OR vector_dims(embedding) <> %s OR abs(vector_norm(embedding) - 1) > 1e-3"
-            " OR embedding_model IS DISTINCT FROM %s)"
-        ).format(key=units_key_sql(UNITS_VERSION)),
-        (author, author, dim, model),
-    ).fetchall()
+    rows = integrity.units_missing_or_bad(conn, author, units_key_sql(UNITS_VERSION), dim, model)
     return _result(rows, "missing_or_bad", dimension=dim, model=model)
 
 
 def units_outside_their_chunk(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
-    """Units that are not a span of their chunk (and so of its document): offsets outside the chunk, or
-    text other than the chunk's text at those offsets."""
-    rows = conn.execute(
-        "SELECT u.id FROM chunk_units u JOIN chunks c ON c.id = u.chunk_id WHERE u.author = %s"
-        " AND (u.char_start < c.char_start OR u.char_end > c.char_end OR u.document_id <> c.document_id"
-        "  OR substr(c.content, u.char_start - c.char_start + 1, u.char_end - u.char_start) <> u.content)",
-        (author,),
-    ).fetchall()
-    return _result(rows, "outside")
+    """Units that are not a span of their chunk (and so of its document)."""
+    return _result(integrity.units_outside_their_chunk(conn, author), "outside")
 
 
 def _check(asset, name: str, description: str, blocking: bool = True):

@@ -1,4 +1,4 @@
-"""Data checks on ``raw_documents``, per author. The queries are plain functions, tested directly."""
+"""Data checks on ``raw_documents``, per author; the queries are ``store.integrity``'s."""
 
 import warnings
 
@@ -8,26 +8,21 @@ import psycopg
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import StoreResource
+from llm_twin_assets.store import integrity
 
 # Partitioned asset checks are marked preview in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 
 def empty_content(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
-    rows = conn.execute(
-        "SELECT url FROM raw_documents WHERE author = %s AND btrim(content) = '' ORDER BY url", (author,)
-    ).fetchall()
+    rows = integrity.blank_raw_documents(conn, author)
     return dg.AssetCheckResult(
         passed=not rows, metadata={"empty": len(rows), "urls": [r[0] for r in rows[:20]]}
     )
 
 
 def duplicate_content(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
-    rows = conn.execute(
-        "SELECT content_hash, array_agg(url ORDER BY url) FROM raw_documents WHERE author = %s "
-        "GROUP BY content_hash HAVING count(*) > 1",
-        (author,),
-    ).fetchall()
+    rows = integrity.raw_documents_sharing_content(conn, author)
     return dg.AssetCheckResult(
         passed=not rows,
         severity=dg.AssetCheckSeverity.WARN,
