@@ -74,6 +74,18 @@ class Hyper:
     pretrain_learning_rate: float = 0.0
     """Learning rate of continued pre-training (0 = the stage's ``learning_rate``)."""
 
+    def lora_config(self) -> Any:
+        """PEFT's ``LoraConfig`` for a new adapter with these settings (a causal LM's)."""
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.lora_r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=list(self.target_modules),
+            task_type="CAUSAL_LM",
+        )
+
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "tiny": {

@@ -66,7 +66,6 @@ def pretrain(
     ``rows``; returns its folder and what it measured. ``arguments`` are the stage's trainer arguments
     (batch, length, device); epochs and learning rate are continued pre-training's own."""
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
@@ -94,13 +93,7 @@ def pretrain(
     }
     for key in ("save_steps", "save_total_limit", "eval_steps", "metric_for_best_model", "greater_is_better"):
         args.pop(key, None)
-    lora = LoraConfig(
-        r=hyper.lora_r,
-        lora_alpha=hyper.lora_alpha,
-        lora_dropout=hyper.lora_dropout,
-        target_modules=list(hyper.target_modules),
-        task_type="CAUSAL_LM",
-    )
+    lora = hyper.lora_config()
     trainer: Any = SFTTrainer(
         model=base_model(),
         args=SFTConfig(**args, dataset_text_field="text"),

@@ -45,7 +45,7 @@ def make_trainer(
     the SFT adapter ``start_from`` merged; SFT after continued pre-training: that adapter, ``start_from``,
     trained on), the profile's arguments; one progress line per logged step (appended to ``losses``)."""
     from datasets import Dataset
-    from peft import LoraConfig, PeftModel
+    from peft import PeftModel
     from transformers.trainer_callback import PrinterCallback, TrainerCallback
 
     hyper = job.hyper
@@ -54,13 +54,7 @@ def make_trainer(
         model = PeftModel.from_pretrained(model, str(start_from)).merge_and_unload()
     elif start_from is not None:
         model = PeftModel.from_pretrained(model, str(start_from), is_trainable=True)
-    lora = LoraConfig(
-        r=hyper.lora_r,
-        lora_alpha=hyper.lora_alpha,
-        lora_dropout=hyper.lora_dropout,
-        target_modules=list(hyper.target_modules),
-        task_type="CAUSAL_LM",
-    )
+    lora = hyper.lora_config()
 
     class Progress(TrainerCallback):
         def on_log(
