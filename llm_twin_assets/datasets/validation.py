@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import polars as pl
 
 from llm_twin_assets.datasets.building import INSTRUCT_SCHEMA, PREFERENCE_SCHEMA
+from llm_twin_assets.verdicts import Verdict
 
 SCHEMAS = {"instruct": INSTRUCT_SCHEMA, "preference": PREFERENCE_SCHEMA}
 TEXT_COLUMNS = {"instruct": ("instruction", "answer"), "preference": ("prompt", "chosen", "rejected")}
-
-
-@dataclass
-class Verdict:
-    passed: bool
-    metadata: dict[str, object] = field(default_factory=dict)
 
 
 def schema(name: str, splits: dict[str, pl.DataFrame]) -> Verdict:

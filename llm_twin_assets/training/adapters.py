@@ -26,6 +26,7 @@ from typing import Any
 from llm_twin_assets import versioned
 from llm_twin_assets.artifacts import ArtifactStore, LocalArtifactStore
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.verdicts import Verdict
 from llm_twin_assets.versioned import ADAPTERS
 
 REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors", "training_job.yaml")
@@ -110,7 +111,7 @@ def latest_or_none(store: ArtifactStore, author: str, stage: str) -> AdapterVers
 # -- checks -----------------------------------------------------------------------------------------
 
 
-def completeness(store: ArtifactStore, adapter: AdapterVersion) -> tuple[bool, dict[str, Any]]:
+def completeness(store: ArtifactStore, adapter: AdapterVersion) -> Verdict:
     """Every file the manifest lists is in the store, the ones a twin needs among them, and training
     ended with a finite loss."""
     base = f"{ADAPTERS.prefix(adapter.author, adapter.stage)}/{adapter.version}"
@@ -120,7 +121,9 @@ def completeness(store: ArtifactStore, adapter: AdapterVersion) -> tuple[bool, d
     ]
     loss = adapter.manifest.get("metrics", {}).get("final_loss")
     finite = isinstance(loss, (int, float)) and math.isfinite(loss)
-    return not missing and finite, {"version": adapter.version, "missing": missing, "final_loss": str(loss)}
+    return Verdict(
+        not missing and finite, {"version": adapter.version, "missing": missing, "final_loss": str(loss)}
+    )
 
 
 def verify_files(store: ArtifactStore, adapter: AdapterVersion) -> str | None:
@@ -218,14 +221,14 @@ def check_lineage(sft: AdapterVersion, dpo: AdapterVersion) -> None:
         )
 
 
-def lineage(store: ArtifactStore, dpo: AdapterVersion) -> tuple[bool, dict[str, Any]]:
+def lineage(store: ArtifactStore, dpo: AdapterVersion) -> Verdict:
     """The check form of :func:`resolve_twin` for one DPO version."""
     try:
         sft = parent_of(store, dpo)
         check_lineage(sft, dpo)
     except TwinError as exc:
-        return False, {"version": dpo.version, "problem": str(exc)}
-    return True, {"version": dpo.version, "parent_adapter": sft.version}
+        return Verdict(False, {"version": dpo.version, "problem": str(exc)})
+    return Verdict(True, {"version": dpo.version, "parent_adapter": sft.version})
 
 
 # -- the twin ---------------------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_a_remote_job_names_no_local_path_and_the_trainer_fetches_what_it_needs(
         assert done.returncode == 0, done.stderr[-3000:]
     published = adapters.get_adapter(store, "ada", "dpo", "d1")
     assert published.manifest["parent_adapter"] == "s1"
-    assert adapters.completeness(store, published)[0]
+    assert adapters.completeness(store, published).passed
     fetched = task_home / payload["output_dir"] / "inputs" / "ada" / "sft" / "s1"
     assert (fetched / "adapter_model.safetensors").is_file()  # the task downloaded its parent itself
 
@@ -166,10 +166,10 @@ def test_the_twin_is_resolved_from_dpo_parent_and_a_mismatch_names_both_versions
         match="dpo adapter dpo-1 .* trained on sft adapter sft-1, not on sft adapter sft-2",
     ):
         adapters.check_lineage(adapters.latest_adapter(store, "ada", "sft"), dpo)
-    assert adapters.lineage(store, dpo)[0]
+    assert adapters.lineage(store, dpo).passed
 
     orphan = publish_adapter("dpo", "dpo-2", parent="sft-gone")
-    assert not adapters.lineage(store, orphan)[0]
+    assert not adapters.lineage(store, orphan).passed
     with pytest.raises(
         adapters.LineageError,
         match="trained on sft adapter sft-gone, which the artifact store no longer holds",

@@ -86,7 +86,7 @@ def test_sft_keeps_its_best_checkpoint_and_a_dpo_that_never_improves_is_not_prom
     metrics = json.loads((tmp_path / "dpo" / "metrics.json").read_text())
     assert metrics["validation"]["improved"] is False
     assert "rewards/margins" in metrics["validation"]["curve"][0]
-    passed, meta = _validation_verdict(SimpleNamespace(manifest={"metrics": metrics}))
-    assert passed is False and meta["best_loss"] >= meta["initial_loss"]
-    passed, meta = _validation_verdict(SimpleNamespace(manifest={"metrics": {"validation": {"reason": "x"}}}))
-    assert passed is True and meta == {"note": "no validation split: x"}
+    verdict = _validation_verdict(SimpleNamespace(manifest={"metrics": metrics}))
+    assert verdict.passed is False and verdict.metadata["best_loss"] >= verdict.metadata["initial_loss"]  # type: ignore[operator]
+    verdict = _validation_verdict(SimpleNamespace(manifest={"metrics": {"validation": {"reason": "x"}}}))
+    assert verdict.passed is True and verdict.metadata == {"note": "no validation split: x"}

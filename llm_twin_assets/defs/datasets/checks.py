@@ -13,12 +13,14 @@ import dagster as dg
 import polars as pl
 
 from llm_twin_assets.datasets import validation
+from llm_twin_assets.defs.check_results import check_result
 from llm_twin_assets.defs.partitions import authors_partitions
+from llm_twin_assets.verdicts import Verdict
 
 # Partitioned asset checks are marked preview in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
-Judge = Callable[[str, Any, dict[str, pl.DataFrame]], validation.Verdict]
+Judge = Callable[[str, Any, dict[str, pl.DataFrame]], Verdict]
 
 CHECKS: dict[str, tuple[str, Judge]] = {
     "schema": (
@@ -58,19 +60,9 @@ def check_specs(name: str) -> list[dg.AssetCheckSpec]:
 
 def evaluate(name: str, version: Any, splits: dict[str, pl.DataFrame]) -> list[dg.AssetCheckResult]:
     """Every check on this version, each naming the version it judged."""
-    results = []
-    for check, (_, judge) in CHECKS.items():
-        verdict = judge(name, version, splits)
-        shown: dict[str, Any] = {
-            k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v
-            for k, v in verdict.metadata.items()
-        }
-        results.append(
-            dg.AssetCheckResult(
-                check_name=f"{name}_{check}",
-                asset_key=f"{name}_dataset",
-                passed=verdict.passed,
-                metadata={"version": version.version, **shown},
-            )
+    return [
+        check_result(
+            judge(name, version, splits), f"{name}_{check}", f"{name}_dataset", version=version.version
         )
-    return results
+        for check, (_, judge) in CHECKS.items()
+    ]

@@ -16,11 +16,13 @@ import dagster as dg
 from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.automation import follows_changed_inputs
 from llm_twin_assets.defs.build_settings import build_settings, with_author_settings
+from llm_twin_assets.defs.check_results import check_result
 from llm_twin_assets.defs.features.assets import chunk_embeddings
 from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 from llm_twin_assets.defs.training.assets import dpo_adapter
+from llm_twin_assets.verdicts import Verdict
 
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
@@ -255,23 +257,19 @@ def twin_evaluation(
     metadata = _metadata(results, decision, frame, reused, time.perf_counter() - start)
     metadata["uri"] = artifact_store.uri(examples_key(author, job.evaluation_id))
     metadata.update(build_meta)
-    check = dg.AssetCheckResult(
-        check_name="twin_beats_base",
-        asset_key="twin_evaluation",
-        passed=decision.passed,
-        description=decision.summary(),
-        metadata={
-            "evaluation_id": job.evaluation_id,
-            **{f"{name}_passed": bool(c["passed"]) for name, c in decision.checks.items()},
-            **{
-                f"{name}_missed_by": float(c["missed_by"])
-                for name, c in decision.checks.items()
-                if c.get("missed_by") is not None
-            },
-            "reasons": dg.MetadataValue.json(decision.reasons),
-            "margins": dg.MetadataValue.json(decision.settings),
+    seen: dict[str, object] = {
+        "evaluation_id": job.evaluation_id,
+        **{f"{name}_passed": bool(c["passed"]) for name, c in decision.checks.items()},
+        **{
+            f"{name}_missed_by": float(c["missed_by"])
+            for name, c in decision.checks.items()
+            if c.get("missed_by") is not None
         },
-    )
+        "reasons": decision.reasons,
+        "margins": decision.settings,
+    }
+    verdict = Verdict(decision.passed, seen, description=decision.summary())
+    check = check_result(verdict, "twin_beats_base", "twin_evaluation")
     return dg.MaterializeResult(
         metadata=metadata,
         data_version=dg.DataVersion(f"{job.evaluation_id}-{'pass' if decision.passed else 'fail'}"),

@@ -6,18 +6,18 @@ from typing import Any
 import dagster as dg
 import psycopg
 
+from llm_twin_assets.defs.check_results import check_result
 from llm_twin_assets.defs.features.assets import chunk_embeddings, chunks
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
 from llm_twin_assets.store import integrity
+from llm_twin_assets.verdicts import Verdict, from_rows
 
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
 
 def _result(rows: list[tuple[object, ...]], what: str, **extra: Any) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=not rows, metadata={what: len(rows), "examples": [str(r[0]) for r in rows[:10]], **extra}
-    )
+    return check_result(from_rows(rows, what, **extra))
 
 
 def empty_chunks(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
@@ -38,10 +38,7 @@ def orphan_chunks(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
 
 def embedding_models(conn: psycopg.Connection, author: str, expected: str) -> dg.AssetCheckResult:
     models = integrity.embedding_models_used(conn, author)
-    return dg.AssetCheckResult(
-        passed=set(models) <= {expected},
-        metadata={"expected": expected, "found": dg.MetadataValue.json(models)},
-    )
+    return check_result(Verdict(set(models) <= {expected}, {"expected": expected, "found": models}))
 
 
 def bad_units(conn: psycopg.Connection, author: str, dim: int, model: str) -> dg.AssetCheckResult:

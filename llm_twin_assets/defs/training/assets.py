@@ -16,10 +16,12 @@ import dagster as dg
 from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.automation import follows_changed_inputs
 from llm_twin_assets.defs.build_settings import build_settings, with_author_settings
+from llm_twin_assets.defs.check_results import check_result
 from llm_twin_assets.defs.datasets.assets import instruct_dataset, preference_dataset
 from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
+from llm_twin_assets.verdicts import Verdict
 
 # Partitioned asset checks are marked preview in Dagster 1.13; we rely on them knowingly.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
@@ -161,25 +163,17 @@ def _check_and_promote(store: Any, adapter: Any) -> tuple[list[dg.AssetCheckResu
     if adapter.stage == "dpo":
         verdicts["dpo_adapter_lineage"] = adapters.lineage(store, adapter)
         verdicts["dpo_adapter_validation"] = _validation_verdict(adapter)
-    results = [
-        dg.AssetCheckResult(
-            check_name=name,
-            asset_key=f"{adapter.stage}_adapter",
-            passed=passed,
-            metadata={k: dg.MetadataValue.json(v) if isinstance(v, list) else v for k, v in meta.items()},
-        )
-        for name, (passed, meta) in verdicts.items()
-    ]
+    results = [check_result(verdict, name, f"{adapter.stage}_adapter") for name, verdict in verdicts.items()]
     return results, dg.DataVersion(adapters.promote_if_passed(store, adapter, all(r.passed for r in results)))
 
 
-def _validation_verdict(adapter: Any) -> tuple[bool, dict[str, Any]]:
+def _validation_verdict(adapter: Any) -> Verdict:
     """Passed unless a validation split showed the stage never beat its step-0 loss."""
     validation = dict(adapter.manifest.get("metrics", {}).get("validation") or {})
     if "improved" not in validation:
-        return True, {"note": f"no validation split: {validation.get('reason', 'not measured')}"}
+        return Verdict(True, {"note": f"no validation split: {validation.get('reason', 'not measured')}"})
     shown = {k: validation.get(k) for k in ("initial_loss", "best_loss", "best_step")}
-    return bool(validation["improved"]), {k: v for k, v in shown.items() if v is not None}
+    return Verdict(bool(validation["improved"]), {k: v for k, v in shown.items() if v is not None})
 
 
 def _metadata(
