@@ -75,8 +75,8 @@ def test_models_prepare_reports_both_models(tmp_path: Path) -> None:
 def test_a_failed_step_is_reported_by_its_cause_not_by_dagsters_wrapper() -> None:
     import dagster as dg
 
-    from llm_twin_assets.cli import failure_reason
     from llm_twin_assets.defs.failures import clear_failures
+    from llm_twin_assets.defs.runner import failure_reason
     from llm_twin_assets.errors import TwinError
 
     @dg.asset

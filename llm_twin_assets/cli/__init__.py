@@ -53,20 +53,14 @@ def materialize(
 ) -> None:
     """Run the selected assets for one author, in-process, one asset at a time, with their checks. The
     training and evaluation steps' own logs go to their train.log / eval.log (printed with --verbose)."""
-    import time
-
-    import dagster as dg
-
     from llm_twin_assets.authors import load_author
     from llm_twin_assets.definitions import defs
-    from llm_twin_assets.defs.partitions import authors_partitions
+    from llm_twin_assets.defs.runner import refuse_while_running, run_in_order, select_assets
 
     links = load_author(get_settings(), author)  # a clear error before anything runs
     op_config = _read_run_config(config)
     instance = dagster_instance()
-    _refuse_while_running(instance, author)
-    if not instance.has_dynamic_partition(authors_partitions.name, author):
-        instance.add_dynamic_partitions(authors_partitions.name, [author])
+    refuse_while_running(instance, author)
     graph = defs.resolve_asset_graph()
     unknown = sorted(set(op_config) - {k.path[-1] for k in graph.get_all_asset_keys()})
     if unknown:
@@ -81,105 +75,44 @@ def materialize(
             f"not recorded ({given}); to keep settings, put them under `build:` in {links.path}",
             fg=typer.colors.YELLOW,
         )
-    try:
-        # Comma-separated selections are unioned, as `dagster asset materialize --select a,b` does.
-        keys = set().union(
-            *(
-                dg.AssetSelection.from_string(part.strip()).resolve(graph)
-                for part in select.split(",")
-                if part.strip()
-            )
-        )
-    except Exception as exc:  # Dagster raises several types for a bad selection string
-        raise TwinError(f"--select {select!r}: {str(exc).splitlines()[0]}") from None
-    if not keys:
-        raise TwinError(f"--select {select!r} matches no asset")
-    assets: list[Any] = [*(defs.assets or []), *(defs.asset_checks or [])]
+    keys = select_assets(defs, select)
     resources = dict(defs.resources or {})
     trainer = resources.get("trainer")
     if trainer is not None and not verbose:
         # a new resource, not model_copy: Dagster rebuilds resources from their constructor arguments
         resources["trainer"] = type(trainer)(**{**trainer.model_dump(), "forward_output": False})
-    order = [key for key in graph.toposorted_asset_keys if key in keys]
-    for key in order:
-        name = key.to_user_string()
-        typer.echo(f"-> {name} [{author}] ...")
-        start = time.perf_counter()
-        result = dg.materialize(
-            assets,
-            selection=dg.AssetSelection.assets(key),
-            partition_key=author,
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-            run_config={**_QUIET, "ops": {k: v for k, v in op_config.items() if k == key.path[-1]}},
-        )
-        seconds = time.perf_counter() - start
-        if not result.success:
-            failure = next((e for e in result.all_events if e.is_step_failure), None)
-            reason = (
-                failure_reason(failure.step_failure_data.error)
-                if failure and failure.step_failure_data and failure.step_failure_data.error
-                else "see the run's logs"
+    steps = run_in_order(
+        defs,
+        keys,
+        author,
+        instance,
+        resources=resources,
+        op_config=op_config,
+        on_start=lambda asset: typer.echo(f"-> {asset} [{author}] ..."),
+    )
+    for step in steps:
+        if not step.success:
+            typer.secho(
+                f"   FAILED {step.asset} after {step.seconds:.1f} s: {step.failure}",
+                fg=typer.colors.RED,
+                err=True,
             )
-            typer.secho(f"   FAILED {name} after {seconds:.1f} s: {reason}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
-        metadata = next((m.metadata for m in result.asset_materializations_for_node(key.path[-1])), {})
         shown = ", ".join(
-            f"{k}={v.value}"
-            for k, v in metadata.items()
-            if isinstance(v.value, (int, float)) and not isinstance(v.value, bool)
+            f"{k}={v}"
+            for k, v in step.metadata.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
         )
-        checks = result.get_asset_check_evaluations()
-        verdicts = ", ".join(f"{c.check_name}={'ok' if c.passed else 'FAILED'}" for c in checks)
+        verdicts = ", ".join(f"{c.check_name}={'ok' if c.passed else 'FAILED'}" for c in step.checks)
         typer.echo(
-            f"   done {name} in {seconds:.1f} s: {shown}" + (f" | checks: {verdicts}" if verdicts else "")
+            f"   done {step.asset} in {step.seconds:.1f} s: {shown}"
+            + (f" | checks: {verdicts}" if verdicts else "")
         )
-        for check in checks:
+        for check in step.checks:
             if not check.passed and check.description:
                 typer.secho(f"   {check.check_name}: {check.description}", fg=typer.colors.RED, err=True)
-        if any(not c.passed and c.severity == dg.AssetCheckSeverity.ERROR for c in checks):
+        if step.blocked:
             raise typer.Exit(1)
-
-
-def _refuse_while_running(instance: Any, author: str) -> None:
-    """One run per author at a time, for in-process runs too: the run queue holds back the daemon's runs
-    while ours is going (its partition tag counts), and we do not start while one of theirs is."""
-    import dagster as dg
-
-    busy = instance.get_run_records(
-        filters=dg.RunsFilter(
-            statuses=[
-                dg.DagsterRunStatus.QUEUED,
-                dg.DagsterRunStatus.NOT_STARTED,
-                dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED,
-                dg.DagsterRunStatus.CANCELING,
-            ],
-            tags={"dagster/partition": author},
-        ),
-        limit=1,
-    )
-    if busy:
-        run = busy[0].dagster_run
-        raise TwinError(
-            f"a run for author {author!r} is {run.status.value.lower()} (run {run.run_id}, job "
-            f"{run.job_name}): one run per author at a time; wait for it or cancel it in the Dagster UI"
-        )
-
-
-def failure_reason(error: Any) -> str:
-    """One line for a failed step: our own errors as they said it (a ``dg.Failure``'s description);
-    anything else as its root cause (``AdminShutdown: terminating connection ...``), never Dagster's
-    wrapper ("Error occurred while executing op ...")."""
-    if error.cls_name != "Failure":
-        while error.cause is not None:
-            error = error.cause
-    message = str(error.message).strip()
-    prefix, sep, rest = message.partition(": ")
-    if sep and "." in prefix and " " not in prefix:  # "module.Class: text" -> the text, named by class
-        message = rest if error.cls_name == "Failure" else f"{error.cls_name}: {rest}"
-    return message
 
 
 @app.command("search")
@@ -278,9 +211,6 @@ def _read_run_config(path: Path | None) -> dict[str, Any]:
     if not isinstance(ops, dict) or set(loaded) - {"ops"}:
         raise TwinError(f"--config {path}: expected a mapping with only an 'ops' section")
     return ops
-
-
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -15,6 +15,7 @@ from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.defs.evaluation.assets import twin_evaluation
 from llm_twin_assets.defs.release.assets import twin_release
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.defs.training.assets import dpo_adapter, sft_adapter
 from llm_twin_assets.store import evaluations, releases
 from llm_twin_assets.store.database import Database
@@ -49,22 +50,19 @@ def ops(
 def materialize(
     artifacts: Path, assets: list[Any], config: dict[str, Any], instance: dg.DagsterInstance
 ) -> dg.ExecuteInProcessResult:
-    if not instance.has_dynamic_partition("authors", "ada"):
-        instance.add_dynamic_partitions("authors", ["ada"])
-    return dg.materialize(
+    return materialize_for_author(
         assets,
-        partition_key="ada",
-        instance=instance,
-        resources={
+        "ada",
+        {
             "store": StoreResource(),
             "models": ModelsResource(device="cpu"),
             "artifacts": ArtifactsResource(url=str(artifacts)),
             "trainer": TrainerResource(),
         },
+        instance=instance,
         run_config={
             "ops": {k: v for k, v in config.items() if k in {a.key.to_user_string() for a in assets}}
         },
-        raise_on_error=False,
     )
 
 

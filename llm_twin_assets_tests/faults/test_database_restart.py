@@ -17,11 +17,11 @@ import numpy as np
 import psycopg
 import pytest
 
-from llm_twin_assets.cli import failure_reason
 from llm_twin_assets.defs.failures import DATABASE_RETRIES
 from llm_twin_assets.defs.features.assets import cleaned_documents
 from llm_twin_assets.defs.features.definitions import FEATURE_ASSETS, FEATURE_CHECKS
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
+from llm_twin_assets.defs.runner import failure_reason
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store import embedded
 from llm_twin_assets.store.database import Database

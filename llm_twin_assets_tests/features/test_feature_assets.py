@@ -9,6 +9,7 @@ import pytest
 
 from llm_twin_assets.defs.features.definitions import FEATURE_ASSETS, FEATURE_CHECKS
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.retrieval import Retriever
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.store.helpers import add_author, raw_row, upsert_raw
@@ -45,15 +46,9 @@ def seed(db: Database, author: str, docs: dict[str, str]) -> None:
 
 
 def run(author: str) -> dg.ExecuteInProcessResult:
-    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
-        instance.add_dynamic_partitions("authors", [author])
-        return dg.materialize(
-            ASSETS,
-            partition_key=author,
-            instance=instance,
-            resources={"store": StoreResource(), "models": ModelsResource(device="cpu")},
-            raise_on_error=False,
-        )
+    return materialize_for_author(
+        ASSETS, author, {"store": StoreResource(), "models": ModelsResource(device="cpu")}
+    )
 
 
 def meta(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:

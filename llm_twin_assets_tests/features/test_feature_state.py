@@ -7,6 +7,7 @@ import dagster as dg
 
 from llm_twin_assets.defs.features.assets import cleaned_documents
 from llm_twin_assets.defs.resources import StoreResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.store.database import Database
 from llm_twin_assets.store.status import report
 from llm_twin_assets_tests.features.test_feature_assets import PLANTED, meta, run, seed
@@ -16,13 +17,9 @@ TEXT = PLANTED["sourdough"]
 
 
 def clean(author: str) -> dg.ExecuteInProcessResult:
-    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
-        instance.add_dynamic_partitions("authors", [author])
-        result = dg.materialize(
-            [cleaned_documents], partition_key=author, instance=instance, resources={"store": StoreResource()}
-        )
-        assert result.success
-        return result
+    result = materialize_for_author([cleaned_documents], author, {"store": StoreResource()})
+    assert result.success
+    return result
 
 
 def state(db: Database, table: str, author: str = "maya") -> dict[str, tuple[object, ...]]:

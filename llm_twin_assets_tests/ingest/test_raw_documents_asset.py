@@ -8,6 +8,7 @@ import pytest
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.ingest.checks import raw_documents_have_content, raw_documents_unique_content
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.ingest.site import write_links
 
@@ -15,21 +16,15 @@ FAST = {"ops": {"raw_documents": {"config": {"min_delay_s": 0.05}}}}
 
 
 def materialize(authors_dir: Path, slug: str, *, allow_private: bool = True) -> dg.ExecuteInProcessResult:
-    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
-        instance.add_dynamic_partitions("authors", [slug])
-        return dg.materialize(
-            [raw_documents, raw_documents_have_content, raw_documents_unique_content],
-            partition_key=slug,
-            instance=instance,
-            resources={
-                "store": StoreResource(),
-                "authors": AuthorsResource(
-                    authors_dir=str(authors_dir), allow_private_networks=allow_private
-                ),
-            },
-            run_config=FAST,
-            raise_on_error=False,
-        )
+    return materialize_for_author(
+        [raw_documents, raw_documents_have_content, raw_documents_unique_content],
+        slug,
+        {
+            "store": StoreResource(),
+            "authors": AuthorsResource(authors_dir=str(authors_dir), allow_private_networks=allow_private),
+        },
+        run_config=FAST,
+    )
 
 
 def metadata(result: dg.ExecuteInProcessResult) -> dict[str, object]:

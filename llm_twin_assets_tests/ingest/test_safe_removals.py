@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from llm_twin_assets.defs.features.definitions import FEATURE_ASSETS
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.resources import AuthorsResource, ModelsResource, StoreResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.records import CrawledDocument, CrawlOutcome, LinkFailure
 from llm_twin_assets.store.database import Database
 from llm_twin_assets.store.raw_documents import removals_withheld, store_crawl
@@ -32,18 +33,16 @@ def materialize(
     authors: Path, slug: str = "maya", *, features: bool = False, allow_private: bool = True
 ) -> dg.ExecuteInProcessResult:
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("authors", [slug])
-        result = dg.materialize(
+        result = materialize_for_author(
             [raw_documents, *(FEATURE_ASSETS if features else [])],
-            partition_key=slug,
-            instance=instance,
-            resources={
+            slug,
+            {
                 "store": StoreResource(),
                 "authors": AuthorsResource(authors_dir=str(authors), allow_private_networks=allow_private),
                 "models": ModelsResource(device="cpu"),
             },
+            instance=instance,
             run_config=FAST,
-            raise_on_error=False,
         )
         LOGS[result.run_id] = [r.user_message for r in instance.all_logs(result.run_id)]
         return result

@@ -1,0 +1,170 @@
+"""Running assets for one author in-process: the one runner the CLI (``llm-twin materialize``) and the tests
+use. The author's partition is registered first; a run never starts while another run of that author is
+queued or going (the daemon's included); ``run_in_order`` runs a selection one asset at a time, in the
+graph's order, with its checks, and stops at the first failure or failed blocking check."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from llm_twin_assets.defs.partitions import AUTHORS
+from llm_twin_assets.errors import TwinError
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+"""Run config that keeps Dagster's own console log to warnings (a CLI prints one line per step)."""
+
+
+def materialize_for_author(
+    assets: Sequence[Any],
+    author: str,
+    resources: Mapping[str, Any],
+    *,
+    instance: dg.DagsterInstance | None = None,
+    run_config: Mapping[str, Any] | None = None,
+    selection: Any = None,
+) -> dg.ExecuteInProcessResult:
+    """``assets`` (and asset checks) materialized for ``author``'s partition, in-process; failures are in
+    the result (never raised). Without an ``instance``, a fresh ephemeral one."""
+    if instance is None:
+        with dg.DagsterInstance.ephemeral() as ephemeral:  # entered: no stale definitions state
+            return materialize_for_author(
+                assets, author, resources, instance=ephemeral, run_config=run_config, selection=selection
+            )
+    if not instance.has_dynamic_partition(AUTHORS, author):
+        instance.add_dynamic_partitions(AUTHORS, [author])
+    return dg.materialize(
+        list(assets),
+        selection=selection,
+        partition_key=author,
+        instance=instance,
+        resources=dict(resources),
+        run_config=dict(run_config or {}),
+        raise_on_error=False,
+    )
+
+
+def refuse_while_running(instance: dg.DagsterInstance, author: str) -> None:
+    """One run per author at a time, for in-process runs too: the run queue holds back the daemon's runs
+    while ours is going (its partition tag counts), and we do not start while one of theirs is."""
+    busy = instance.get_run_records(
+        filters=dg.RunsFilter(
+            statuses=[
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.NOT_STARTED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ],
+            tags={"dagster/partition": author},
+        ),
+        limit=1,
+    )
+    if busy:
+        run = busy[0].dagster_run
+        raise TwinError(
+            f"a run for author {author!r} is {run.status.value.lower()} (run {run.run_id}, job "
+            f"{run.job_name}): one run per author at a time; wait for it or cancel it in the Dagster UI"
+        )
+
+
+def select_assets(definitions: dg.Definitions, select: str) -> list[dg.AssetKey]:
+    """The assets a selection string names (comma-separated parts unioned, as ``dagster asset
+    materialize --select a,b`` does), in the graph's order; a bad or empty selection is a named error."""
+    graph = definitions.resolve_asset_graph()
+    try:
+        keys = set().union(
+            *(
+                dg.AssetSelection.from_string(part.strip()).resolve(graph)
+                for part in select.split(",")
+                if part.strip()
+            )
+        )
+    except Exception as exc:  # Dagster raises several types for a bad selection string
+        raise TwinError(f"--select {select!r}: {str(exc).splitlines()[0]}") from None
+    if not keys:
+        raise TwinError(f"--select {select!r} matches no asset")
+    return [key for key in graph.toposorted_asset_keys if key in keys]
+
+
+@dataclass
+class Step:
+    """One asset run by :func:`run_in_order`: how it went, what it reported, its checks."""
+
+    asset: str
+    seconds: float
+    success: bool
+    failure: str = ""
+    """One line on why the step failed (see :func:`failure_reason`)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    checks: list[Any] = field(default_factory=list)
+
+    @property
+    def blocked(self) -> bool:
+        """A blocking check failed: what follows must not run."""
+        return any(not c.passed and c.severity == dg.AssetCheckSeverity.ERROR for c in self.checks)
+
+
+def run_in_order(
+    definitions: dg.Definitions,
+    keys: Sequence[dg.AssetKey],
+    author: str,
+    instance: dg.DagsterInstance,
+    *,
+    resources: Mapping[str, Any] | None = None,
+    op_config: Mapping[str, Any] | None = None,
+    on_start: Callable[[str], None] = lambda asset: None,
+) -> Iterator[Step]:
+    """Each asset of ``keys`` in turn (with every check of the graph on it), yielded once run; stops after
+    a failed step or a failed blocking check. ``op_config``: ``{asset: {"config": {...}}}``;
+    ``on_start(asset)`` is called as each step starts."""
+    assets: list[Any] = [*(definitions.assets or []), *(definitions.asset_checks or [])]
+    resources = dict(definitions.resources or {}) if resources is None else dict(resources)
+    for key in keys:
+        name = key.to_user_string()
+        on_start(name)
+        start = time.perf_counter()
+        result = materialize_for_author(
+            assets,
+            author,
+            resources,
+            instance=instance,
+            selection=dg.AssetSelection.assets(key),
+            run_config={**QUIET, "ops": {k: v for k, v in (op_config or {}).items() if k == key.path[-1]}},
+        )
+        step = Step(name, time.perf_counter() - start, result.success)
+        if not result.success:
+            failure = next((e for e in result.all_events if e.is_step_failure), None)
+            error = failure.step_failure_data.error if failure and failure.step_failure_data else None
+            step.failure = failure_reason(error) if error else "see the run's logs"
+            yield step
+            return
+        step.metadata = next(
+            (
+                {k: v.value for k, v in m.metadata.items()}
+                for m in result.asset_materializations_for_node(key.path[-1])
+            ),
+            {},
+        )
+        step.checks = list(result.get_asset_check_evaluations())
+        yield step
+        if step.blocked:
+            return
+
+
+def failure_reason(error: Any) -> str:
+    """One line for a failed step: our own errors as they said it (a ``dg.Failure``'s description);
+    anything else as its root cause (``AdminShutdown: terminating connection ...``), never Dagster's
+    wrapper ("Error occurred while executing op ...")."""
+    if error.cls_name != "Failure":
+        while error.cause is not None:
+            error = error.cause
+    message = str(error.message).strip()
+    prefix, sep, rest = message.partition(": ")
+    if sep and "." in prefix and " " not in prefix:  # "module.Class: text" -> the text, named by class
+        message = rest if error.cls_name == "Failure" else f"{error.cls_name}: {rest}"
+    return message
