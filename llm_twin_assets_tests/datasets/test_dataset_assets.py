@@ -12,6 +12,7 @@ from llm_twin_assets.datasets.versions import latest, read_splits
 from llm_twin_assets.defs.datasets.assets import instruct_dataset, preference_dataset
 from llm_twin_assets.defs.features.assets import cleaned_documents
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TeacherResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.store.helpers import add_author, raw_row, upsert_raw
 
@@ -56,21 +57,17 @@ def seed(db: Database, author: str, documents: int = 8, paragraphs: int = 3) -> 
 def run(
     author: str, artifacts: Path, teacher: TeacherResource, models: ModelsResource, config: dict[str, object]
 ) -> dg.ExecuteInProcessResult:
-    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
-        instance.add_dynamic_partitions("authors", [author])
-        return dg.materialize(
-            [cleaned_documents, instruct_dataset, preference_dataset],
-            partition_key=author,
-            instance=instance,
-            resources={
-                "store": StoreResource(),
-                "models": models,
-                "teacher": teacher,
-                "artifacts": ArtifactsResource(url=str(artifacts)),
-            },
-            run_config={"ops": config},
-            raise_on_error=False,
-        )
+    return materialize_for_author(
+        [cleaned_documents, instruct_dataset, preference_dataset],
+        author,
+        {
+            "store": StoreResource(),
+            "models": models,
+            "teacher": teacher,
+            "artifacts": ArtifactsResource(url=str(artifacts)),
+        },
+        run_config={"ops": config},
+    )
 
 
 def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict[str, object]:

@@ -13,6 +13,7 @@ from llm_twin_assets.datasets.versions import latest
 from llm_twin_assets.defs.datasets.assets import instruct_dataset
 from llm_twin_assets.defs.features.assets import cleaned_documents
 from llm_twin_assets.defs.resources import ArtifactsResource, StoreResource, TeacherResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.datasets.test_dataset_assets import TOPICS, essay
 from llm_twin_assets_tests.store.helpers import add_author, raw_row, upsert_raw
@@ -33,20 +34,12 @@ def add_documents(db: Database, texts: dict[str, str]) -> None:
 
 
 def build(artifacts: Path, teacher: TeacherResource) -> dg.ExecuteInProcessResult:
-    with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
-        instance.add_dynamic_partitions("authors", ["ada"])
-        return dg.materialize(
-            [cleaned_documents, instruct_dataset],
-            partition_key="ada",
-            instance=instance,
-            resources={
-                "store": StoreResource(),
-                "teacher": teacher,
-                "artifacts": ArtifactsResource(url=str(artifacts)),
-            },
-            run_config={"ops": CONFIG},
-            raise_on_error=False,
-        )
+    return materialize_for_author(
+        [cleaned_documents, instruct_dataset],
+        "ada",
+        {"store": StoreResource(), "teacher": teacher, "artifacts": ArtifactsResource(url=str(artifacts))},
+        run_config={"ops": CONFIG},
+    )
 
 
 def materialization(result: dg.ExecuteInProcessResult) -> tuple[dict[str, object], str]:

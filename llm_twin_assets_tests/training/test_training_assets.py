@@ -7,6 +7,7 @@ import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.defs.training.assets import dpo_adapter, sft_adapter
 from llm_twin_assets.training.adapters import latest_adapter
 from llm_twin_assets_tests.training.helpers import publish_small
@@ -22,23 +23,17 @@ TINY = {
 def run(  # type: ignore[no-untyped-def]
     tmp_path: Path, run_config: dict[str, object], assets=(sft_adapter, dpo_adapter), instance=None
 ) -> dg.ExecuteInProcessResult:
-    if instance is None:  # entered, so Dagster's current state storage is this instance's own
-        with dg.DagsterInstance.ephemeral() as fresh:
-            return run(tmp_path, run_config, assets, fresh)
-    if not instance.has_dynamic_partition("authors", "ada"):
-        instance.add_dynamic_partitions("authors", ["ada"])
-    return dg.materialize(
+    return materialize_for_author(
         list(assets),
-        partition_key="ada",
-        instance=instance,
-        resources={
+        "ada",
+        {
             "store": StoreResource(),
             "models": ModelsResource(device="cpu"),
             "artifacts": ArtifactsResource(url=str(tmp_path / "artifacts")),
             "trainer": TrainerResource(),
         },
+        instance=instance,
         run_config=run_config,
-        raise_on_error=False,
     )
 
 
