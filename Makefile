@@ -9,7 +9,7 @@ export DAGSTER_HOME ?= $(LLM_TWIN_HOME)/dagster
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install lock chromium models demo test test-fast lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-scale bench-datasets bench-retrieval bench-train bench-twin-quality bench-evaluation bench-serve serve clean
+.PHONY: install lock chromium models demo test test-fast lint dagster db-start db-stop db-status bench-vector bench-crawl bench-features bench-scale bench-datasets bench-retrieval bench-train bench-twin-quality bench-second-author bench-evaluation bench-serve serve clean
 
 # The Dagster instance config (one run per author at a time, the gpu pool) goes to $(DAGSTER_HOME).
 install: $(STAMP) chromium
@@ -139,6 +139,11 @@ bench-train: install
 # After `make demo`: Maya's twin retrained and evaluated once per lever of the recipe (~8 CPU minutes each).
 bench-twin-quality: install
 	$(BIN)/python bench/twin_quality.py --author maya
+
+# A second real author (Debian's abs-guide: Mendel Cooper's Advanced Bash-Scripting Guide), its own home.
+bench-second-author: install
+	command -v apt-get >/dev/null && [ -d /usr/share/doc/abs-guide/html ] || apt-get install -y abs-guide
+	$(BIN)/python bench/second_author.py
 
 clean:
 	-$(BIN)/llm-twin db stop
