@@ -18,10 +18,10 @@ from llm_twin_assets.evaluation.degeneration import counts, markup_echoes
 from llm_twin_assets.evaluation.gate import GateSettings, decide
 from llm_twin_assets.evaluation.intervals import Bootstrap
 from llm_twin_assets.evaluation.job import Example
-from llm_twin_assets.evaluation.measures import summarize
 from llm_twin_assets.evaluation.prepare import held_out_note
 from llm_twin_assets.evaluation.reference import reference_passages
 from llm_twin_assets.evaluation.report import text_table
+from llm_twin_assets.evaluation.summary import summarize
 from llm_twin_assets.store import evaluations
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.evaluation.helpers import eval_job
