@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import Report
 from llm_twin_assets.store import embedded
-from llm_twin_assets.store.vectors import HNSW_OPTIONS
+from llm_twin_assets.store.author_indexes import HNSW_OPTIONS
 
 DIM = 384
 TABLE = "bench_author_ix"

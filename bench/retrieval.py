@@ -369,9 +369,9 @@ def scale(rows: int, keep: Path | None = None) -> None:
     from llm_twin_assets.retrieval import retriever
     from llm_twin_assets.settings import get_settings
     from llm_twin_assets.store import embedded
+    from llm_twin_assets.store.author_indexes import ensure_author_indexes
     from llm_twin_assets.store.database import open_database
     from llm_twin_assets.store.upsert import bulk_upsert
-    from llm_twin_assets.store.vectors import ensure_author_indexes
 
     source = retriever()
     with source.database.connect() as conn:

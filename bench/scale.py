@@ -107,6 +107,7 @@ def main() -> None:
     from llm_twin_assets.records import stable_id
     from llm_twin_assets.settings import get_settings
     from llm_twin_assets.store import embedded
+    from llm_twin_assets.store.author_indexes import ensure_author_index
     from llm_twin_assets.store.chunks import (
         chunks_needing_embeddings,
         documents_needing_chunks,
@@ -117,7 +118,7 @@ def main() -> None:
     from llm_twin_assets.store.cleaned import raw_needing_cleaning, write_cleaned
     from llm_twin_assets.store.database import open_database
     from llm_twin_assets.store.upsert import bulk_upsert
-    from llm_twin_assets.store.vectors import ensure_author_index, nearest
+    from llm_twin_assets.store.vectors import nearest
 
     scales = [int(s) for s in args.scales.split(",")]
     cores = available_cores()

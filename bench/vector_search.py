@@ -257,6 +257,7 @@ def crossover(conn: psycopg.Connection, report: Report, queries: np.ndarray) -> 
     """Where exact search stops being faster than an index walk, on a copy of the table: authors of
     250-8,000 rows carved out of a00 (each with its own index: exact vs that index, on- and off-topic)
     and kinds keeping 0.5-10% of the rows (exact vs the shared index's filtered walk)."""
+    from llm_twin_assets.store import author_indexes as index_store
     from llm_twin_assets.store import vectors
 
     bounds = np.cumsum((0, *CROSS_AUTHORS))
@@ -284,7 +285,7 @@ def crossover(conn: psycopg.Connection, report: Report, queries: np.ndarray) -> 
     )
     conn.execute("VACUUM ANALYZE cross_chunks")
     for size in CROSS_AUTHORS:
-        vectors.ensure_author_index(conn, f"x{size:05d}", table="cross_chunks", min_rows=0)
+        index_store.ensure_author_index(conn, f"x{size:05d}", table="cross_chunks", min_rows=0)
 
     def compare(label: str, items: list[Item], walk: str) -> None:
         exact_latency, exact_results = measure(nearest_fn(conn, "cross_chunks", exact=True), items)
@@ -462,7 +463,8 @@ def main() -> None:
         # 2b. what llm_twin_assets.store.vectors.nearest does: halfvec HNSW, 2k candidates re-ranked in
         # full precision, the path chosen from the filter's estimated rows. First with the index
         # sql/001_core.sql creates only, then with each author's own index, as the pipeline builds them.
-        from llm_twin_assets.store.vectors import DEFAULT_EF_SEARCH, ensure_author_indexes
+        from llm_twin_assets.store.author_indexes import ensure_author_indexes
+        from llm_twin_assets.store.vectors import DEFAULT_EF_SEARCH
 
         evaluate_nearest(f"nearest(): shared index only, ef{DEFAULT_EF_SEARCH}")
         with timer() as elapsed:

@@ -258,7 +258,7 @@ def _copy_in(conn: psycopg.Connection, table: str, columns: list[str], path: Pat
 
 
 def _rebuild_author_indexes(database: Database, progress: Progress) -> None:
-    from llm_twin_assets.store.vectors import ensure_author_indexes
+    from llm_twin_assets.store.author_indexes import ensure_author_indexes
 
     with database.connect(autocommit=True) as conn:
         built = [name for name in ensure_author_indexes(conn).values() if name]

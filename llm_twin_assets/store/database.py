@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 from llm_twin_assets.errors import ConfigError, StoreError, TwinError
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store import embedded, migrations
+from llm_twin_assets.store.author_indexes import drop_author_indexes
 from llm_twin_assets.store.outages import (
     NEARLY_FULL,
     NO_SERVER,
@@ -31,7 +32,6 @@ from llm_twin_assets.store.outages import (
     redact,
     scrub,
 )
-from llm_twin_assets.store.vectors import drop_author_indexes
 
 __all__ = ["Database", "open_database", "redact", "resolve_url", "scrub", "stored_dimension"]
 

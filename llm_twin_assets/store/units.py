@@ -157,7 +157,7 @@ def ensure_units_dimension(conn: psycopg.Connection) -> None:
         conn.execute(
             "UPDATE chunk_units SET embedding = NULL, embedding_model = NULL WHERE embedding IS NOT NULL"
         )
-        from llm_twin_assets.store.vectors import drop_author_indexes
+        from llm_twin_assets.store.author_indexes import drop_author_indexes
 
         drop_author_indexes(conn, table="chunk_units")
         conn.execute("DROP INDEX IF EXISTS chunk_units_embedding_hnsw")

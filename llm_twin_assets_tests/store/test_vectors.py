@@ -5,6 +5,7 @@ import pytest
 from psycopg import sql as psycopg_sql
 
 from llm_twin_assets.errors import StoreError, TwinError
+from llm_twin_assets.store import author_indexes as index_store
 from llm_twin_assets.store import vectors as vector_store
 from llm_twin_assets.store.database import Database
 from llm_twin_assets.store.vectors import nearest
@@ -174,7 +175,7 @@ def small_table_thresholds(monkeypatch):  # type: ignore[no-untyped-def]
     """The thresholds scaled to a 3,000-row table (they are measured at 100k rows): exact below 100
     rows for an author with an index; the shared-index rule keeps its own scaling with the table size."""
     monkeypatch.setattr(vector_store, "EXACT_BELOW_ROWS", 100)
-    monkeypatch.setattr(vector_store, "AUTHOR_INDEX_MIN_ROWS", 100)
+    monkeypatch.setattr(index_store, "AUTHOR_INDEX_MIN_ROWS", 100)
 
 
 def _table_plan(conn, query: np.ndarray, **filters: object) -> str:  # type: ignore[no-untyped-def]
@@ -201,7 +202,7 @@ def test_path_follows_the_filters_selectivity(clustered, small_table_thresholds)
     db, *_, queries = clustered
     path = vector_store.search_path
     with db.connect(autocommit=True) as conn:
-        vector_store.drop_author_indexes(conn, table=TABLE)
+        index_store.drop_author_indexes(conn, table=TABLE)
         assert path(conn, table=TABLE) == vector_store.SHARED_INDEX  # unfiltered
         # A rare author: exact, read through the B-tree, whatever else exists.
         assert path(conn, author="rare", table=TABLE) == vector_store.EXACT
@@ -212,7 +213,7 @@ def test_path_follows_the_filters_selectivity(clustered, small_table_thresholds)
         assert path(conn, author="busy", table=TABLE) == vector_store.SHARED_INDEX  # 1,000 rows
         assert path(conn, author="crowd", table=TABLE) == vector_store.SHARED_INDEX
         # Once the author has their own index, it is the path; the planner takes that index.
-        name = vector_store.ensure_author_index(conn, "busy", table=TABLE)
+        name = index_store.ensure_author_index(conn, "busy", table=TABLE)
         assert name == f"{TABLE}_hnsw_author_busy"
         for _ in range(8):  # the same answers once the driver has prepared the estimate's statement
             assert path(conn, author="busy", table=TABLE) == vector_store.AUTHOR_INDEX
@@ -223,7 +224,7 @@ def test_path_follows_the_filters_selectivity(clustered, small_table_thresholds)
         # A kind filter on top of the author: still the author's index while it keeps enough rows.
         assert path(conn, author="busy", kinds=["article"], table=TABLE) == vector_store.AUTHOR_INDEX
         assert path(conn, author="busy", kinds=["post"], table=TABLE) == vector_store.EXACT  # ~100 rows
-        vector_store.drop_author_indexes(conn, table=TABLE)
+        index_store.drop_author_indexes(conn, table=TABLE)
 
 
 def _truth(vectors, keep, query, k):  # type: ignore[no-untyped-def]
@@ -239,7 +240,7 @@ def test_off_topic_question_to_a_frequent_author_returns_the_true_nearest(  # ty
     busy, busy_posts = authors == "busy", (authors == "busy") & (kinds == "post")
     off_topic = [q for t in (0, 1, 2) for q in queries[t][:4]]
     with db.connect(autocommit=True) as conn:
-        vector_store.drop_author_indexes(conn, table=TABLE)
+        index_store.drop_author_indexes(conn, table=TABLE)
         # At this size (1,000 rows) the search is exact.
         assert vector_store.search_path(conn, author="busy", table=TABLE) == vector_store.EXACT
         for query in off_topic:
@@ -250,7 +251,7 @@ def test_off_topic_question_to_a_frequent_author_returns_the_true_nearest(  # ty
         # Where busy is large enough for an index of their own (here: made so), the walk covers busy's
         # rows only; a candidate list as large as busy's rows makes it exhaustive, hence exact.
         monkeypatch.setattr(vector_store, "EXACT_BELOW_ROWS", 100)
-        assert vector_store.ensure_author_index(conn, "busy", table=TABLE, min_rows=100) is not None
+        assert index_store.ensure_author_index(conn, "busy", table=TABLE, min_rows=100) is not None
         try:
             assert vector_store.search_path(conn, author="busy", table=TABLE) == vector_store.AUTHOR_INDEX
             assert f"{TABLE}_hnsw_author_busy" in _table_plan(conn, off_topic[0], author="busy")
@@ -259,14 +260,14 @@ def test_off_topic_question_to_a_frequent_author_returns_the_true_nearest(  # ty
                 assert [h.chunk_id for h in hits] == [ids[i] for i in _truth(vectors, busy, query, 10)]
                 assert {h.author for h in hits} == {"busy"}
         finally:
-            vector_store.drop_author_indexes(conn, table=TABLE)
+            index_store.drop_author_indexes(conn, table=TABLE)
 
 
 def test_author_index_is_built_once_safely(clustered) -> None:  # type: ignore[no-untyped-def]
     db, *_ = clustered
-    ensure = vector_store.ensure_author_index
+    ensure = index_store.ensure_author_index
     with db.connect(autocommit=True) as conn:
-        vector_store.drop_author_indexes(conn, table=TABLE)
+        index_store.drop_author_indexes(conn, table=TABLE)
         assert ensure(conn, "rare", table=TABLE) is None  # 20 rows: answered exactly, no index
         assert ensure(conn, "busy", table=TABLE, min_rows=1001) is None
         assert _author_indexes(conn) == []
@@ -286,7 +287,7 @@ def test_author_index_is_built_once_safely(clustered) -> None:  # type: ignore[n
         assert name in results and set(results) <= {name, None}
         assert _author_indexes(conn) == [name]
         assert ensure(conn, "busy", table=TABLE, min_rows=100) == name  # idempotent
-        assert vector_store.author_index(conn, "busy", table=TABLE) == name
+        assert index_store.author_index(conn, "busy", table=TABLE) == name
 
         # A build that cannot finish (a writer holds the table past the timeout) raises, and the next
         # call, once the writer is gone, replaces whatever the failed build left.
@@ -295,10 +296,10 @@ def test_author_index_is_built_once_safely(clustered) -> None:  # type: ignore[n
             with pytest.raises(StoreError, match="crowd"):
                 ensure(conn, "crowd", table=TABLE, min_rows=100, lock_timeout_s=0.2)
             writer.rollback()
-        assert vector_store.author_index(conn, "crowd", table=TABLE) is None
+        assert index_store.author_index(conn, "crowd", table=TABLE) is None
         assert conn.execute("SHOW lock_timeout").fetchone() == ("0",)  # the caller's setting is back
         assert ensure(conn, "crowd", table=TABLE, min_rows=100) == f"{TABLE}_hnsw_author_crowd"
-        assert sorted(vector_store.drop_author_indexes(conn, table=TABLE)) == [
+        assert sorted(index_store.drop_author_indexes(conn, table=TABLE)) == [
             f"{TABLE}_hnsw_author_busy",
             f"{TABLE}_hnsw_author_crowd",
         ]
@@ -308,9 +309,9 @@ def test_author_index_is_built_once_safely(clustered) -> None:  # type: ignore[n
 
 def test_long_author_slugs_get_distinct_index_names() -> None:
     a, b = "x" * 70 + "a", "x" * 70 + "b"
-    assert len(vector_store.author_index_name(a).encode()) <= 63
-    assert vector_store.author_index_name(a) != vector_store.author_index_name(b)
-    assert vector_store.author_index_name("maya") == "chunks_hnsw_author_maya"
+    assert len(index_store.author_index_name(a).encode()) <= 63
+    assert index_store.author_index_name(a) != index_store.author_index_name(b)
+    assert index_store.author_index_name("maya") == "chunks_hnsw_author_maya"
 
 
 def test_a_new_authors_searches_take_their_index_once_it_is_built(  # type: ignore[no-untyped-def]
@@ -326,10 +327,10 @@ def test_a_new_authors_searches_take_their_index_once_it_is_built(  # type: igno
                 copy.write_row((f"n{i:05d}", "dn", "newcomer", "article", f"new {i}", vector))
         try:
             assert vector_store.search_path(conn, author="newcomer", table=TABLE) == vector_store.EXACT
-            assert vector_store.ensure_author_index(conn, "newcomer", table=TABLE) is not None
+            assert index_store.ensure_author_index(conn, "newcomer", table=TABLE) is not None
             assert vector_store.search_path(conn, author="newcomer", table=TABLE) == vector_store.AUTHOR_INDEX
         finally:
-            vector_store.drop_author_indexes(conn, table=TABLE)
+            index_store.drop_author_indexes(conn, table=TABLE)
             conn.execute(f"DELETE FROM {TABLE} WHERE author = 'newcomer'")
             conn.execute(f"ANALYZE {TABLE}")
 
@@ -337,17 +338,17 @@ def test_a_new_authors_searches_take_their_index_once_it_is_built(  # type: igno
 def test_authors_indexes_stop_at_the_cap_and_the_largest_authors_get_them_first(clustered) -> None:  # type: ignore[no-untyped-def]
     db, *_ = clustered
     with db.connect(autocommit=True) as conn:
-        vector_store.drop_author_indexes(conn, table=TABLE)
+        index_store.drop_author_indexes(conn, table=TABLE)
         try:
             # Under a cap of 1, the larger author (crowd, 2,000 rows) gets it, busy (1,000) does not.
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(vector_store, "MAX_AUTHOR_INDEXES", 1)
-                built = vector_store.ensure_author_indexes(conn, table=TABLE, min_rows=100)
+                patch.setattr(index_store, "MAX_AUTHOR_INDEXES", 1)
+                built = index_store.ensure_author_indexes(conn, table=TABLE, min_rows=100)
                 assert built == {"crowd": f"{TABLE}_hnsw_author_crowd", "busy": None}
-                assert vector_store.author_indexes(conn, TABLE) == [f"{TABLE}_hnsw_author_crowd"]
-                assert vector_store.ensure_author_index(conn, "crowd", table=TABLE, min_rows=100) is not None
+                assert index_store.author_indexes(conn, TABLE) == [f"{TABLE}_hnsw_author_crowd"]
+                assert index_store.ensure_author_index(conn, "crowd", table=TABLE, min_rows=100) is not None
             # Room again: busy gets theirs.
-            assert vector_store.ensure_author_index(conn, "busy", table=TABLE, min_rows=100, max_indexes=2)
-            assert len(vector_store.author_indexes(conn, TABLE)) == 2
+            assert index_store.ensure_author_index(conn, "busy", table=TABLE, min_rows=100, max_indexes=2)
+            assert len(index_store.author_indexes(conn, TABLE)) == 2
         finally:
-            vector_store.drop_author_indexes(conn, table=TABLE)
+            index_store.drop_author_indexes(conn, table=TABLE)

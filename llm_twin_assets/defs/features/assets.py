@@ -174,6 +174,7 @@ def chunk_embeddings(
     from llm_twin_assets.embeddings import model_label
     from llm_twin_assets.features.units import UNITS_VERSION, unit_spans
     from llm_twin_assets.records import stable_id
+    from llm_twin_assets.store.author_indexes import ensure_author_index
     from llm_twin_assets.store.chunks import chunks_needing_embeddings, embedding_totals, write_embeddings
     from llm_twin_assets.store.units import (
         chunks_needing_units,
@@ -182,7 +183,6 @@ def chunk_embeddings(
         replace_units,
         units_needing_embeddings,
     )
-    from llm_twin_assets.store.vectors import ensure_author_index
 
     author = context.partition_key
     settings = models.settings()
