@@ -172,5 +172,5 @@ def test_a_task_killed_after_a_checkpoint_resumes_on_another_machine(
     metrics = published.manifest["metrics"]
     assert metrics["steps"] == STEPS and metrics["resumed_from"].endswith(f"checkpoint-{mirrored}")
     assert [p["step"] for p in metrics["losses"]] == list(range(1, STEPS + 1))  # the whole curve, once
-    assert adapters.completeness(store, published)[0]
+    assert adapters.completeness(store, published).passed
     assert store.list_keys("checkpoints/ada/sft/s1/") == []  # published: the mirror is gone
