@@ -5,14 +5,13 @@ found by name when a search picks its path (``store.vectors.search_path``), drop
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 
 import psycopg
 from psycopg import sql
 
 from llm_twin_assets.errors import StoreError, TwinError
-from llm_twin_assets.store.vectors import EXACT_BELOW_ROWS
+from llm_twin_assets.store.vectors import AUTHOR_INDEX_INFIX, EXACT_BELOW_ROWS, author_index_name
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +26,8 @@ author-filtered search 0.05 / 0.08 / 0.31 / 5.7 ms and bulk inserts 55,000 / 49,
 rows/s with 0 / 10 / 100 / 1,000 indexes (beside the shared HNSW index's own ~600 vectors/s). Past the
 cap an author is searched exactly or on the shared index, as before their index existed; the largest
 authors get one first (:func:`ensure_author_indexes`)."""
-AUTHOR_INDEX_INFIX = "_hnsw_author_"
 HNSW_OPTIONS = "m = 16, ef_construction = 128"
 """The shared index's build options (sql/001_core.sql), used for the authors' indexes too."""
-
-
-def author_index_name(author: str, table: str = "chunks") -> str:
-    """The name of ``author``'s partial HNSW index on ``table``: ``<table>_hnsw_author_<slug>``. Index
-    names share one namespace per schema, hence the table in it. PostgreSQL names are at most 63 bytes:
-    a longer one is cut and a digest of the whole added, so two authors never share a name."""
-    name = f"{table}{AUTHOR_INDEX_INFIX}{author}"
-    if len(name.encode()) <= 63:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-    return f"{name.encode()[: 63 - 13].decode(errors='ignore')}_{digest}"
 
 
 def _index_state(conn: psycopg.Connection, name: str, table: str) -> str | None:

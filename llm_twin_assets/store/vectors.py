@@ -23,6 +23,7 @@ neighbours slightly out of order).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -125,10 +126,18 @@ def estimated_rows(conn: psycopg.Connection, table: str, where: sql.Composable, 
 EXACT, AUTHOR_INDEX, SHARED_INDEX = "exact", "author index", "shared index"
 
 
-def _author_index_name(author: str, table: str) -> str:
-    from llm_twin_assets.store.author_indexes import author_index_name  # that module imports this one
+AUTHOR_INDEX_INFIX = "_hnsw_author_"
 
-    return author_index_name(author, table)
+
+def author_index_name(author: str, table: str = "chunks") -> str:
+    """The name of ``author``'s partial HNSW index on ``table``: ``<table>_hnsw_author_<slug>``. Index
+    names share one namespace per schema, hence the table in it. PostgreSQL names are at most 63 bytes:
+    a longer one is cut and a digest of the whole added, so two authors never share a name."""
+    name = f"{table}{AUTHOR_INDEX_INFIX}{author}"
+    if len(name.encode()) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{name.encode()[: 63 - 13].decode(errors='ignore')}_{digest}"
 
 
 def search_path(
@@ -152,7 +161,7 @@ def search_path(
         "SELECT c.reltuples, EXISTS (SELECT 1 FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid"
         "  WHERE i.indrelid = c.oid AND x.relname = %s AND i.indisvalid)"
         " FROM pg_class c WHERE c.oid = to_regclass(%s)",
-        (_author_index_name(author, table) if author is not None else None, table),
+        (author_index_name(author, table) if author is not None else None, table),
     ).fetchone()
     if found is None:
         return SHARED_INDEX  # not a table: let the query name the error
