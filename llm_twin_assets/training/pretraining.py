@@ -64,7 +64,7 @@ def pretrain(
 ) -> tuple[Path, dict[str, Any]]:
     """Train a new LoRA adapter on the base model (loaded by ``base_model`` when needed) as a causal LM over
     ``rows``; returns its folder and what it measured. ``arguments`` are the stage's trainer arguments
-    (batch, length, device); epochs and learning rate are continued pre-training's own."""
+    (without validation: batch, length, device); epochs and learning rate are its own."""
     from datasets import Dataset
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
@@ -87,12 +87,8 @@ def pretrain(
         "num_train_epochs": hyper.pretrain_epochs,
         "max_steps": -1,
         "learning_rate": hyper.pretrain_learning_rate or hyper.learning_rate,
-        "save_strategy": "no",
-        "eval_strategy": "no",
-        "load_best_model_at_end": False,
+        "save_strategy": "no",  # one short run, saved whole at its end
     }
-    for key in ("save_steps", "save_total_limit", "eval_steps", "metric_for_best_model", "greater_is_better"):
-        args.pop(key, None)
     lora = hyper.lora_config()
     trainer: Any = SFTTrainer(
         model=base_model(),
