@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Kind = Literal["article", "post", "repository"]
-KINDS: tuple[str, ...] = ("article", "post", "repository")
+Kind = str
+"""A document kind's name: one of ``llm_twin_assets.kinds.KINDS`` (checked where documents come in)."""
 
 _SEP = "\x1f"  # unit separator: cannot appear in URLs or slugs, so parts never run together
 

@@ -33,12 +33,10 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
 from llm_twin_assets.errors import TwinError
-from llm_twin_assets.records import KINDS
+from llm_twin_assets.kinds import KINDS
 from llm_twin_assets.settings import TwinSettings, get_settings
-from llm_twin_assets.store.database import Database, open_database
+from llm_twin_assets.store.database import Connection, ConnectionLost, Database, open_database
 from llm_twin_assets.store.search import (
     MAX_K,
     SearchOptions,
@@ -108,14 +106,14 @@ class Retriever:
         self._local = threading.local()  # one kept connection per thread: no connect per query
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
+    def _connection(self) -> Iterator[Connection]:
         """This thread's kept connection; opened again after the server went away (a restart)."""
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or conn.broken:
             conn = self._local.conn = self.database.open()
         try:
             yield conn
-        except psycopg.OperationalError:
+        except ConnectionLost:
             conn.close()
             raise
 
@@ -142,7 +140,7 @@ class Retriever:
             vector = self.embed(query)
         try:
             rows = self._rows(query, vector, author, kinds, k, options)
-        except psycopg.OperationalError:  # the kept connection died (a server restart): once more, afresh
+        except ConnectionLost:  # the kept connection died (a server restart): once more, afresh
             rows = self._rows(query, vector, author, kinds, k, options)
         hits = [
             SearchHit(

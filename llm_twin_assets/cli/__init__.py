@@ -17,6 +17,7 @@ from llm_twin_assets.cli.serving import register as register_serving
 from llm_twin_assets.cli.setup import register as register_setup
 from llm_twin_assets.cli.tombstones import register as register_tombstones
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.kinds import kinds_help
 from llm_twin_assets.settings import get_settings
 
 # Deprecation notices from the model libraries are for us, not for the person at the prompt.
@@ -120,9 +121,7 @@ def materialize(
 def search_command(
     query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
     author: Annotated[str | None, typer.Option(help="Only this author's chunks (slug).")] = None,
-    kind: Annotated[
-        list[str] | None, typer.Option(help="Only these kinds: article, post, repository.")
-    ] = None,
+    kind: Annotated[list[str] | None, typer.Option(help=f"Only these kinds ({kinds_help()}).")] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=100, help="How many results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list of results.")] = False,
 ) -> None:

@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llm_twin_assets.errors import TwinError
+from llm_twin_assets.kinds import KINDS
 from llm_twin_assets.records import Kind
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -61,6 +62,13 @@ class Link(BaseModel):
 
     url: str = Field(min_length=1)
     kind: Kind | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, value: str | None) -> str | None:
+        if value is not None and value not in KINDS:
+            raise ValueError(f"unknown kind {value!r}: use {', '.join(KINDS)}")
+        return value
 
     @field_validator("url")
     @classmethod

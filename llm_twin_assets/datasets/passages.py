@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from llm_twin_assets.features.chunking import ChunkingOptions, chunk_document
 from llm_twin_assets.features.sentences import CLOSERS, sentence_spans, trimmed
+from llm_twin_assets.kinds import is_code
 from llm_twin_assets.records import Document
 
 Span = tuple[int, int]
@@ -124,7 +125,7 @@ def passages_of(document: Document, options: PassageOptions) -> tuple[list[Passa
         headings=document.headings,
     )
     for window in windows:
-        if document.kind == "repository":
+        if is_code(document.kind):
             span = trim_code_span(content, window.start, window.end)
         else:
             clean_end = _CLEAN_END.match(content, window.end) is not None

@@ -10,6 +10,8 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 
+from llm_twin_assets.kinds import document_kind
+
 Message = dict[str, str]
 
 
@@ -124,15 +126,12 @@ INSTRUCTION_FOR_CODE = PromptTemplate(
     ),
 )
 
-INSTRUCTION_TEMPLATES = {
-    "article": INSTRUCTION_FOR_PROSE,
-    "post": INSTRUCTION_FOR_PROSE,
-    "repository": INSTRUCTION_FOR_CODE,
-}
+INSTRUCTION_TEMPLATES = {"prose": INSTRUCTION_FOR_PROSE, "code": INSTRUCTION_FOR_CODE}
+"""The instruction prompt of each family of kinds (``llm_twin_assets.kinds``)."""
 
 
 def instruction_prompt(kind: str, *, author: str, title: str, passage: str, max_words: int) -> list[Message]:
-    return INSTRUCTION_TEMPLATES[kind].render(
+    return INSTRUCTION_TEMPLATES[document_kind(kind).family].render(
         author=author, title=title, passage=passage, max_words=max_words
     )
 
@@ -164,24 +163,8 @@ TOPIC = PromptTemplate(
     user="{passage}\n\nWhat is the main topic of this text? Answer with a short phrase.",
 )
 
-FRAMES = {
-    "article": (
-        'Write a passage for your article "{title}" about {topic}.',
-        "Explain, in your own words and from your experience, {topic}.",
-        "Write a few paragraphs on {topic}, the way you would for your blog.",
-    ),
-    "post": (
-        "Write a short social media post about {topic}.",
-        "Share a quick post on {topic}.",
-    ),
-    "repository": (
-        'Write the code in your project "{title}" that deals with {topic}.',
-        'Show how your project "{title}" implements {topic}.',
-    ),
-}
-
 
 def frame_instruction(kind: str, topic: str, title: str, pick: int) -> str:
     """The instruction for a topic; ``pick`` (a stable number per passage) varies the wording."""
-    frames = FRAMES[kind]
+    frames = document_kind(kind).frames
     return frames[pick % len(frames)].format(topic=topic, title=title)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from llm_twin_assets.datasets.building import INSTRUCT_SCHEMA, PREFERENCE_SCHEMA
+from llm_twin_assets.kinds import is_prose
 from llm_twin_assets.verdicts import Verdict
 
 SCHEMAS = {"instruct": INSTRUCT_SCHEMA, "preference": PREFERENCE_SCHEMA}
@@ -64,7 +65,7 @@ def complete_texts(name: str, splits: dict[str, pl.DataFrame]) -> Verdict:
             answer = row["answer" if name == "instruct" else "chosen"]
             if any(t is None or not t.strip() for t in texts):
                 bad.append(f"{row['id']}: empty text")
-            elif row["kind"] in ("article", "post") and looks_cut(answer):
+            elif is_prose(row["kind"]) and looks_cut(answer):
                 bad.append(f"{row['id']}: answer ends mid-sentence")
             elif name == "preference" and row["chosen"].strip() == row["rejected"].strip():
                 bad.append(f"{row['id']}: chosen equals rejected")

@@ -55,6 +55,7 @@ from llm_twin_assets.features.sentences import (
     trimmed,
 )
 from llm_twin_assets.features.tokens import Counter, TokenCounter
+from llm_twin_assets.kinds import document_kind, is_code
 from llm_twin_assets.records import Chunk, chunk_id, content_hash
 
 CHUNKER_VERSION = 3
@@ -180,16 +181,17 @@ def chunk_code(
 
 
 CHUNKERS: dict[str, Callable[[str, ChunkingOptions, Counter, Sequence[Heading]], list[Span]]] = {
-    "article": chunk_prose,
+    "prose": chunk_prose,
     "post": chunk_post,
-    "repository": chunk_code,
+    "code": chunk_code,
 }
+"""The chunkers, by the name a kind's ``chunking`` gives (``llm_twin_assets.kinds``)."""
 
 
 def heading_path(text: str, kind: str, headings: Sequence[Heading], start: int, end: int) -> tuple[str, ...]:
     """The headings above ``text[start:end]``, outermost first: those before it, and those it opens
     with; for code, the path of the file it is in."""
-    if kind == "repository":
+    if is_code(kind):
         files = [m for m in _FILE.finditer(text, 0, end) if m.start() <= start]
         return (files[-1][0].removeprefix("\u241e ").strip(),) if files else ()
     inside = start
@@ -239,7 +241,7 @@ def chunk_document(
     """The document's chunks, each a span of ``text``, re-counted and guaranteed within the limit, each
     with its heading path and (``options.context_tokens``) the context embedded above it."""
     headings = sorted(h for h in headings if 0 <= h[0] < h[1] <= len(text))
-    spans = CHUNKERS[kind](text, options, count, headings)
+    spans = CHUNKERS[document_kind(kind).chunking](text, options, count, headings)
     ids_of = count.ids if isinstance(count, TokenCounter) and count.additive else None
     pieces = [text[s:e] for s, e in spans]
     piece_ids = ids_of(pieces) if ids_of else [None] * len(pieces)
@@ -249,7 +251,7 @@ def chunk_document(
         if size <= options.budget:
             final.append((Unit(start, end, False, size), ids))
         else:  # units packed together can count a token more at a seam: re-cut the rare chunk over
-            units = split_long(text, start, end, options.budget, count, indented=kind == "repository")
+            units = split_long(text, start, end, options.budget, count, indented=is_code(kind))
             unit_ids = ids_of([text[u.start : u.end] for u in units]) if ids_of else [None] * len(units)
             final += zip(units, unit_ids, strict=True)
     contexts: dict[tuple[str, ...], tuple[str, list[int]]] = {}

@@ -45,13 +45,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from llm_twin_assets.kinds import KINDS, kinds_of
+
 CLEANER_VERSION = 2
 """Stored with every verdict: documents cleaned (or rejected) by another version are cleaned again on the
 next run. 1: the first rules; 2: only documented markup removed, headings recorded."""
 
-PROSE_KINDS = ("article", "post")
-CODE_KINDS = ("repository",)
-KNOWN_KINDS = PROSE_KINDS + CODE_KINDS
+PROSE_KINDS = kinds_of("prose")
+CODE_KINDS = kinds_of("code")
 
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\u2060\ufeff]"
 _BOILERPLATE = re.compile(
@@ -256,7 +257,7 @@ def clean_frame(
         .with_columns(pl.col("parts").struct.field("text"), pl.col("parts").struct.field("headings"))
         .drop("parts")
     )
-    unknown = ~pl.col("kind").is_in(KNOWN_KINDS)
+    unknown = ~pl.col("kind").is_in(KINDS)
     damaged = pl.col("damage") > options.max_damage
     empty = pl.col("text").str.len_chars() < options.min_chars
     frame = frame.with_columns(

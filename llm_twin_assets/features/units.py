@@ -25,13 +25,13 @@ from collections.abc import Sequence
 
 from llm_twin_assets.features.chunking import Heading, _blocks, block_spans
 from llm_twin_assets.features.sentences import sentence_spans
+from llm_twin_assets.kinds import is_code
 
 UNITS_VERSION = 1
 """Changes whenever the same chunk gives other units: part of every chunk's ``units_key``."""
 MAX_UNIT_CHARS = 400
 GROUP_CHARS = 300
 MIN_UNIT_WORDS = 3
-NO_UNITS_KINDS = frozenset({"repository"})
 
 Span = tuple[int, int]
 _LINE = re.compile(r"\S(?:[^\n]*\S)?")
@@ -53,7 +53,7 @@ def _sentence_groups(text: str, start: int, end: int) -> list[Span]:
 def unit_spans(text: str, headings: Sequence[Heading] = (), kind: str = "article") -> list[Span]:
     """The units of a chunk's ``text`` (offsets into it), in order; ``headings``: the heading lines that
     fall in it (offsets into it). Empty when the chunk is its own unit."""
-    if kind in NO_UNITS_KINDS:
+    if is_code(kind):  # code is chunked along definitions: a chunk is its own unit
         return []
     spans: list[Span] = []
     for s, e, what in _blocks(text, headings):

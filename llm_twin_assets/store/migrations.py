@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from llm_twin_assets.errors import MigrationError
+from llm_twin_assets.kinds import REGISTRY
 
 _FILE = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
 LOCK_KEY = 0x7417_0001  # arbitrary, constant: "llm twin migrations"
@@ -99,3 +100,21 @@ def apply(conn: psycopg.Connection, sql_dir: Path) -> list[str]:
             )
             done_now.append(migration.version)
     return done_now
+
+
+def check_kinds(conn: psycopg.Connection) -> None:
+    """Refuse a database whose ``document_kinds`` lacks a kind the registry (``llm_twin_assets.kinds``)
+    lists, or gives it another family: documents of that kind could not be stored, or would be treated
+    as the other family. Rows the registry does not list are kept (old documents of a retired kind are
+    rejected by cleaning as ``unknown_kind``)."""
+    stored: dict[str, str] = dict(conn.execute("SELECT kind, family FROM document_kinds").fetchall())
+    problems = [
+        f"{k.name!r} ({k.family}) is missing: add a migration with "
+        f"INSERT INTO document_kinds (kind, family) VALUES ('{k.name}', '{k.family}')"
+        if k.name not in stored
+        else f"{k.name!r} is {stored[k.name]!r} in the database but {k.family!r} in the registry"
+        for k in REGISTRY
+        if stored.get(k.name) != k.family
+    ]
+    if problems:
+        raise MigrationError("document kinds do not match llm_twin_assets/kinds.py: " + "; ".join(problems))

@@ -16,14 +16,21 @@ class CircularForeignKeys(TwinError):
     pass
 
 
+SCHEMA_TABLES = ("schema_migrations", "document_kinds")
+"""Tables the migrations write (what was applied; the registered document kinds): part of the schema,
+which an import checks is the same, not of the data an export carries."""
+
+
 def tables_in_order(conn: psycopg.Connection) -> list[str]:
-    """The store's tables, each after the tables its foreign keys point at."""
+    """The store's data tables (not :data:`SCHEMA_TABLES`), each after the tables its foreign keys
+    point at."""
     names = [
         r[0]
         for r in conn.execute(
             "SELECT c.relname FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace"
-            " AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> 'schema_migrations'"
-            " ORDER BY c.relname"
+            " AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relname <> ALL(%s)"
+            " ORDER BY c.relname",
+            (list(SCHEMA_TABLES),),
         ).fetchall()
     ]
     edges = conn.execute(
@@ -93,6 +100,13 @@ def copy_in(conn: psycopg.Connection, table: str, columns: list[str], path: Path
             while data := source.read(1 << 20):
                 copy.write(data)
         return cur.rowcount
+
+
+def refusal(exc: psycopg.Error) -> str:
+    """Why PostgreSQL refused a load, in one line: the error and the first line of where it happened
+    (the row of the file)."""
+    where = exc.diag.context.splitlines()[0][:160] if exc.diag.context else ""
+    return str(exc).splitlines()[0] + (f"; {where}" if where else "")
 
 
 def row_count(conn: psycopg.Connection, table: str) -> int:

@@ -3,7 +3,6 @@
 import pytest
 
 from llm_twin_assets.datasets.prompts import (
-    FRAMES,
     INSTRUCTION_TEMPLATES,
     TOPIC,
     PromptTemplate,
@@ -12,11 +11,12 @@ from llm_twin_assets.datasets.prompts import (
     frame_instruction,
     instruction_prompt,
 )
+from llm_twin_assets.kinds import KINDS, document_kind
 
 PASSAGE = 'def f(x):\n    return {"a": x}  # braces {and} "quotes" survive'
 
 
-@pytest.mark.parametrize("kind", sorted(INSTRUCTION_TEMPLATES))
+@pytest.mark.parametrize("kind", KINDS)
 def test_the_passage_reaches_the_last_user_turn_verbatim(kind: str) -> None:
     messages = instruction_prompt(
         kind, author="Maya Okafor", title="Boring Postgres", passage=PASSAGE, max_words=30
@@ -47,7 +47,7 @@ def test_topic_prompt_holds_the_passage() -> None:
 )
 def test_rendering_refuses_missing_unused_and_blank_values(values: dict[str, object], complaint: str) -> None:
     with pytest.raises(TemplateError, match=complaint.replace("[", r"\[").replace("]", r"\]")):
-        INSTRUCTION_TEMPLATES["article"].render(**values)
+        INSTRUCTION_TEMPLATES["prose"].render(**values)
 
 
 def test_a_template_with_a_non_name_placeholder_is_refused() -> None:
@@ -63,10 +63,10 @@ def test_every_template_uses_exactly_its_inputs() -> None:
             assert template.fields - {"max_words"} <= set(shot) | {"max_words"}
 
 
-@pytest.mark.parametrize("kind", sorted(FRAMES))
+@pytest.mark.parametrize("kind", KINDS)
 def test_frames_name_the_topic_and_vary(kind: str) -> None:
     made = {frame_instruction(kind, "the cost of retries", "Safe jobs", pick) for pick in range(6)}
-    assert len(made) == len(FRAMES[kind])
+    assert len(made) == len(document_kind(kind).frames)
     assert all("the cost of retries" in m and "{" not in m for m in made)
 
 

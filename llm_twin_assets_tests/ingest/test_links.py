@@ -32,7 +32,11 @@ def test_the_documented_format_parses(tmp_path: Path) -> None:
     ("text", "line", "message"),
     [
         ("name: X\nlinks:\n  - url: ftp://x.org/a\n", 3, "scheme 'ftp' is not allowed"),
-        ("name: X\nlinks:\n  - https://a.org\n  - url: https://b.org\n    kind: tweet\n", 5, "links.1.kind"),
+        (
+            "name: X\nlinks:\n  - https://a.org\n  - url: https://b.org\n    kind: tweet\n",
+            5,
+            "links.1.kind: Value error, unknown kind 'tweet': use article, post, repository",
+        ),
         ("name: X\nlinks:\n  - https://a.org\n  - href: https://b.org\n", 4, "links.1.url: Field required"),
         ("links:\n  - https://a.org\n", 1, "name: Field required"),
         ("name: X\nlinks: []\n", 2, "at least 1 item"),

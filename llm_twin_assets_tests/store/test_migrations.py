@@ -73,3 +73,29 @@ def test_two_files_with_one_number_are_refused(tmp_path: Path) -> None:
     (tmp_path / "001_b.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="share a number"):
         migrations.discover(tmp_path)
+
+
+def test_document_kinds_are_the_registrys_and_a_missing_one_is_refused_by_name(
+    fresh_database_url: str,
+) -> None:
+    from llm_twin_assets.kinds import REGISTRY
+
+    with psycopg.connect(fresh_database_url, autocommit=True) as conn:
+        migrations.apply(conn, migrations.default_sql_dir())
+        migrations.check_kinds(conn)
+        stored = dict(conn.execute("SELECT kind, family FROM document_kinds").fetchall())
+        assert stored == {k.name: k.family for k in REGISTRY}
+        conn.execute("INSERT INTO authors (slug, name) VALUES ('jane', 'Jane')")
+        # a kind the table does not hold cannot be stored, whatever writes it
+        with pytest.raises(psycopg.errors.ForeignKeyViolation, match="document_kinds"):
+            conn.execute(
+                "INSERT INTO raw_documents (id, author, url, kind, content, content_hash) "
+                "VALUES ('d1', 'jane', 'https://a.org/', 'talk', 'x', 'h')"
+            )
+        conn.execute("UPDATE document_kinds SET family = 'code' WHERE kind = 'post'")
+        conn.execute("DELETE FROM document_kinds WHERE kind = 'repository'")
+        with pytest.raises(MigrationError) as refused:
+            migrations.check_kinds(conn)
+    message = str(refused.value)
+    assert "INSERT INTO document_kinds (kind, family) VALUES ('repository', 'code')" in message
+    assert "'post' is 'code' in the database but 'prose' in the registry" in message

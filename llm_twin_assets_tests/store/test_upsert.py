@@ -60,8 +60,8 @@ def test_a_failing_batch_writes_nothing_and_keeps_what_was_stored(db: Database) 
         raw_row("jane", "https://a.org/new", "new"),
         raw_row("jane", "https://a.org/keep", "overwritten", kind="tweet"),
     ]
-    with pytest.raises(psycopg.errors.CheckViolation), db.connect() as conn:
-        upsert_raw(conn, bad)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="document_kinds"), db.connect() as conn:
+        upsert_raw(conn, bad)  # 'tweet' is no registered kind
     with db.connect() as conn:
         rows = conn.execute("SELECT url, content FROM raw_documents").fetchall()
     assert rows == [("https://a.org/keep", "kept")]
