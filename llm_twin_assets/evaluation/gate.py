@@ -151,15 +151,31 @@ class _Checks:
 
 
 def decide(results: dict[str, Any], settings: GateSettings | None = None) -> GateDecision:
+    """The gate's decision on an evaluation's results: every check of :data:`CHECKS`, in order."""
     settings = settings or GateSettings()
-    models = results["models"]
-    base, twin = models["base"], models["twin"]
-    b, t = base["metrics"], twin["metrics"]
-    differences = results.get("differences", {})
-    vs_base = differences.get("twin-base", {})
-    vs_author = differences.get("twin-author", {})
     c = _Checks()
+    _examples(c, results, settings)
+    _perplexity(c, results, settings)
+    _likeness(c, results, settings)
+    _style(c, results, settings)
+    _repetition(c, results, settings)
+    twin = results["models"]["twin"]
+    c.bound(
+        "finished",
+        "finished within the budget",
+        twin["metrics"].get("finished"),
+        twin.get("intervals", {}).get("finished"),
+        at_least=settings.min_finished,
+        fmt="{:.0%}",
+    )
+    return GateDecision(not c.reasons, c.checks, c.reasons, asdict(settings))
 
+
+def _vs_base(results: dict[str, Any]) -> dict[str, Any]:
+    return dict(results.get("differences", {}).get("twin-base", {}))
+
+
+def _examples(c: _Checks, results: dict[str, Any], settings: GateSettings) -> None:
     examples = int(results.get("examples", 0))
     if examples < settings.min_examples:
         note = results.get("held_out", {}).get("note") or f"only {examples} held-out examples"
@@ -170,16 +186,19 @@ def decide(results: dict[str, Any], settings: GateSettings | None = None) -> Gat
             required_at_least=settings.min_examples,
             missed_by=float(settings.min_examples - examples),
         )
-    else:
-        c.checks["examples"] = {
-            "passed": True,
-            "value": examples,
-            "required_at_least": settings.min_examples,
-            "missed_by": 0.0,
-            "detail": f"{examples} held-out examples (needs {settings.min_examples})",
-        }
+        return
+    c.checks["examples"] = {
+        "passed": True,
+        "value": examples,
+        "required_at_least": settings.min_examples,
+        "missed_by": 0.0,
+        "detail": f"{examples} held-out examples (needs {settings.min_examples})",
+    }
 
-    gain = vs_base.get("perplexity_gain", {})
+
+def _perplexity(c: _Checks, results: dict[str, Any], settings: GateSettings) -> None:
+    b, t = results["models"]["base"]["metrics"], results["models"]["twin"]["metrics"]
+    gain = _vs_base(results).get("perplexity_gain", {})
     c.bound(
         "perplexity",
         f"perplexity {t['perplexity']:.3f} vs base {b['perplexity']:.3f}: gain",
@@ -191,6 +210,11 @@ def decide(results: dict[str, Any], settings: GateSettings | None = None) -> Gat
         base=b["perplexity"],
     )
 
+
+def _likeness(c: _Checks, results: dict[str, Any], settings: GateSettings) -> None:
+    """Likeness against the base model's voice and against other writers: believed only when the
+    classifier tells the voices apart."""
+    b, t = results["models"]["base"]["metrics"], results["models"]["twin"]["metrics"]
     for name, classifier, label in (
         ("author_likeness", results.get("classifier", {}), "author-likeness (vs the base model's voice)"),
         ("writer_likeness", results.get("writer_classifier", {}), "author-likeness against other writers"),
@@ -210,7 +234,7 @@ def decide(results: dict[str, Any], settings: GateSettings | None = None) -> Gat
         if name not in t:
             c.fail(name, f"{label} not measured: re-evaluate", classifier_auc=auc, missed_by=None)
             continue
-        diff = vs_base.get(name, {})
+        diff = _vs_base(results).get(name, {})
         c.bound(
             name,
             f"{label} {t[name]:.3f} vs base {b[name]:.3f} (AUC {auc:.3f}): twin - base",
@@ -222,7 +246,12 @@ def decide(results: dict[str, Any], settings: GateSettings | None = None) -> Gat
             classifier_auc=auc,
         )
 
-    style = vs_base.get("style_distance", {})
+
+def _style(c: _Checks, results: dict[str, Any], settings: GateSettings) -> None:
+    """Not worse than the base model's style, and close enough to the author's."""
+    twin = results["models"]["twin"]
+    b, t = results["models"]["base"]["metrics"], twin["metrics"]
+    style = _vs_base(results).get("style_distance", {})
     if b.get("style_distance") is None and t.get("style_distance") is not None:
         c.checks["style_vs_base"] = {
             "passed": True,
@@ -248,8 +277,12 @@ def decide(results: dict[str, Any], settings: GateSettings | None = None) -> Gat
         twin.get("intervals", {}).get("style_distance"),
         at_most=settings.max_style_distance,
     )
-    author = models.get("author", {}).get("metrics", {})
-    repeats = vs_author.get("repeated_4gram_share", {})
+
+
+def _repetition(c: _Checks, results: dict[str, Any], settings: GateSettings) -> None:
+    t = results["models"]["twin"]["metrics"]
+    author = results["models"].get("author", {}).get("metrics", {})
+    repeats = results.get("differences", {}).get("twin-author", {}).get("repeated_4gram_share", {})
     c.bound(
         "repetition",
         f"repeated 4-gram share {_num(t.get('repeated_4gram_share'), '{:.1%}')} vs the author's "
@@ -261,15 +294,6 @@ def decide(results: dict[str, Any], settings: GateSettings | None = None) -> Gat
         twin=t.get("repeated_4gram_share"),
         author=author.get("repeated_4gram_share"),
     )
-    c.bound(
-        "finished",
-        "finished within the budget",
-        t.get("finished"),
-        twin.get("intervals", {}).get("finished"),
-        at_least=settings.min_finished,
-        fmt="{:.0%}",
-    )
-    return GateDecision(not c.reasons, c.checks, c.reasons, asdict(settings))
 
 
 def _num(value: float | None, fmt: str = "{:.3f}") -> str:

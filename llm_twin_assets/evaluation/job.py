@@ -17,13 +17,7 @@ from typing import Any
 import yaml
 
 from llm_twin_assets.evaluation import EvaluationError
-
-METRICS_VERSION = "3"
-"""Bump when a metric's code changes what it measures: older evaluations are then not reused.
-2: bootstrap intervals, grouped cross-validated classifier AUC, likeness against other writers,
-degeneration metrics, a generation budget derived from the author's answer lengths, pooled style profiles
-(and the type/token ratio of long texts as a ratio).
-3: decoding chosen on the validation split before the test split is generated."""
+from llm_twin_assets.evaluation.metrics import METRICS_VERSION
 
 MIN_EXAMPLES = 10
 """Held-out examples an evaluation should have: below 10, a 95% bootstrap interval is itself unreliable

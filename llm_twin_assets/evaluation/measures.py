@@ -139,7 +139,6 @@ def measure(
             "author_likeness": classifier.p_author(held_out),
             "writer_likeness": writer.p_author(held_out),
         },
-        judged=job.judge is not None,
     )
     truncated = int(frame["truncated"].sum())
     if truncated:

@@ -6,35 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from llm_twin_assets.evaluation.metrics import REGISTRY, Table, shown_in
+
 if TYPE_CHECKING:
     import polars as pl
-
-COLUMNS = (
-    ("perplexity", "perplexity ↓", "{:.2f}"),
-    ("author_likeness", "likeness ↑", "{:.3f}"),
-    ("writer_likeness", "vs writers ↑", "{:.3f}"),
-    ("style_distance", "style dist ↓", "{:.3f}"),
-    ("content_similarity", "content sim ↑", "{:.3f}"),
-    ("judge_accuracy", "judge acc ↑", "{:.2f}"),
-    ("judge_style", "judge style ↑", "{:.2f}"),
-)
-DEGENERATION = (
-    ("finished", "finished ↑", "{:.0%}"),
-    ("answer_words", "words", "{:.0f}"),
-    ("length_ratio", "length ×", "{:.2f}"),
-    ("repeated_4gram_share", "repeats 4g ↓", "{:.1%}"),
-    ("distinct_1", "distinct-1", "{:.2f}"),
-    ("distinct_2", "distinct-2", "{:.2f}"),
-    ("markup_echo", "markup ↓", "{:.0%}"),
-)
-RETRIEVAL = (("hit@1", "hit@1", "{:.2f}"), ("hit@5", "hit@5", "{:.2f}"), ("mrr", "MRR", "{:.3f}"))
-DIFFERENCE_LABELS = {
-    "perplexity_gain": ("perplexity gain", "{:+.1%}"),
-    "author_likeness": ("likeness", "{:+.3f}"),
-    "writer_likeness": ("likeness vs writers", "{:+.3f}"),
-    "style_distance": ("style distance", "{:+.3f}"),
-    "repeated_4gram_share": ("repeated 4-grams", "{:+.1%}"),
-}
 
 
 def _cell(metrics: dict[str, Any], name: str, fmt: str, intervals: dict[str, Any] | None = None) -> str:
@@ -48,19 +23,24 @@ def _cell(metrics: dict[str, Any], name: str, fmt: str, intervals: dict[str, Any
 
 
 def comparison_rows(
-    models: dict[str, dict[str, Any]], columns: tuple[tuple[str, str, str], ...] = COLUMNS
+    models: dict[str, dict[str, Any]], table: Table = "voice"
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the model comparison (metrics no model has are left out; retrieval apart);
-    a value measured with an interval shows it as ``value [low, high]``."""
-    shown = [c for c in columns if any(c[0] in m["metrics"] for n, m in models.items() if n != "retrieval")]
+    """Header and rows of one table of the model comparison (the registry's metrics of that table; those
+    no model has are left out; retrieval apart); a value measured with an interval shows it as
+    ``value [low, high]``."""
+    shown = [
+        m
+        for m in shown_in(table)
+        if any(m.name in e["metrics"] for n, e in models.items() if n != "retrieval")
+    ]
     if not shown:
         return [], []
-    header = ["model", "version", *(label for _, label, _ in shown)]
+    header = ["model", "version", *(m.column_label for m in shown)]
     rows = [
         [
             name,
             str(entry["version"])[:16],
-            *(_cell(entry["metrics"], metric, fmt, entry.get("intervals")) for metric, _, fmt in shown),
+            *(_cell(entry["metrics"], m.name, m.fmt, entry.get("intervals")) for m in shown),
         ]
         for name, entry in models.items()
         if name != "retrieval"
@@ -73,28 +53,17 @@ def differences_lines(differences: dict[str, dict[str, dict[str, Any]]] | None) 
     lines = []
     for pair, found in (differences or {}).items():
         cells = []
-        ordered = [n for n in DIFFERENCE_LABELS if n in found] + [
-            n for n in found if n not in DIFFERENCE_LABELS
-        ]
-        for name in ordered:
-            entry = found[name]
-            label, fmt = DIFFERENCE_LABELS.get(name, (name, "{:+.3f}"))
+        known = {m.difference_name: m for m in REGISTRY}
+        order = {name: i for i, name in enumerate(known)}  # a stored (jsonb) map comes back reordered
+        for name, entry in sorted(found.items(), key=lambda kv: order.get(kv[0], len(order))):
+            metric = known.get(name)  # an evaluation stored by an older version may name another
+            label, fmt = (metric.difference_label, metric.difference_fmt) if metric else (name, "{:+.3f}")
             cells.append(
                 f"{label} {_cell({name: entry.get('value')}, name, fmt, {name: entry.get('interval')})}"
             )
         if cells:
             lines.append(f"{pair.replace('-', ' − ')} (95% CI): " + ", ".join(cells))
     return lines
-
-
-RAG_EFFECT = (
-    ("perplexity", "perplexity", "{:.2f}", -1),
-    ("author_likeness", "likeness", "{:.3f}", 1),
-    ("style_distance", "style distance", "{:.3f}", -1),
-    ("repeated_4gram_share", "repeated 4-grams", "{:.1%}", -1),
-    ("markup_echo", "markup echoes", "{:.0%}", -1),
-    ("finished", "finished", "{:.0%}", 1),
-)
 
 
 def rag_effect_line(models: dict[str, dict[str, Any]]) -> str:
@@ -104,12 +73,12 @@ def rag_effect_line(models: dict[str, dict[str, Any]]) -> str:
     rag = models.get("twin+rag", {}).get("metrics", {})
     worse: list[str] = []
     better: list[str] = []
-    for name, label, fmt, sign in RAG_EFFECT:
-        a, b = plain.get(name), rag.get(name)
-        if a is None or b is None or a == b:
+    for metric in REGISTRY:
+        a, b = plain.get(metric.name), rag.get(metric.name)
+        if not metric.rag_effect or a is None or b is None or a == b:
             continue
-        text = f"{label} {fmt.format(a)} -> {fmt.format(b)}"
-        (better if (b - a) * sign > 0 else worse).append(text)
+        text = f"{metric.words} {metric.fmt.format(a)} -> {metric.fmt.format(b)}"
+        (better if (b > a) == metric.higher_is_better else worse).append(text)
     if not plain or not rag:
         return ""
     if not worse and not better:
@@ -142,7 +111,7 @@ def retrieval_line(models: dict[str, dict[str, Any]]) -> str:
     entry = models.get("retrieval")
     if not entry:
         return ""
-    cells = ", ".join(f"{label} {_cell(entry['metrics'], m, fmt)}" for m, label, fmt in RETRIEVAL)
+    cells = ", ".join(f"{m.label} {_cell(entry['metrics'], m.name, m.fmt)}" for m in shown_in("retrieval"))
     return f"retrieval of each held-out instruction's own document ({entry['version']}): {cells}"
 
 
@@ -161,7 +130,7 @@ def text_table(
 ) -> str:
     """The voice table, then (when measured) the degeneration table and the differences."""
     lines = _text(*comparison_rows(models))
-    header, rows = comparison_rows(models, DEGENERATION)
+    header, rows = comparison_rows(models, "degeneration")
     if header:
         lines += ["", *_text(header, rows)]
     extra = differences_lines(differences)
@@ -179,7 +148,7 @@ def markdown_table(
     models: dict[str, dict[str, Any]], differences: dict[str, dict[str, dict[str, Any]]] | None = None
 ) -> str:
     lines = _markdown(*comparison_rows(models))
-    header, rows = comparison_rows(models, DEGENERATION)
+    header, rows = comparison_rows(models, "degeneration")
     if header:
         lines += ["", *_markdown(header, rows)]
     extra = differences_lines(differences)

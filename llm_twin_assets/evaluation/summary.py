@@ -9,16 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from llm_twin_assets.evaluation.degeneration import counts as degeneration_counts
 from llm_twin_assets.evaluation.intervals import Bootstrap
+from llm_twin_assets.evaluation.metrics import differences, of_difference, per_answer_means
 
 if TYPE_CHECKING:
     import numpy as np
     import polars as pl
 
-DIFFERENCES = {
-    "twin-base": ("perplexity_gain", "author_likeness", "writer_likeness", "style_distance"),
-    "twin-author": ("repeated_4gram_share",),
-}
-"""The differences the gate decides on; ``perplexity_gain`` is 1 - twin/base perplexity."""
+DIFFERENCES = differences()
+"""The paired differences measured (``evaluation.metrics``); ``perplexity_gain`` is 1 - twin/base."""
 
 
 def model_name(model: str, variant: str) -> str:
@@ -34,13 +32,12 @@ def summarize(
     *,
     versions: dict[str, str],
     author_scores: dict[str, list[float]],
-    judged: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, dict[str, Any]]]]:
     """Metrics with intervals per model, and the paired differences, from per-answer measures.
 
     ``frame``: one row per (example, model, variant), each (model, variant) in the examples' order, with
     ``answer``, ``nll``, ``tokens``, ``finished``, ``p_author``, ``p_writer``, ``content_similarity``
-    (and the judge's columns when ``judged``); ``held_out``: the author's answers in the same order;
+    (and the judge's columns when judged); ``held_out``: the author's answers in the same order;
     ``background``: single texts that scale the style features; ``author_scores``: P(author) of her
     held-out answers under each classifier (``author_likeness``, ``writer_likeness``)."""
     import numpy as np
@@ -54,9 +51,7 @@ def summarize(
     resampled: dict[str, dict[str, np.ndarray]] = {}
     for (model, variant), group in frame.group_by(["model", "variant"], maintain_order=True):
         name = model_name(str(model), str(variant))
-        metrics, stats = _model_metrics(
-            group, boot, mean, spread, author_style, author_degeneration["words"], judged=judged
-        )
+        metrics, stats = _model_metrics(group, boot, mean, spread, author_style, author_degeneration["words"])
         models[name] = {"version": versions[str(model)], **_with_intervals(metrics, stats, boot)}
         resampled[name] = stats
     author_metrics, author_stats = _author_metrics(
@@ -153,8 +148,6 @@ def _model_metrics(
     spread: np.ndarray,
     author_style: np.ndarray,
     author_words: np.ndarray,
-    *,
-    judged: bool,
 ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
     import numpy as np
 
@@ -165,37 +158,35 @@ def _model_metrics(
     style, style_values = _style(
         np.array([stylometry.pooled_counts(a) for a in answers]), author_style, mean, spread, boot
     )
-    p_author, p_writer = group["p_author"].to_numpy(), group["p_writer"].to_numpy()
-    similarity, finished = group["content_similarity"].to_numpy(), group["finished"].to_numpy().astype(float)
     metrics: dict[str, float | None] = {
         "perplexity": math.exp(nll.sum() / max(tokens.sum(), 1.0)),
-        "author_likeness": float(p_author.mean()),
-        "writer_likeness": float(p_writer.mean()),
         "style_distance": style,
-        "content_similarity": float(similarity.mean()),
-        "finished": float(finished.mean()),
     }
     with np.errstate(over="ignore"):
         stats: dict[str, np.ndarray] = {
             "perplexity": np.exp(boot.sums(nll) / np.maximum(boot.sums(tokens), 1.0)),
-            "author_likeness": boot.mean(p_author),
-            "writer_likeness": boot.mean(p_writer),
             "style_distance": style_values,
-            "content_similarity": boot.mean(similarity),
-            "finished": boot.mean(finished),
         }
+    for metric in per_answer_means():
+        if metric.per_answer in group.columns:  # the judge's scores only when judged
+            metrics[metric.name], stats[metric.name] = _mean(group[metric.per_answer], boot)
     degeneration, degeneration_stats = _degeneration_metrics(
         _degeneration_arrays(answers), author_words, boot
     )
     metrics.update(degeneration)
     stats.update(degeneration_stats)
-    if judged:
-        for column in ("judge_accuracy", "judge_style"):
-            values = group[column].cast(float).to_numpy()
-            present = np.isfinite(values)
-            metrics[column] = float(values[present].mean()) if present.any() else None
-            stats[column] = boot.ratio(np.where(present, values, 0.0), present.astype(float))
     return metrics, stats
+
+
+def _mean(column: pl.Series, boot: Bootstrap) -> tuple[float | None, np.ndarray]:
+    """The mean of a per-answer score over the answers that have one (a judge may give none), and per
+    resample."""
+    import numpy as np
+
+    values = column.cast(float).fill_null(float("nan")).to_numpy()
+    present = np.isfinite(values)
+    point = float(values[present].mean()) if present.any() else None
+    return point, boot.ratio(np.where(present, values, 0.0), present.astype(float))
 
 
 def _author_metrics(
@@ -249,12 +240,12 @@ def _differences(
             continue
         found: dict[str, dict[str, Any]] = {}
         for name in names:
-            metric = "perplexity" if name == "perplexity_gain" else name
+            gain, metric = of_difference(name).gain, of_difference(name).name
             a, b = models[left]["metrics"].get(metric), models[right]["metrics"].get(metric)
             if a is None or b is None or metric not in resampled[left] or metric not in resampled[right]:
                 found[name] = {"value": None, "interval": None}
                 continue
-            if name == "perplexity_gain":
+            if gain:
                 value = 1 - a / b
                 values = 1 - resampled[left][metric] / resampled[right][metric]
             else:

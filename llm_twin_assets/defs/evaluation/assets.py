@@ -281,6 +281,7 @@ def _metadata(
     results: dict[str, Any], decision: Any, frame: Any, reused: bool, seconds: float
 ) -> dict[str, Any]:
     from llm_twin_assets.charts import bar_chart_markdown
+    from llm_twin_assets.evaluation.metrics import REGISTRY
     from llm_twin_assets.evaluation.report import examples_preview, markdown_table, rag_effect_line
 
     models = results["models"]
@@ -291,7 +292,7 @@ def _metadata(
             for m in chart_models
             if models[m]["metrics"].get(metric) is not None
         }
-        for metric in ("perplexity", "author_likeness", "style_distance", "content_similarity")
+        for metric in (m.name for m in REGISTRY if m.charted)
     }
     auc = results["classifier"].get("held_out_auc")
     writer_auc = results.get("writer_classifier", {}).get("held_out_auc")
@@ -316,14 +317,9 @@ def _metadata(
         "base_perplexity": float(models["base"]["metrics"]["perplexity"]),
         "twin_perplexity": float(models["twin"]["metrics"]["perplexity"]),
         "base_perplexity_interval": interval("base", "perplexity"),
-        "twin_perplexity_interval": interval("twin", "perplexity"),
         "base_author_likeness": float(models["base"]["metrics"]["author_likeness"]),
         "twin_author_likeness": float(models["twin"]["metrics"]["author_likeness"]),
-        "twin_author_likeness_interval": interval("twin", "author_likeness"),
-        "twin_writer_likeness_interval": interval("twin", "writer_likeness"),
-        "twin_style_distance_interval": interval("twin", "style_distance"),
-        "twin_repeated_4gram_share_interval": interval("twin", "repeated_4gram_share"),
-        "twin_finished_interval": interval("twin", "finished"),
+        **{f"twin_{m.name}_interval": interval("twin", m.name) for m in REGISTRY if m.gated_by},
         "differences": dg.MetadataValue.json(results.get("differences", {})),
         "intervals": dg.MetadataValue.json(
             {m: e.get("intervals", {}) for m, e in models.items() if m != "retrieval"}
