@@ -25,8 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from llm_twin_assets.artifacts import ArtifactStore
 from llm_twin_assets.export_folder import (
     FORMAT,
@@ -40,12 +38,13 @@ from llm_twin_assets.export_folder import (
     sha256_of,
     verify,
 )
-from llm_twin_assets.store.database import Database, stored_dimension
+from llm_twin_assets.store.database import Connection, Database, DatabaseError, stored_dimension
 from llm_twin_assets.store.tables import (
     applied_migrations,
     copy_in,
     copy_out,
     read_one_snapshot,
+    refusal,
     reset_sequences,
     row_count,
     stored_columns,
@@ -212,7 +211,7 @@ def import_store(
     return Summary(loaded, len(written), size)
 
 
-def _check_target(conn: psycopg.Connection, manifest: dict[str, Any]) -> None:
+def _check_target(conn: Connection, manifest: dict[str, Any]) -> None:
     here = applied_migrations(conn)
     newer = sorted(set(manifest["schema"]) - set(here))
     if newer:
@@ -241,7 +240,7 @@ def _check_target(conn: psycopg.Connection, manifest: dict[str, Any]) -> None:
         raise BackupError(f"the export has tables this version does not know: {', '.join(unknown)}")
 
 
-def _copy_in(conn: psycopg.Connection, table: str, columns: list[str], path: Path) -> int:
+def _copy_in(conn: Connection, table: str, columns: list[str], path: Path) -> int:
     """Load the file into the table; the number of rows PostgreSQL loaded."""
     try:
         return copy_in(conn, table, columns, path)
@@ -249,11 +248,9 @@ def _copy_in(conn: psycopg.Connection, table: str, columns: list[str], path: Pat
         raise BackupError(
             f"table {table}: cannot read {path} ({_os_reason(exc)}); nothing was imported"
         ) from None
-    except psycopg.Error as exc:
-        where = exc.diag.context.splitlines()[0][:160] if exc.diag.context else ""
-        reason = str(exc).splitlines()[0] + (f"; {where}" if where else "")
+    except DatabaseError as exc:
         raise BackupError(
-            f"table {table}: {path} could not be loaded ({reason}); nothing was imported"
+            f"table {table}: {path} could not be loaded ({refusal(exc)}); nothing was imported"
         ) from exc
 
 

@@ -10,10 +10,8 @@ import threading
 import time
 from collections.abc import Callable
 
-import psycopg
-
 from llm_twin_assets.store import traces
-from llm_twin_assets.store.database import Database
+from llm_twin_assets.store.database import BadValue, Connection, Database, DatabaseError
 from llm_twin_assets.store.releases import listen_for_releases
 
 log = logging.getLogger(__name__)
@@ -47,7 +45,7 @@ class ReleaseWatcher:
                                 log.info("release notification for %s", ", ".join(moved))
                             self._changed()
                             polled = time.monotonic()
-            except psycopg.Error as exc:
+            except DatabaseError as exc:
                 self.listening.clear()
                 log.warning("release watcher lost the database (%s); retrying", exc)
                 self._stop.wait(min(self.poll_s, 5.0))
@@ -81,7 +79,7 @@ class TraceWriter:
             self.dropped += 1
 
     def _loop(self) -> None:
-        conn: psycopg.Connection | None = None
+        conn: Connection | None = None
         while not (self._stop.is_set() and self._queue.empty()):
             batch: list[traces.Trace] = []
             try:
@@ -96,7 +94,7 @@ class TraceWriter:
                 if conn is None or conn.closed:
                     conn = self.database.open()
                 self._write(conn, batch)
-            except psycopg.Error as exc:
+            except DatabaseError as exc:
                 self.dropped += len(batch)
                 log.warning("could not write %d traces: %s", len(batch), exc)
                 if conn is not None:
@@ -105,14 +103,14 @@ class TraceWriter:
         if conn is not None:
             conn.close()
 
-    def _write(self, conn: psycopg.Connection, batch: list[traces.Trace]) -> None:
+    def _write(self, conn: Connection, batch: list[traces.Trace]) -> None:
         """The batch in one insert; if the database refuses it for its data, row by row, so one bad
         trace never costs the others."""
         try:
             traces.write(conn, batch)
             self.written += len(batch)
             return
-        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError, ValueError) as exc:
+        except (*BadValue, ValueError) as exc:
             log.warning("a batch of %d traces was refused (%s); writing them one by one", len(batch), exc)
         written, refused = traces.write_each(conn, batch)
         self.written += written

@@ -33,7 +33,29 @@ from llm_twin_assets.store.outages import (
     scrub,
 )
 
-__all__ = ["Database", "open_database", "redact", "resolve_url", "scrub", "stored_dimension"]
+__all__ = [
+    "BadValue",
+    "Connection",
+    "ConnectionLost",
+    "Database",
+    "DatabaseError",
+    "open_database",
+    "redact",
+    "resolve_url",
+    "scrub",
+    "stored_dimension",
+]
+
+# The store's names for what code above it holds and catches: only the store imports psycopg
+# (an import-linter contract), so the rest of the package can change drivers without knowing it.
+Connection = psycopg.Connection
+"""An open connection to the store (commit/rollback by :meth:`Database.connect`)."""
+DatabaseError = psycopg.Error
+"""Anything the database refused or failed at."""
+ConnectionLost = psycopg.OperationalError
+"""The server went away or cannot be reached (a restart, a network failure): reconnect and retry."""
+BadValue = (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError)
+"""A row the database refused for what it holds (a value, a constraint): fails alone, never retried."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +232,7 @@ def open_database(settings: TwinSettings, *, sql_dir: Path | None = None) -> Dat
         raise exc.config_error from exc.__cause__
     with database.connect(autocommit=True) as conn:
         migrations.apply(conn, sql_dir or migrations.default_sql_dir())
+        migrations.check_kinds(conn)
         ensure_dimension(conn, settings.embedding_dim, url, setting)
     return database
 

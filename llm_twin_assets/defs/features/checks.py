@@ -4,13 +4,13 @@ import warnings
 from typing import Any
 
 import dagster as dg
-import psycopg
 
 from llm_twin_assets.defs.check_results import check_result
 from llm_twin_assets.defs.features.assets import chunk_embeddings, chunks
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
 from llm_twin_assets.store import integrity
+from llm_twin_assets.store.database import Connection
 from llm_twin_assets.verdicts import Verdict, from_rows
 
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
@@ -20,28 +20,28 @@ def _result(rows: list[tuple[object, ...]], what: str, **extra: Any) -> dg.Asset
     return check_result(from_rows(rows, what, **extra))
 
 
-def empty_chunks(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
+def empty_chunks(conn: Connection, author: str) -> dg.AssetCheckResult:
     return _result(integrity.blank_chunks(conn, author), "empty")
 
 
-def chunks_over_limit(conn: psycopg.Connection, author: str, limit: int) -> dg.AssetCheckResult:
+def chunks_over_limit(conn: Connection, author: str, limit: int) -> dg.AssetCheckResult:
     return _result(integrity.chunks_over(conn, author, limit), "over_limit", limit=limit)
 
 
-def bad_embeddings(conn: psycopg.Connection, author: str, dim: int) -> dg.AssetCheckResult:
+def bad_embeddings(conn: Connection, author: str, dim: int) -> dg.AssetCheckResult:
     return _result(integrity.chunks_badly_embedded(conn, author, dim), "missing_or_bad", dimension=dim)
 
 
-def orphan_chunks(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
+def orphan_chunks(conn: Connection, author: str) -> dg.AssetCheckResult:
     return _result(integrity.chunks_without_documents(conn, author), "orphans")
 
 
-def embedding_models(conn: psycopg.Connection, author: str, expected: str) -> dg.AssetCheckResult:
+def embedding_models(conn: Connection, author: str, expected: str) -> dg.AssetCheckResult:
     models = integrity.embedding_models_used(conn, author)
     return check_result(Verdict(set(models) <= {expected}, {"expected": expected, "found": models}))
 
 
-def bad_units(conn: psycopg.Connection, author: str, dim: int, model: str) -> dg.AssetCheckResult:
+def bad_units(conn: Connection, author: str, dim: int, model: str) -> dg.AssetCheckResult:
     """Units missing for a chunk (its units_key is not current), or not embedded with the configured
     model, dimension and unit norm."""
     from llm_twin_assets.features.units import UNITS_VERSION
@@ -51,7 +51,7 @@ def bad_units(conn: psycopg.Connection, author: str, dim: int, model: str) -> dg
     return _result(rows, "missing_or_bad", dimension=dim, model=model)
 
 
-def units_outside_their_chunk(conn: psycopg.Connection, author: str) -> dg.AssetCheckResult:
+def units_outside_their_chunk(conn: Connection, author: str) -> dg.AssetCheckResult:
     """Units that are not a span of their chunk (and so of its document)."""
     return _result(integrity.units_outside_their_chunk(conn, author), "outside")
 

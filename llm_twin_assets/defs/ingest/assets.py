@@ -8,13 +8,13 @@ tombstones, kept ``LLM_TWIN_TOMBSTONE_DAYS`` days (see :mod:`llm_twin_assets.sto
 from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
-import psycopg
 
 from llm_twin_assets.authors import load_author
 from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
 from llm_twin_assets.errors import StoreError
 from llm_twin_assets.store.data_versions import data_version
+from llm_twin_assets.store.database import Connection, DatabaseError
 from llm_twin_assets.store.raw_documents import store_crawl, store_new
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class StoreAsFound:
         """The documents stored so far (new to the store)."""
         self.restored: list[str] = []
         """Tombstoned documents found again so far, moved back."""
-        self._conn: psycopg.Connection | None = None
+        self._conn: Connection | None = None
         self._off = False
 
     def __call__(self, link: str, documents: list["CrawledDocument"]) -> None:
@@ -83,7 +83,7 @@ class StoreAsFound:
             stored = store_new(self._conn, self.slug, self.name, documents)
             self.ids.extend(stored.inserted)
             self.restored.extend(stored.restored)
-        except (psycopg.Error, StoreError) as exc:
+        except (DatabaseError, StoreError) as exc:
             self._off = True
             self.log.warning(f"documents are stored when the crawl ends, not as found ({exc})")
 
