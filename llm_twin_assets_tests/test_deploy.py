@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from llm_twin_assets.artifacts import LocalArtifactStore, S3ArtifactStore
 from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 from llm_twin_assets.defs.serving.assets import serving_report
 from llm_twin_assets.defs.training.assets import sft_adapter
@@ -172,7 +173,7 @@ class LocalEcs:
 
         def launch() -> None:
             with dg.DagsterInstance.ephemeral() as instance:
-                instance.add_dynamic_partitions("authors", ["ada"])
+                register_authors(instance, ["ada"])
                 dg.materialize(
                     [sft_adapter],
                     partition_key="ada",

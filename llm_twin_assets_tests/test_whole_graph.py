@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import (
     ArtifactsResource,
     AuthorsResource,
@@ -92,7 +93,7 @@ def test_links_to_a_released_twin_in_one_run(
     drafts(authors / "noor-drafts")
     (authors / "noor.yaml").write_text("name: Noor Haddad\nlinks:\n  - ./noor-drafts\n")
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("authors", ["noor"])
+        register_authors(instance, ["noor"])
         per_author = [
             a
             for a in defs.assets or []

@@ -167,33 +167,24 @@ def generate_command(
     """Answer a prompt with the author's released twin (the current release: see `llm-twin release
     list`), and with the base model to compare."""
     from llm_twin_assets.artifacts import open_store
-    from llm_twin_assets.decoding_rules import Decoding
-    from llm_twin_assets.evaluation.releases import serving
-    from llm_twin_assets.llm import generate, load_causal_lm
-    from llm_twin_assets.models.registry import ModelRef
+    from llm_twin_assets.evaluation.releases import released_twin
+    from llm_twin_assets.llm import generate
     from llm_twin_assets.store.database import open_database
-    from llm_twin_assets.training.adapters import adapter_folder
-    from llm_twin_assets.training.twin import load_twin, trained_base
 
     settings = get_settings()
     store = open_store(settings.artifacts_url, settings.artifacts_dir)
-    release, twin_adapters = serving(open_database(settings), store, author)
-    assert twin_adapters.dpo is not None
-    cache = settings.home / "cache" / "adapters"
-    sft = adapter_folder(store, twin_adapters.sft, cache)
-    dpo = adapter_folder(store, twin_adapters.dpo, cache)
+    twin = released_twin(open_database(settings), store, author, settings.home / "cache" / "adapters")
     messages = [{"role": "user", "content": prompt}]
-    decoding = Decoding.from_dict(release.decoding)  # as the release's evaluation generated
     if compare:
-        base = load_causal_lm(ModelRef(str(trained_base(sft)), True, "path"))
         typer.secho("base model:", bold=True)
-        typer.echo(generate(base, [messages], max_new_tokens=max_new_tokens, decoding=decoding)[0] + "\n")
-    twin = load_twin(sft, dpo)
+        answer = generate(twin.load_base(), [messages], max_new_tokens=max_new_tokens, decoding=twin.decoding)
+        typer.echo(answer[0] + "\n")
+    release = twin.release
     typer.secho(
         f"{author}'s twin, release {release.release} (sft {release.sft_version}, dpo {release.dpo_version}):",
         bold=True,
     )
-    typer.echo(generate(twin, [messages], max_new_tokens=max_new_tokens, decoding=decoding)[0])
+    typer.echo(generate(twin.load(), [messages], max_new_tokens=max_new_tokens, decoding=twin.decoding)[0])
 
 
 def _read_run_config(path: Path | None) -> dict[str, Any]:

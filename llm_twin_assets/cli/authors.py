@@ -21,13 +21,12 @@ def author_add(links_file: Annotated[Path, typer.Argument(help="An <slug>.yaml l
     register the author's partition."""
     from llm_twin_assets.authors import add_author
     from llm_twin_assets.defs.build_settings import validate_build
-    from llm_twin_assets.defs.partitions import authors_partitions
+    from llm_twin_assets.defs.partitions import register_authors
 
     settings = get_settings()
     links = add_author(settings, links_file, validate=validate_build)
     instance = dagster_instance()
-    if not instance.has_dynamic_partition(authors_partitions.name, links.slug):
-        instance.add_dynamic_partitions(authors_partitions.name, [links.slug])
+    register_authors(instance, [links.slug])
     where = f"{settings.authors_url.rstrip('/')}/{links.slug}.yaml" if settings.authors_url else links.path
     typer.echo(f"added {links.slug} ({links.author.name}): {len(links.author.links)} links -> {where}")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from llm_twin_assets.defs.partitions import AUTHORS
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.errors import TwinError
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -35,8 +35,7 @@ def materialize_for_author(
             return materialize_for_author(
                 assets, author, resources, instance=ephemeral, run_config=run_config, selection=selection
             )
-    if not instance.has_dynamic_partition(AUTHORS, author):
-        instance.add_dynamic_partitions(AUTHORS, [author])
+    register_authors(instance, [author])
     return dg.materialize(
         list(assets),
         selection=selection,

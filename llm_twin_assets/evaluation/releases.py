@@ -3,6 +3,10 @@ an author (``llm-twin generate``, the service) serves that author's current rele
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from llm_twin_assets.artifacts import ArtifactStore
 from llm_twin_assets.evaluation import EvaluationError
 from llm_twin_assets.store import evaluations, releases
@@ -10,6 +14,7 @@ from llm_twin_assets.store.database import Database
 from llm_twin_assets.store.releases import Release
 from llm_twin_assets.training.adapters import (
     Twin,
+    adapter_folder,
     check_lineage,
     exists,
     get_adapter,
@@ -68,6 +73,46 @@ def serving(database: Database, store: ArtifactStore, author: str) -> tuple[Rele
     dpo = get_adapter(store, author, "dpo", current.dpo_version)
     check_lineage(sft, dpo)
     return current, Twin(sft, dpo)
+
+
+@dataclass(frozen=True)
+class ReleasedTwin:
+    """An author's current release with its adapters on local disk, ready to load and generate with."""
+
+    release: Release
+    sft: Path
+    dpo: Path
+
+    @property
+    def decoding(self) -> Any:
+        """The decoding rules the release's evaluation generated with (``decoding_rules.Decoding``)."""
+        from llm_twin_assets.decoding_rules import Decoding
+
+        return Decoding.from_dict(self.release.decoding)
+
+    def load(self) -> Any:
+        """The twin: its base model with the SFT and DPO adapters applied (``llm.LoadedLM``)."""
+        from llm_twin_assets.training.twin import load_twin
+
+        return load_twin(self.sft, self.dpo)
+
+    def load_base(self) -> Any:
+        """The base model the twin was trained from, to compare with (``llm.LoadedLM``)."""
+        from llm_twin_assets.llm import load_causal_lm
+        from llm_twin_assets.models.registry import ModelRef
+        from llm_twin_assets.training.twin import trained_base
+
+        return load_causal_lm(ModelRef(str(trained_base(self.sft)), True, "path"))
+
+
+def released_twin(database: Database, store: ArtifactStore, author: str, cache: Path) -> ReleasedTwin:
+    """The author's current release, its adapters fetched (checked) into ``cache``: what ``llm-twin
+    generate`` answers with."""
+    release, twin = serving(database, store, author)
+    assert twin.dpo is not None  # a release names both adapters
+    return ReleasedTwin(
+        release, adapter_folder(store, twin.sft, cache), adapter_folder(store, twin.dpo, cache)
+    )
 
 
 def _require_adapters(store: ArtifactStore, author: str, sft: str, dpo: str) -> None:

@@ -232,6 +232,46 @@ def clean_frame(
     among these rows only; the store judges them against what it already holds.
     """
     options = options or CleaningOptions()
+    frame = _with_reasons(_cleaned_text(raw, options), options)
+    rejected = frame.filter(pl.col("reason").is_not_null()).select(
+        "id",
+        "url",
+        "kind",
+        pl.col("content_hash").alias("raw_content_hash"),
+        "reason",
+        "detail",
+        pl.lit(None, dtype=pl.String).alias("duplicate_of"),
+        pl.lit(None, dtype=pl.String).alias("clean_hash"),
+    )
+    kept, duplicates = _without_duplicates(
+        frame.filter(pl.col("reason").is_null()).with_columns(
+            pl.col("text").map_batches(_hashes, return_dtype=pl.String).alias("clean_hash")
+        )
+    )
+    cleaned = kept.select(
+        "id",
+        "author",
+        "url",
+        "kind",
+        "title",
+        pl.col("text").alias("content"),
+        pl.col("clean_hash").alias("content_hash"),
+        pl.col("content_hash").alias("raw_content_hash"),
+        pl.when(pl.col("kind").is_in(CODE_KINDS))
+        .then(pl.lit("code"))
+        .otherwise(pl.col("text").map_batches(_languages, return_dtype=pl.String))
+        .alias("language"),
+        pl.col("text").str.len_chars().cast(pl.Int32).alias("n_chars"),
+        "truncated",
+        "headings",
+    )
+    return cleaned, pl.concat([rejected, duplicates])
+
+
+def _cleaned_text(raw: pl.DataFrame, options: CleaningOptions) -> pl.DataFrame:
+    """The raw rows with ``text`` (normalised, control characters out, cut at ``max_chars``, the kind's
+    cleaning rules applied, blank runs collapsed, headings taken out into ``headings``), the share of
+    damaged characters (``damage``) and whether it was cut (``truncated``)."""
     text = pl.col("content").str.normalize("NFC").str.replace_all(r"\r\n?", "\n")
     damage = pl.col("content").str.count_matches(r"[\ufffd\x00-\x08\x0e-\x1f]").cast(pl.Float64) / pl.col(
         "content"
@@ -241,11 +281,10 @@ def clean_frame(
         damage.alias("damage"),
         (pl.col("content").str.len_chars() > options.max_chars).alias("truncated"),
     ).with_columns(pl.col("text").str.slice(0, options.max_chars))
-
     frame = frame.with_columns(
         pl.struct("kind", "text").map_batches(_clean_texts, return_dtype=pl.String).alias("text")
     )
-    frame = (
+    return (
         frame.with_columns(
             pl.col("text")
             .str.replace_all(r"(?m)[ \t]+$", "")  # trailing spaces on every line
@@ -257,10 +296,14 @@ def clean_frame(
         .with_columns(pl.col("parts").struct.field("text"), pl.col("parts").struct.field("headings"))
         .drop("parts")
     )
+
+
+def _with_reasons(frame: pl.DataFrame, options: CleaningOptions) -> pl.DataFrame:
+    """``reason`` (unknown_kind, damaged, empty; null when kept) and ``detail`` for people."""
     unknown = ~pl.col("kind").is_in(KINDS)
     damaged = pl.col("damage") > options.max_damage
     empty = pl.col("text").str.len_chars() < options.min_chars
-    frame = frame.with_columns(
+    return frame.with_columns(
         pl.when(unknown)
         .then(pl.lit("unknown_kind"))
         .when(damaged)
@@ -283,20 +326,10 @@ def clean_frame(
         .otherwise(None)
         .alias("detail"),
     )
-    rejected = frame.filter(pl.col("reason").is_not_null()).select(
-        "id",
-        "url",
-        "kind",
-        pl.col("content_hash").alias("raw_content_hash"),
-        "reason",
-        "detail",
-        pl.lit(None, dtype=pl.String).alias("duplicate_of"),
-        pl.lit(None, dtype=pl.String).alias("clean_hash"),
-    )
-    kept = frame.filter(pl.col("reason").is_null()).with_columns(
-        pl.col("text").map_batches(_hashes, return_dtype=pl.String).alias("clean_hash")
-    )
-    # Exact duplicates (same author, same cleaned text): keep the first URL, reject the others.
+
+
+def _without_duplicates(kept: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Exact duplicates (same author, same cleaned text): the first URL kept, the others rejected."""
     kept = kept.sort("author", "url").with_columns(
         pl.col("url").first().over("author", "clean_hash").alias("first_url"),
         pl.col("id").first().over("author", "clean_hash").alias("first_id"),
@@ -311,25 +344,7 @@ def clean_frame(
         pl.col("first_id").alias("duplicate_of"),
         "clean_hash",
     )
-    kept = kept.filter(pl.col("url") == pl.col("first_url"))
-    cleaned = kept.select(
-        "id",
-        "author",
-        "url",
-        "kind",
-        "title",
-        pl.col("text").alias("content"),
-        pl.col("clean_hash").alias("content_hash"),
-        pl.col("content_hash").alias("raw_content_hash"),
-        pl.when(pl.col("kind").is_in(CODE_KINDS))
-        .then(pl.lit("code"))
-        .otherwise(pl.col("text").map_batches(_languages, return_dtype=pl.String))
-        .alias("language"),
-        pl.col("text").str.len_chars().cast(pl.Int32).alias("n_chars"),
-        "truncated",
-        "headings",
-    )
-    return cleaned, pl.concat([rejected, duplicates])
+    return kept.filter(pl.col("url") == pl.col("first_url")), duplicates
 
 
 def _hashes(texts: pl.Series) -> pl.Series:

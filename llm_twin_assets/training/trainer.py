@@ -14,7 +14,7 @@ import os
 import resource
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +66,24 @@ def train(job: TrainJob, pipes: Any = None) -> dict[str, Any]:
     return metrics
 
 
-def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
-    """Prepare (device, base model, rows, memory plan), build the TRL trainer, resume, train, save the
-    adapter and its metrics, publish it when the job names a version."""
-    import torch
+@dataclass
+class _Inputs:
+    """What a stage trains on, prepared: the device, the base model and (DPO) its SFT adapter, the
+    tokenizer, the rows split by document, the memory plan and the speed-ups."""
 
+    device: str
+    model_dir: Path
+    sft_dir: Path | None
+    tokenizer: Any
+    rows: list[dict[str, Any]]
+    validation_rows: list[dict[str, Any]]
+    split: Any
+    over_length: int
+    memory: Any
+    speedups: Any
+
+
+def _inputs(job: TrainJob, reporter: Reporter) -> _Inputs:
     hyper = job.hyper
     device = _device(job)
     model_dir = base_model_folder(job)
@@ -106,42 +119,69 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         )
     elif hyper.validation_ratio > 0:
         reporter.info(f"no validation split: {split.reason}")
-    rows, validation_rows = without_documents(split.train), without_documents(split.validation)
     reporter.info(memory.summary)
     reporter.info(speedups.summary)
-    start_from, pretraining = sft_dir, None
-    if job.stage == "sft" and hyper.pretrain_epochs > 0:
+    return _Inputs(
+        device,
+        model_dir,
+        sft_dir,
+        tokenizer,
+        without_documents(split.train),
+        without_documents(split.validation),
+        split,
+        over_length,
+        memory,
+        speedups,
+    )
+
+
+def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
+    """Prepare (device, base model, rows, memory plan), build the TRL trainer, resume, train, save the
+    adapter and its metrics, publish it when the job names a version."""
+    import torch
+
+    i = _inputs(job, reporter)
+    start_from, pretraining = i.sft_dir, None
+    if job.stage == "sft" and job.hyper.pretrain_epochs > 0:
         start_from, pretraining = continued_pretraining(
-            job, out, device, model_dir, tokenizer, set(split.documents), memory, speedups, reporter
+            job,
+            out,
+            i.device,
+            i.model_dir,
+            i.tokenizer,
+            set(i.split.documents),
+            i.memory,
+            i.speedups,
+            reporter,
         )
     losses: list[dict[str, float]] = []
     trainer = make_trainer(
         job,
         out,
-        device,
-        model_dir,
+        i.device,
+        i.model_dir,
         start_from,
-        tokenizer,
-        rows,
-        validation_rows,
-        memory,
-        speedups,
+        i.tokenizer,
+        i.rows,
+        i.validation_rows,
+        i.memory,
+        i.speedups,
         losses,
         reporter,
     )
     last, mirror = _resume_point(job, out, trainer, reporter)
-    if device == "cuda":
+    if i.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     initial: dict[str, float] = {}
-    if validation_rows:  # step 0 (before any checkpoint is loaded): the bar the stage must beat
+    if i.validation_rows:  # step 0 (before any checkpoint is loaded): the bar the stage must beat
         initial = trainer.evaluate()
         reporter.info(f"validation loss at step 0: {initial['eval_loss']:.4f}")
     trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
     report = (
-        _validation_report(trainer, initial, len(validation_rows), split.documents, reporter)
-        if validation_rows
+        _validation_report(trainer, initial, len(i.validation_rows), i.split.documents, reporter)
+        if i.validation_rows
         else None
     )
     # The whole curve, from the trainer's state: a run resumed from a checkpoint (even its last one, when
@@ -149,27 +189,42 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     history = [
         {"step": int(e["step"]), "loss": float(e["loss"])} for e in trainer.state.log_history if "loss" in e
     ]
-    losses = history or losses
-    adapter = out / "adapter"
-    trainer.model.save_pretrained(adapter)
-    tokenizer.save_pretrained(adapter)
-    job.to_file(adapter / "training_job.yaml")
     metrics = _metrics(
-        job, device, model_dir, trainer, losses, last, memory, speedups, seconds, report, split.reason
+        job,
+        i.device,
+        i.model_dir,
+        trainer,
+        history or losses,
+        last,
+        i.memory,
+        i.speedups,
+        seconds,
+        report,
+        i.split.reason,
     )
-    metrics |= {"examples": len(rows), "examples_over_max_length": over_length}
+    metrics |= {"examples": len(i.rows), "examples_over_max_length": i.over_length}
     if pretraining is not None:
         metrics["pretraining"] = pretraining
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    (adapter / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    if job.adapter_version:
-        metrics["adapter_version"] = _publish(job, adapter, model_dir, metrics)
-        if mirror is not None:  # the adapter is published: its checkpoints are no longer needed
-            mirror.clear()
+    _save(job, out, trainer, i, metrics, mirror)
     reporter.info(
         f"done: {metrics['steps']} steps, final loss {metrics['final_loss']:.4f}, {metrics['tokens_per_s']} tokens/s"
     )
     return metrics
+
+
+def _save(job: TrainJob, out: Path, trainer: Any, i: _Inputs, metrics: dict[str, Any], mirror: Any) -> None:
+    """The adapter, its tokenizer, job and metrics under ``out/adapter``; published (and its mirrored
+    checkpoints cleared) when the job names a version."""
+    adapter = out / "adapter"
+    trainer.model.save_pretrained(adapter)
+    i.tokenizer.save_pretrained(adapter)
+    job.to_file(adapter / "training_job.yaml")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    (adapter / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    if job.adapter_version:
+        metrics["adapter_version"] = _publish(job, adapter, i.model_dir, metrics)
+        if mirror is not None:  # the adapter is published: its checkpoints are no longer needed
+            mirror.clear()
 
 
 def _metrics(

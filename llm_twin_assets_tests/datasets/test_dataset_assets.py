@@ -11,6 +11,7 @@ from llm_twin_assets.datasets.loading import load_dataset
 from llm_twin_assets.datasets.versions import latest, read_splits
 from llm_twin_assets.defs.datasets.assets import instruct_dataset, preference_dataset
 from llm_twin_assets.defs.features.assets import cleaned_documents
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TeacherResource
 from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.store.database import Database
@@ -194,7 +195,7 @@ def test_the_openai_backend_builds_the_dataset_over_http(db: Database, tmp_path:
         teacher = TeacherResource(backend="openai", model="smollm2", base_url=url)
         config = {"instruct_dataset": SMALL["instruct_dataset"]}
         with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
-            instance.add_dynamic_partitions("authors", ["ada"])
+            register_authors(instance, ["ada"])
             result = dg.materialize(
                 [cleaned_documents, instruct_dataset],
                 partition_key="ada",

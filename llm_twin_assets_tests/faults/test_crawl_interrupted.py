@@ -19,6 +19,7 @@ import dagster as dg
 
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.ingest.checks import raw_documents_have_content, raw_documents_unique_content
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.ingest.site import article, write_links
@@ -37,9 +38,10 @@ import sys
 import dagster as dg
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
+from llm_twin_assets.defs.partitions import register_authors
 
 with dg.DagsterInstance.ephemeral() as instance:
-    instance.add_dynamic_partitions("authors", ["maya"])
+    register_authors(instance, ["maya"])
     dg.materialize(
         [raw_documents],
         partition_key="maya",
@@ -174,7 +176,7 @@ def test_a_crawl_killed_halfway_keeps_what_it_found_and_the_next_run_finishes_it
 
         site.release.set()  # the next run meets no held page
         with dg.DagsterInstance.ephemeral() as instance:
-            instance.add_dynamic_partitions("authors", ["maya"])
+            register_authors(instance, ["maya"])
             second = dg.materialize(
                 [raw_documents, raw_documents_have_content, raw_documents_unique_content],
                 partition_key="maya",

@@ -20,6 +20,7 @@ import pytest
 from llm_twin_assets.defs.failures import DATABASE_RETRIES
 from llm_twin_assets.defs.features.assets import cleaned_documents
 from llm_twin_assets.defs.features.definitions import FEATURE_ASSETS, FEATURE_CHECKS
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
 from llm_twin_assets.defs.runner import failure_reason
 from llm_twin_assets.settings import TwinSettings
@@ -50,7 +51,7 @@ def seed(db: Database, author: str) -> None:
 def materialize(
     author: str, instance: dg.DagsterInstance, assets: list[object] = ASSETS
 ) -> dg.ExecuteInProcessResult:
-    instance.add_dynamic_partitions("authors", [author])
+    register_authors(instance, [author])
     return dg.materialize(
         assets,  # type: ignore[arg-type]
         partition_key=author,
@@ -226,7 +227,7 @@ def test_a_wrong_database_user_fails_at_once_not_retried(db: Database) -> None:
     url = db.url.replace("postgres:@", "nobody:secret@", 1)
     assert url != db.url
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("authors", ["maya"])
+        register_authors(instance, ["maya"])
         result = dg.materialize(
             [cleaned_documents],
             partition_key="maya",

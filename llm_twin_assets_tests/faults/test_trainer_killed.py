@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 from llm_twin_assets.defs.training.assets import sft_adapter
 from llm_twin_assets.store.database import Database
@@ -126,7 +127,7 @@ def test_a_killed_trainer_is_retried_by_dagster_and_resumes_from_its_checkpoint(
     monkeypatch.setenv("LLM_TWIN_HOME", str(tmp_path / "home"))  # a work folder no other test trained in
     instruct, _ = publish_small(tmp_path / "artifacts")
     with dg.DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions("authors", ["ada"])
+        register_authors(instance, ["ada"])
         result = dg.materialize(
             [sft_adapter],
             partition_key="ada",

@@ -14,6 +14,7 @@ from llm_twin_assets.artifacts import S3ArtifactStore
 from llm_twin_assets.authors import add_author, authors_folder, load_author
 from llm_twin_assets.crawling.links import MAX_LINKS_FILE_BYTES, LinksFileError
 from llm_twin_assets.defs.ingest.sensors import authors_folder_sensor
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.errors import ConfigError
 from llm_twin_assets.settings import TwinSettings, get_settings
 from llm_twin_assets_tests.conftest import S3_KEYS
@@ -74,7 +75,7 @@ def test_the_sensor_runs_authors_found_in_s3(in_s3, capfd: pytest.CaptureFixture
     assert sorted(p.name for p in authors_folder(settings).iterdir()) == ["big.yaml", "sam.yaml"]
 
     store.put("sam.yaml", links("Sam", "https://example.org/sam", "https://example.org/sam2"))
-    instance.add_dynamic_partitions("authors", ["sam"])
+    register_authors(instance, ["sam"])
     changed = authors_folder_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
     assert isinstance(changed, dg.SensorResult) and [r.partition_key for r in changed.run_requests] == ["sam"]
 

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 
 from llm_twin_assets.defs.ingest.sensors import daily_recrawl_schedule
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.ingest.site import SiteState, write_links
 
@@ -46,7 +47,7 @@ def test_the_nightly_recrawl_of_an_unchanged_author_runs_no_dataset_and_no_train
     }
 
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("authors", ["maya"])
+        register_authors(instance, ["maya"])
         tick = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # before anything exists
         assert requested(tick) == {}
 

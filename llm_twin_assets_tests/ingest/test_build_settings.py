@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from llm_twin_assets.crawling.links import LinksFileError, load, parse
 from llm_twin_assets.defs.build_settings import validate_build
 from llm_twin_assets.defs.ingest.sensors import BUILD_TAG, authors_folder_sensor, daily_recrawl_schedule
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.store.build_settings import recorded, settings_digest
 from llm_twin_assets.store.database import Database
 
@@ -164,7 +165,7 @@ def test_every_trigger_builds_the_author_with_their_settings_and_a_change_is_act
         [request] = tick.run_requests
         assert request.tags[BUILD_TAG] == settings_digest(validate_build(load(authors / "ada.yaml")))
         if not instance.has_dynamic_partition("authors", "ada"):
-            instance.add_dynamic_partitions("authors", ["ada"])
+            register_authors(instance, ["ada"])
         selection = [dg.AssetKey(n) for n in ("build_settings", "raw_documents", "cleaned_documents")]
         assert pipeline.execute_in_process(
             partition_key="ada", instance=instance, tags=request.tags, asset_selection=selection
@@ -197,7 +198,7 @@ def test_every_trigger_builds_the_author_with_their_settings_and_a_change_is_act
         return {k: v.value for k, v in event.metadata.items()}, again.cursor
 
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("authors", ["ada"])
+        register_authors(instance, ["ada"])
         start = dg.evaluate_automation_conditions(defs=defs, instance=instance)  # before anything exists
         cursor = sensor_run(instance, None)
         with db.connect() as conn:
@@ -237,7 +238,7 @@ def test_every_trigger_builds_the_author_with_their_settings_and_a_change_is_act
 def test_the_schedule_is_on_and_skips_an_author_it_cannot_see(authors: Path) -> None:
     assert daily_recrawl_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("authors", ["ada", "gone"])
+        register_authors(instance, ["ada", "gone"])
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 12, 4, 3, tzinfo=UTC)
         )

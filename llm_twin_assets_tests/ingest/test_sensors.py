@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from llm_twin_assets.defs.ingest.sensors import authors_folder_sensor, daily_recrawl_schedule
+from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets_tests.ingest.site import write_links
 
 
@@ -37,7 +38,7 @@ def test_new_changed_and_invalid_links_files(authors_dir: Path, capfd: pytest.Ca
     [added] = first.dynamic_partitions_requests
     assert list(added.partition_keys) == ["maya"] and added.partitions_def_name == "authors"
     assert set(json.loads(first.cursor)) == {"maya"}  # type: ignore[arg-type]
-    instance.add_dynamic_partitions("authors", ["maya"])
+    register_authors(instance, ["maya"])
 
     # Nothing changed: no run, no partition request.
     again = tick(instance, first.cursor)
@@ -63,7 +64,7 @@ def test_the_daily_schedule_recrawls_every_author(authors_dir: Path) -> None:
     write_links(authors_dir, "maya", ["https://example.org/a"])
     write_links(authors_dir, "sam", ["https://example.org/sam"], name="Sam")
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("authors", ["maya", "sam"])
+        register_authors(instance, ["maya", "sam"])
         context = dg.build_schedule_context(
             instance=instance, scheduled_execution_time=datetime(2026, 11, 28, 3, tzinfo=UTC)
         )

@@ -1,6 +1,5 @@
 """instruct_dataset and preference_dataset: versioned Parquet in the artifact store, per author."""
 
-import contextlib
 import time
 from typing import Any
 
@@ -149,13 +148,10 @@ def instruct_dataset(
     teacher: TeacherResource,
     artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
-    from llm_twin_assets.datasets.building import InstructOptions, build_instruct, read_general_mix
+    from llm_twin_assets.datasets.building import InstructOptions, read_general_mix
     from llm_twin_assets.datasets.filters import InstructionRules
-    from llm_twin_assets.datasets.passages import PassageOptions, passages_of_all
-    from llm_twin_assets.datasets.prompts import PROMPT_VERSION
-    from llm_twin_assets.datasets.teachers import CachedTeacher
-    from llm_twin_assets.store.documents import author_name, cleaned_documents_of
-    from llm_twin_assets.store.teacher_cache import PostgresReplyCache
+    from llm_twin_assets.datasets.passages import PassageOptions
+    from llm_twin_assets.datasets.stages import instruct_stage
 
     author = context.partition_key
     start = time.perf_counter()
@@ -176,32 +172,23 @@ def instruct_dataset(
         test_ratio=config.test_ratio,
         seed=config.seed,
     )
-    with store.database().connect() as conn:
-        documents = cleaned_documents_of(conn, author)
-        name = author_name(conn, author)
-    passages, short = passages_of_all(documents, options.passages)
     general = (
         read_general_mix(config.general_mix_path, config.general_mix_rows, config.seed)
         if config.general_mix_path and config.general_mix_rows > 0
         else None
     )
-    writer = CachedTeacher(teacher.teacher(), PostgresReplyCache(store.database()), PROMPT_VERSION)
-    context.log.info(
-        f"{len(passages)} passages from {len(documents)} documents; teacher {writer.label}, style {style}"
+    stage = instruct_stage(
+        store.database(),
+        author,
+        teacher.teacher(),
+        options,
+        general=general,
+        log=context.log.info,
+        progress=lambda done, total: context.log.debug(f"instructions {done}/{total}"),
     )
-    with contextlib.closing(writer):
-        built = build_instruct(
-            author,
-            name,
-            passages,
-            writer,
-            options,
-            general=general,
-            progress=lambda done, total: context.log.debug(f"instructions {done}/{total}"),
-        )
-    target = artifacts.store()
+    built, target = stage.built, artifacts.store()
     details = {
-        "teacher": writer.label,
+        "teacher": stage.teacher,
         "style": style,
         "min_examples": config.min_examples,
         "dropped": built.dropped,
@@ -211,27 +198,22 @@ def instruct_dataset(
     version, new, results, data_version = _publish_checked(
         target, "instruct", built.splits, author, details, corpus
     )
+    preview_md = preview(built.splits["train"], ["kind", "instruction", "answer"])
+    extra = {"teacher": stage.teacher, "style": style, **stage.facts, **_teacher_calls(stage), **build_meta}
     return _result(
         version,
         new,
         target,
         built,
         time.perf_counter() - start,
-        {
-            "teacher": writer.label,
-            "style": style,
-            "passages": len(passages),
-            "passages_too_short": short,
-            "teacher_calls": writer.asked,
-            "teacher_replies_reused": writer.reused,
-            "general_rows": general.height if general is not None else 0,
-            "corpus_passages": built.corpus.height if built.corpus is not None else 0,
-            **build_meta,
-            "preview": dg.MetadataValue.md(preview(built.splits["train"], ["kind", "instruction", "answer"])),
-        },
+        {**extra, "preview": dg.MetadataValue.md(preview_md)},
         results,
         data_version,
     )
+
+
+def _teacher_calls(stage: Any) -> dict[str, int]:
+    return {"teacher_calls": stage.asked, "teacher_replies_reused": stage.reused}
 
 
 @author_asset(
@@ -250,45 +232,35 @@ def preference_dataset(
     artifacts: ArtifactsResource,
     teacher: TeacherResource,
 ) -> dg.MaterializeResult:
-    from llm_twin_assets.datasets.building import PreferenceOptions, build_preference
-    from llm_twin_assets.datasets.prompts import PROMPT_VERSION
-    from llm_twin_assets.datasets.teachers import CachedTeacher, LocalTeacher
+    from llm_twin_assets.datasets.building import PreferenceOptions
+    from llm_twin_assets.datasets.stages import preference_stage
     from llm_twin_assets.datasets.versions import latest, read_splits
     from llm_twin_assets.llm import load_causal_lm
-    from llm_twin_assets.store.teacher_cache import PostgresReplyCache
 
     author = context.partition_key
     start = time.perf_counter()
     config, build_meta = with_author_settings(context, config, store.database())
     target = artifacts.store()
     instruct = latest(target, author, "instruct")
-    settings = models.settings()
-    device = settings.resolved_device()
+    device = models.settings().resolved_device()
     ref = models.base_model_ref()
     lm = load_causal_lm(ref, device=device, dtype="bfloat16" if device == "cuda" else "float32")
-    label = f"base:{ref.source}:{ref.name}"
-    base = CachedTeacher(
-        LocalTeacher(lm, label, teacher.settings().teacher_batch_size),
-        PostgresReplyCache(store.database()),
-        PROMPT_VERSION,
-    )
-
-    def count_tokens(texts: list[str]) -> list[int]:
-        return [len(ids) for ids in lm.tokenizer(texts, add_special_tokens=False)["input_ids"]]
-
-    built = build_preference(
+    stage = preference_stage(
+        store.database(),
         read_splits(target, instruct),
-        base,
+        lm,
+        f"base:{ref.source}:{ref.name}",
+        teacher.settings().teacher_batch_size,
         PreferenceOptions(
             max_new_tokens=config.max_new_tokens,
             max_similarity=config.max_similarity,
             min_examples=config.min_examples,
         ),
         progress=lambda done, total: context.log.debug(f"rejected answers {done}/{total}"),
-        count_tokens=count_tokens,
     )
+    built = stage.built
     details = {
-        "rejected_by": base.label,
+        "rejected_by": stage.teacher,
         "instruct_version": instruct.version,
         "min_examples": config.min_examples,
         "dropped": built.dropped,
@@ -298,21 +270,15 @@ def preference_dataset(
     version, new, results, data_version = _publish_checked(
         target, "preference", built.splits, author, details
     )
+    preview_md = preview(built.splits["train"], ["prompt", "chosen", "rejected"])
+    extra = {"rejected_by": stage.teacher, "instruct_version": instruct.version, **_teacher_calls(stage)}
     return _result(
         version,
         new,
         target,
         built,
         time.perf_counter() - start,
-        {
-            "rejected_by": base.label,
-            "instruct_version": instruct.version,
-            "teacher_calls": base.asked,
-            "teacher_replies_reused": base.reused,
-            **built.stats,
-            **build_meta,
-            "preview": dg.MetadataValue.md(preview(built.splits["train"], ["prompt", "chosen", "rejected"])),
-        },
+        {**extra, **built.stats, **build_meta, "preview": dg.MetadataValue.md(preview_md)},
         results,
         data_version,
     )

@@ -22,7 +22,6 @@ from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
 from llm_twin_assets.defs.partitions import authors_partitions
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
 from llm_twin_assets.defs.training.assets import dpo_adapter
-from llm_twin_assets.verdicts import Verdict
 
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec")
 
@@ -175,25 +174,17 @@ def twin_evaluation(
     artifacts: ArtifactsResource,
     trainer: TrainerResource,
 ) -> dg.MaterializeResult:
-    from llm_twin_assets.evaluation.gate import decide
     from llm_twin_assets.evaluation.job import Writing
     from llm_twin_assets.evaluation.prepare import build_job
+    from llm_twin_assets.evaluation.recording import decide_and_record, gate_verdict
     from llm_twin_assets.evaluation.run import examples_key, read_examples, stored_results
     from llm_twin_assets.retrieval import search
-    from llm_twin_assets.settings import get_settings
     from llm_twin_assets.store import evaluations
 
     author = context.partition_key
     start = time.perf_counter()
     config, build_meta = with_author_settings(context, config, store.database())
-    stored = store.settings()
-    model_settings = models.settings()
-    settings = get_settings(
-        database_url=stored.database_url,
-        home=str(stored.home),
-        embedding_model=model_settings.embedding_model,
-        device=model_settings.device,
-    )
+    settings = _search_settings(store, models)
     artifact_store = artifacts.store()
     with store.database().connect() as conn:
         others = [Writing(*row) for row in evaluations.other_writers(conn, author, config.other_writers)]
@@ -220,60 +211,33 @@ def twin_evaluation(
     if results is None:
         raise dg.Failure(f"evaluation {job.evaluation_id} finished without writing its results")
     results["models"]["retrieval"] = {"version": settings.embedding_model, "metrics": retrieval}
-    decision = decide(results, _gate_settings(config))
-    record = evaluations.EvaluationRecord(
-        id=job.evaluation_id,
-        author=author,
-        base_model=job.base_model,
-        sft_version=job.sft_version,
-        dpo_version=job.dpo_version,
-        instruct_version=job.instruct_version,
-        preference_version=job.preference_version,
-        examples=len(job.examples),
-        examples_key=examples_key(author, job.evaluation_id),
-        settings={
-            **_options(config).__dict__,
-            "judge": config.judge_backend,
-            "embedding_model": job.embedding_model,
-            "timings": results.get("timings", {}),
-            "device": results.get("device"),
-            "generation": results.get("generation", {}),
-            "held_out": results.get("held_out", {}),
-            "bootstrap": results.get("bootstrap", {}),
-            "differences": results.get("differences", {}),
-            "other_writers": len(others),
-            # what every model generated with (chosen on validation): the release is served with it
-            "decoding": results.get("decoding", {}).get("chosen", _options(config).decoding),
-            "decoding_choice": results.get("decoding", {}),
-        },
-        classifier={**results["classifier"], "other_writers": results.get("writer_classifier", {})},
-        gate=decision.as_dict(),
-        gate_passed=decision.passed,
+    options = {**_options(config).__dict__, "judge": config.judge_backend}
+    decision = decide_and_record(
+        store.database(), job, results, _gate_settings(config), options=options, other_writers=len(others)
     )
-    with store.database().connect() as conn:
-        evaluations.save(conn, record, results["models"])
-    frame = read_examples(artifact_store, author, job.evaluation_id)
     context.log.info(f"quality gate {decision.summary()}")
+    frame = read_examples(artifact_store, author, job.evaluation_id)
     metadata = _metadata(results, decision, frame, reused, time.perf_counter() - start)
     metadata["uri"] = artifact_store.uri(examples_key(author, job.evaluation_id))
     metadata.update(build_meta)
-    seen: dict[str, object] = {
-        "evaluation_id": job.evaluation_id,
-        **{f"{name}_passed": bool(c["passed"]) for name, c in decision.checks.items()},
-        **{
-            f"{name}_missed_by": float(c["missed_by"])
-            for name, c in decision.checks.items()
-            if c.get("missed_by") is not None
-        },
-        "reasons": decision.reasons,
-        "margins": decision.settings,
-    }
-    verdict = Verdict(decision.passed, seen, description=decision.summary())
-    check = check_result(verdict, "twin_beats_base", "twin_evaluation")
+    check = check_result(gate_verdict(decision, job.evaluation_id), "twin_beats_base", "twin_evaluation")
     return dg.MaterializeResult(
         metadata=metadata,
         data_version=dg.DataVersion(f"{job.evaluation_id}-{'pass' if decision.passed else 'fail'}"),
         check_results=[check],
+    )
+
+
+def _search_settings(store: StoreResource, models: ModelsResource) -> Any:
+    """The settings retrieval runs with here: the store's database and home, the models' embedder."""
+    from llm_twin_assets.settings import get_settings
+
+    stored, model_settings = store.settings(), models.settings()
+    return get_settings(
+        database_url=stored.database_url,
+        home=str(stored.home),
+        embedding_model=model_settings.embedding_model,
+        device=model_settings.device,
     )
 
 

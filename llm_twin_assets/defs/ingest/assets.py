@@ -1,29 +1,19 @@
-"""``raw_documents``: crawl an author's links and upsert one row per source URL.
+"""``raw_documents``: crawl an author's links and upsert one row per source URL (``ingesting``).
 
 A crawl where more than half of the links failed removes nothing (it could not see the author) and says
-why: a warning in the run's log and ``removals_withheld`` in its metadata. Removed documents become
-tombstones, kept ``LLM_TWIN_TOMBSTONE_DAYS`` days (see :mod:`llm_twin_assets.store.tombstones`).
+why: a warning in the run's log and ``removals_withheld`` in its metadata.
 """
 
 from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 
-from llm_twin_assets.authors import load_author
 from llm_twin_assets.defs.authoring import author_asset
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
-from llm_twin_assets.errors import StoreError
-from llm_twin_assets.store.data_versions import data_version
-from llm_twin_assets.store.database import Connection, DatabaseError
-from llm_twin_assets.store.raw_documents import store_crawl, store_new
 
 if TYPE_CHECKING:
-    import logging
-
     from llm_twin_assets.crawling.dispatcher import CrawlOptions
-    from llm_twin_assets.records import CrawledDocument
     from llm_twin_assets.settings import TwinSettings
-    from llm_twin_assets.store.database import Database
 
 
 class CrawlConfig(dg.Config):
@@ -60,38 +50,6 @@ def crawl_options(config: CrawlConfig, settings: "TwinSettings") -> "CrawlOption
     )
 
 
-class StoreAsFound:
-    """Stores each link's new documents as soon as the link is crawled, so a run cut short (killed, timed
-    out) keeps what it found; changes and removals wait for the whole crawl (one transaction). Best
-    effort: when the database cannot take them now, the crawl goes on and its end stores everything."""
-
-    def __init__(self, database: "Database", slug: str, name: str, log: "logging.Logger") -> None:
-        self.database, self.slug, self.name, self.log = database, slug, name, log
-        self.ids: list[str] = []
-        """The documents stored so far (new to the store)."""
-        self.restored: list[str] = []
-        """Tombstoned documents found again so far, moved back."""
-        self._conn: Connection | None = None
-        self._off = False
-
-    def __call__(self, link: str, documents: list["CrawledDocument"]) -> None:
-        if self._off or not documents:
-            return
-        try:
-            if self._conn is None:
-                self._conn = self.database.open()
-            stored = store_new(self._conn, self.slug, self.name, documents)
-            self.ids.extend(stored.inserted)
-            self.restored.extend(stored.restored)
-        except (DatabaseError, StoreError) as exc:
-            self._off = True
-            self.log.warning(f"documents are stored when the crawl ends, not as found ({exc})")
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-
-
 @author_asset(
     group_name="ingest",
     kinds={"python", "postgres"},
@@ -100,34 +58,12 @@ class StoreAsFound:
 def raw_documents(
     context: dg.AssetExecutionContext, config: CrawlConfig, store: StoreResource, authors: AuthorsResource
 ) -> dg.MaterializeResult:
-    from llm_twin_assets.crawling.dispatcher import crawl, link_identities
+    from llm_twin_assets.ingesting import ingest_author
 
     settings = authors.settings()
-    links = load_author(settings, context.partition_key)
-    found = StoreAsFound(store.database(), links.slug, links.author.name, context.log)
-    try:
-        outcome = crawl(links, crawl_options(config, settings), found)
-    finally:
-        found.close()
-    for failure in outcome.failures:
-        context.log.warning(f"link failed: {failure.error}")
-    urls = link_identities(links)
-    with store.database().connect() as conn:
-        summary = store_crawl(
-            conn,
-            links.slug,
-            links.author.name,
-            links.sha256,
-            urls,
-            outcome,
-            remove_after_gone=settings.gone_crawls_to_remove,
-            stored_earlier=found.ids,
-            restored_earlier=found.restored,
-            tombstone_days=settings.tombstone_days,
-        )
-        version = data_version(conn, "raw_documents", links.slug)
-    if summary.removals_withheld is not None:
-        context.log.warning(f"author {links.slug!r}: nothing removed: {summary.removals_withheld}")
+    options = crawl_options(config, settings)
+    report = ingest_author(store.database(), settings, context.partition_key, options, context.log)
+    links, outcome, summary = report.links, report.outcome, report.summary
     removals: dict[str, Any] = {
         "removed": sum(summary.removed.values()),
         "removal_reasons": dg.MetadataValue.json(dict(summary.removal_reasons)),
@@ -155,7 +91,7 @@ def raw_documents(
         ]
     )
     return dg.MaterializeResult(
-        data_version=dg.DataVersion(version),
+        data_version=dg.DataVersion(report.version),
         metadata={
             "documents": len(outcome.documents),
             "new": sum(summary.new.values()),
