@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llm_twin_assets.decoding_rules import Decoding, logits_processor
+from llm_twin_assets.decoding_rules import Decoding, logits_processor, word_classes
 from llm_twin_assets.errors import ModelError
 
 if TYPE_CHECKING:
@@ -91,7 +91,8 @@ def generate_replies(
     if decoding is not None and decoding.active:
         from transformers import LogitsProcessorList
 
-        kwargs["logits_processor"] = LogitsProcessorList([logits_processor(decoding, width)])
+        words = word_classes(lm.tokenizer) if decoding.no_repeat_word_ngram_size else None
+        kwargs["logits_processor"] = LogitsProcessorList([logits_processor(decoding, width, words)])
     with torch.inference_mode():
         output = lm.model.generate(
             input_ids=input_ids,

@@ -59,3 +59,53 @@ def test_a_looping_model_stops_repeating_trigrams_and_only_the_answer_is_judged(
     assert repeated_ngrams(plain, 3) > 0  # the random tiny model loops when greedy
     assert repeated_ngrams(ruled, 3) == 0
     assert ruled[:2] == plain[:2]  # nothing is banned before a trigram could repeat
+
+
+def test_the_word_rule_sees_a_line_repeated_with_other_spacing_and_quoting_as_a_repeat() -> None:
+    from llm_twin_assets.decoding_rules import WordClasses
+
+    # token texts: 0 "echo", 1 " $", 2 "HOME", 3 " is", 4 " here", 5 "\n", 6 ' "$', 7 '"', 8 " Here", 9 " there"
+    words = WordClasses(["echo", " $", "HOME", " is", " here", "\n", ' "$', '"', " Here", " there"])
+    assert words.of[1] == words.of[5] == words.of[6] == words.of[7] == -1  # no letters: not a word
+    first, again = [0, 1, 2, 3, 4, 5], [0, 6, 2, 7, 3]  # echo $HOME is here / echo "$HOME" is
+    # The token 3-gram rule sees no repeat: the second line's tokens differ.
+    assert banned(first + again, 3) == set()
+    # The word rule does: "echo HOME is" was followed by "here", in any case or spacing.
+    assert words.banned(first + again, 4) == [4, 8]
+    logits = torch.zeros(10)
+    out = constrain(logits, first + again, Decoding(no_repeat_word_ngram_size=4), words)
+    assert out[4] == out[8] == float("-inf") and out[9] == 0.0
+    with pytest.raises(ValueError, match="needs the tokenizer's word classes"):
+        constrain(logits, first + again, Decoding(no_repeat_word_ngram_size=4))
+    with pytest.raises(ValueError, match="no_repeat_word_ngram_size must be 0 or at least 2"):
+        Decoding(no_repeat_word_ngram_size=1)
+
+
+def test_the_word_rule_travels_in_the_rules_dict_and_older_dicts_still_read() -> None:
+    rules = Decoding(no_repeat_ngram_size=3, no_repeat_word_ngram_size=4)
+    assert Decoding.from_dict(rules.as_dict()) == rules
+    # releases stored before the rule existed hold only the two older keys; they read as the rule off
+    assert Decoding(no_repeat_ngram_size=3).as_dict() == {
+        "no_repeat_ngram_size": 3,
+        "repetition_penalty": 1.0,
+    }
+    assert Decoding.from_dict({"no_repeat_ngram_size": 3}).no_repeat_word_ngram_size == 0
+
+
+def test_with_the_real_tokenizer_a_requoted_line_cannot_be_finished_the_same_way(
+    tiny_model_path: Path,
+) -> None:
+    from transformers import AutoTokenizer
+
+    from llm_twin_assets.decoding_rules import word_classes
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)  # SmolLM2's vocabulary
+    words = word_classes(tokenizer)
+    ids = tokenizer('echo $HOME is here\necho "$HOME" is', add_special_tokens=False)["input_ids"]
+    assert banned(ids, 3) == set()  # the token rule: '"$' and '"' break every repeated token 3-gram
+    ban = {tokenizer.convert_ids_to_tokens(t) for t in words.banned(ids, 3)}
+    assert {"here", "Ġhere", "ĠHere"} <= ban  # "echo HOME is" ended in "here": every spelling of it is out
+    assert all(t.lstrip("ĠĊ").lower() == "here" for t in ban)
+    logits = torch.zeros(len(tokenizer))
+    out = constrain(logits, ids, Decoding(no_repeat_word_ngram_size=3), words)
+    assert int(torch.isinf(out).sum()) == len(ban)

@@ -132,6 +132,10 @@ class EvalJob:
         if not (self.choose_decoding and self.validation_examples):  # the choice's rule decides nothing
             for name in ("max_repeat_excess", "min_finished"):
                 data.pop(name)
+        else:  # the candidates tried decide what is chosen: a new grid measures again
+            from llm_twin_assets.evaluation.decoding_choice import candidates
+
+            data["decoding_candidates"] = candidates(self.decoding)
         data["metrics_version"] = METRICS_VERSION
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

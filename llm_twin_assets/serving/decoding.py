@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_twin_assets.decoding_rules import Decoding, constrain
+from llm_twin_assets.decoding_rules import Decoding, WordClasses, constrain, word_classes
 from llm_twin_assets.llm import LoadedLM, Message, chat_prompt_ids, stop_ids
 from llm_twin_assets.prompting import neutralise_messages, special_markers
 
@@ -150,7 +150,7 @@ class RunningBatch:
             for request in requests:
                 request.finish(exc)
             return
-        chosen, errors = _choose_all(logits, requests, generators, pad)
+        chosen, errors = _choose_all(logits, requests, generators, pad, self._words(requests))
         nexts = torch.tensor(chosen, device=device).unsqueeze(1)
         if self._cache is None:
             self._cache, self._mask, self._next = cache, mask, nexts
@@ -170,10 +170,17 @@ class RunningBatch:
 
         self._mask = torch.cat([self._mask, torch.ones_like(self._next)], dim=1)
         logits = self._forward(self._next, self._mask, self._positions, self._cache, self.rows)
-        chosen, errors = _choose_all(logits, self.rows, self._generators, self.lm.tokenizer.pad_token_id)
+        chosen, errors = _choose_all(
+            logits, self.rows, self._generators, self.lm.tokenizer.pad_token_id, self._words(self.rows)
+        )
         self._next = torch.tensor(chosen, device=self.lm.device).unsqueeze(1)
         self._positions = self._positions + 1
         self._after_choosing(chosen, 0, errors)
+
+    def _words(self, rows: list[GenerationRequest]) -> WordClasses | None:
+        """The tokenizer's word classes when a row's rules need them (built once per tokenizer)."""
+        needed = any(r.decoding.no_repeat_word_ngram_size for r in rows)
+        return word_classes(self.lm.tokenizer) if needed else None
 
     def fail(self, error: BaseException) -> None:
         """Every running row ends with ``error`` (a failed forward pass); the batch starts afresh."""
@@ -303,14 +310,14 @@ def _generator(request: GenerationRequest) -> Any:
 
 
 def _choose_all(
-    logits: Any, rows: list[GenerationRequest], generators: list[Any], pad: int
+    logits: Any, rows: list[GenerationRequest], generators: list[Any], pad: int, words: WordClasses | None
 ) -> tuple[list[int], dict[int, BaseException]]:
     """Each row's next token; a row whose sampling fails gets ``pad`` and its error (it leaves)."""
     chosen: list[int] = []
     errors: dict[int, BaseException] = {}
     for i, request in enumerate(rows):
         try:
-            row = constrain(logits[i], request.token_ids, request.decoding)
+            row = constrain(logits[i], request.token_ids, request.decoding, words)
             chosen.append(_choose(row, request.temperature, generators[i]))
         except Exception as exc:
             log.warning("sampling failed for one row (temperature %s): %s", request.temperature, exc)
