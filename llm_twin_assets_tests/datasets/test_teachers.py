@@ -102,7 +102,9 @@ def test_an_unreachable_endpoint_fails_after_retries_with_its_url() -> None:
     start = time.perf_counter()
     with pytest.raises(TeacherError, match=rf"{url}/chat/completions failed after 3 attempts: ConnectError"):
         endpoint(url, concurrency=1).complete(CONVERSATIONS[:1], max_new_tokens=4)
-    assert time.perf_counter() - start < 5
+    assert (
+        time.perf_counter() - start < 30
+    )  # retried with short backoffs, well inside one 120 s request timeout
 
 
 def test_the_openai_backend_needs_a_base_url() -> None:

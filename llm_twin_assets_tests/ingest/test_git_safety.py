@@ -34,7 +34,7 @@ def test_a_trickling_git_server_cannot_hold_a_clone_and_leaves_no_git_behind() -
         # git-remote-http, not only git, must be gone while the server would still be trickling.
         left = processes_naming(base)
     assert str(err.value) == f"{url}: git clone took over 3 s; stopped it and every process it started"
-    assert elapsed < 6
+    assert elapsed < 3 * 3  # a few times the clone's 3 s limit, not the trickle's 30 s
     assert left == []
 
 

@@ -61,23 +61,22 @@ def test_bad_pages_fail_with_the_url_and_the_reason(site, fast_policy, path: str
 
 def test_one_host_is_fetched_with_a_minimum_delay_while_hosts_run_in_parallel(fast_policy) -> None:  # type: ignore[no-untyped-def]
     policy = replace(fast_policy, min_delay_s=0.4)
-    with serve_site("127.0.0.1") as (a, _), serve_site("127.0.0.2") as (b, _):
+    pages_of = ("/blog/small-machines.html", "/blog/boring-postgres.html", "/feed.xml")
+
+    def timed(urls: list[str]) -> float:
         start = time.monotonic()
-        pages = fetch_all(
-            policy,
-            [
-                f"{a}/blog/small-machines.html",
-                f"{a}/blog/boring-postgres.html",
-                f"{a}/feed.xml",
-                f"{b}/blog/small-machines.html",
-                f"{b}/blog/boring-postgres.html",
-                f"{b}/feed.xml",
-            ],
-        )
-        elapsed = time.monotonic() - start
-    assert all(isinstance(p, Page) for p in pages)
-    # robots.txt + 3 pages per host: 3 gaps of 0.4 s on each host, the two hosts overlapping.
-    assert 1.2 <= elapsed < 2.4
+        pages = fetch_all(policy, urls)
+        assert all(isinstance(p, Page) for p in pages)
+        return time.monotonic() - start
+
+    with serve_site("127.0.0.1") as (a, _), serve_site("127.0.0.2") as (b, _):
+        one_host = timed([f"{a}{p}" for p in pages_of])
+        two_hosts = timed([f"{h}{p}" for h in (a, b) for p in pages_of])
+    # robots.txt + 3 pages per host: 3 gaps of 0.4 s on each host, at least, however fast the machine
+    assert one_host >= 1.2
+    # the two hosts overlap: two hosts take about as long as one, not twice as long (a ratio, not a
+    # wall-clock bound: a loaded machine slows both runs)
+    assert two_hosts < 1.5 * one_host
 
 
 @pytest.mark.parametrize(
