@@ -52,8 +52,7 @@ def eval_show(
     """The comparison table of the author's latest evaluation (or one by id), each metric with its
     bootstrap 95% interval, the differences the gate decided on, and the gate's decision."""
     from llm_twin_assets.evaluation import EvaluationError
-    from llm_twin_assets.evaluation.gate import CHECKS
-    from llm_twin_assets.evaluation.report import decoding_line, rag_effect_line, retrieval_line, text_table
+    from llm_twin_assets.evaluation.report import evaluation_lines
     from llm_twin_assets.store import evaluations
 
     with _database().connect() as conn:
@@ -80,56 +79,18 @@ def eval_show(
             )
         )
         return
-    typer.echo(
-        f"evaluation {record.id} of {author} ({record.evaluated_at:%Y-%m-%d %H:%M} UTC) on {record.examples} "
-        f"held-out examples; twin = sft {record.sft_version} + dpo {record.dpo_version}"
-    )
-    held_out = record.settings.get("held_out", {})
-    if held_out.get("note"):
-        typer.echo(held_out["note"])
-    budget = record.settings.get("generation", {})
-    if budget.get("max_new_tokens"):
-        typer.echo(f"generation budget: {budget['max_new_tokens']} new tokens ({budget.get('rule', '')})")
-    line = decoding_line(record.settings.get("decoding_choice"))
-    if line:
-        typer.echo(line)
-    typer.echo(text_table(models, record.settings.get("differences")))
-    for line in (retrieval_line(models), rag_effect_line(models)):
-        if line:
+    for line in evaluation_lines(record, models):
+        if line.startswith("quality gate "):
+            colour = typer.colors.GREEN if record.gate_passed else typer.colors.RED
+            typer.secho(line, bold=True, fg=colour)
+        else:
             typer.echo(line)
-    typer.echo(_auc_line("authorship classifier (author vs base model)", record.classifier))
-    writers = record.classifier.get("other_writers")
-    if writers:
-        typer.echo(_auc_line("authorship classifier (author vs other writers)", writers))
-    verdict = "PASSED" if record.gate_passed else "FAILED"
-    checks = record.gate.get("checks", {})
-    details = [
-        checks[n]["detail"] for n in sorted(checks, key=lambda n: CHECKS.index(n) if n in CHECKS else 99)
-    ]
-    reasons = record.gate.get("reasons", [])  # a list: in the order the gate made them
-    typer.secho(
-        f"quality gate {verdict}",
-        bold=True,
-        fg=typer.colors.GREEN if record.gate_passed else typer.colors.RED,
-    )
-    for reason in reasons if not record.gate_passed else details:
-        typer.echo(f"  - {reason}")
     if examples:
         from llm_twin_assets.evaluation.report import examples_text
         from llm_twin_assets.evaluation.run import read_examples
 
         typer.echo("")
         typer.echo(examples_text(read_examples(_artifacts(), author, record.id), examples))
-
-
-def _auc_line(label: str, classifier: dict[str, Any]) -> str:
-    auc = classifier.get("held_out_auc")
-    if auc is None:
-        return f"{label}: AUC not measurable" + (f" ({classifier['note']})" if classifier.get("note") else "")
-    interval = classifier.get("auc_interval")
-    shown = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
-    method = f", {classifier['method']}" if classifier.get("method") else ""
-    return f"{label}: AUC {auc:.3f}{shown}{method}"
 
 
 @release_app.command("list")

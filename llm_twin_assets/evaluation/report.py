@@ -204,3 +204,50 @@ def examples_text(frame: pl.DataFrame, limit: int, width: int = 600) -> str:
             )
         )
     return "\n\n".join(blocks)
+
+
+def auc_line(label: str, classifier: dict[str, Any]) -> str:
+    """A classifier's cross-validated AUC with its interval and method, or why it is not measurable."""
+    auc = classifier.get("held_out_auc")
+    if auc is None:
+        return f"{label}: AUC not measurable" + (f" ({classifier['note']})" if classifier.get("note") else "")
+    interval = classifier.get("auc_interval")
+    shown = f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else ""
+    method = f", {classifier['method']}" if classifier.get("method") else ""
+    return f"{label}: AUC {auc:.3f}{shown}{method}"
+
+
+def evaluation_lines(record: Any, models: dict[str, dict[str, Any]]) -> list[str]:
+    """A stored evaluation (``store.evaluations.EvaluationRecord`` and its metrics per model) as text:
+    what was evaluated and how, the tables, the retrieval and RAG-effect lines, the classifiers, then the
+    gate's decision (the line starting ``quality gate``) with its reasons (failed) or checks (passed)."""
+    from llm_twin_assets.evaluation.gate import CHECKS
+
+    lines = [
+        f"evaluation {record.id} of {record.author} ({record.evaluated_at:%Y-%m-%d %H:%M} UTC) on "
+        f"{record.examples} held-out examples; twin = sft {record.sft_version} + dpo {record.dpo_version}"
+    ]
+    settings = record.settings
+    budget = settings.get("generation", {})
+    lines += [
+        settings.get("held_out", {}).get("note", ""),
+        f"generation budget: {budget['max_new_tokens']} new tokens ({budget.get('rule', '')})"
+        if budget.get("max_new_tokens")
+        else "",
+        decoding_line(settings.get("decoding_choice")),
+        text_table(models, settings.get("differences")),
+        retrieval_line(models),
+        rag_effect_line(models),
+        auc_line("authorship classifier (author vs base model)", record.classifier),
+    ]
+    writers = record.classifier.get("other_writers")
+    if writers:
+        lines.append(auc_line("authorship classifier (author vs other writers)", writers))
+    checks = record.gate.get("checks", {})
+    details = [
+        checks[n]["detail"] for n in sorted(checks, key=lambda n: CHECKS.index(n) if n in CHECKS else 99)
+    ]
+    reasons = record.gate.get("reasons", [])  # a list: in the order the gate made them
+    lines.append(f"quality gate {'PASSED' if record.gate_passed else 'FAILED'}")
+    lines += [f"  - {line}" for line in (details if record.gate_passed else reasons)]
+    return [line for line in lines if line]
