@@ -26,12 +26,39 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+DB_FIXTURES = frozenset({"database", "db", "fresh_database_url"})
+MODEL_FIXTURES = frozenset({"tiny_model_path", "embedder"})
+PROCESS_FIXTURES = frozenset({"site", "s3_endpoint", "s3_client", "service", "sample_repo"})
+PROCESS_NAMES = ("subprocess", "serve_http", "serve_site", "dagster_dev", "openai_server", "CliRunner")
+MODEL_NAMES = ("load_causal_lm", "load_embedder", "load_twin", "tiny_llama")
+
+
+def tiers(item: pytest.Item) -> list[str]:
+    """What a test needs, as markers set on it: ``db`` (the session's PostgreSQL), ``models`` (a real model
+    loaded), ``process`` (a server, a subprocess or a CLI run), or ``pure`` (none of them). Read from its
+    fixtures and from the names its module imports; ``-m pure``, ``-m "db and not process"`` select them."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    module = vars(item.module) if getattr(item, "module", None) is not None else {}  # type: ignore[attr-defined]
+    found = []
+    if fixtures & DB_FIXTURES:
+        found.append("db")
+    if fixtures & MODEL_FIXTURES or any(name in module for name in MODEL_NAMES):
+        found.append("models")
+    if fixtures & PROCESS_FIXTURES or any(name in module for name in PROCESS_NAMES):
+        found.append("process")
+    return found or ["pure"]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files with heavy tests first, then files with slow ones (`make test` hands whole files to two
-    workers in this order: the long ones start at once and the quick ones fill in, instead of a long
-    file ending the run alone), each file's tests in their own order. GPU tests are the only ones that
-    may skip, and only when no GPU is present."""
+    """Each test's tier markers (:func:`tiers`). Files with heavy tests first, then files with slow ones
+    (`make test` hands whole files to two workers in this order: the long ones start at once and the
+    quick ones fill in, instead of a long file ending the run alone), each file's tests in their own
+    order. GPU tests are the only ones that may skip, and only when no GPU is present."""
     import torch
+
+    for item in items:
+        for tier in tiers(item):
+            item.add_marker(getattr(pytest.mark, tier))
 
     heavy_files = {item.path for item in items if "heavy" in item.keywords}
     slow_files = {item.path for item in items if "slow" in item.keywords}
