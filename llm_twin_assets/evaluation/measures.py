@@ -96,23 +96,8 @@ def measure(
     held_out = [e.answer for e in job.examples]
     n = len(held_out)
     boot = Bootstrap.draw(n, job.resamples, job.seed)
-    classifier = AuthorshipClassifier.fit(voices.train_author, voices.train_other, seed=job.seed)
-    cv = grouped_auc(
-        [t for t, _ in voices.author],
-        [d for _, d in voices.author],
-        [t for t, _ in voices.other],
-        [d for _, d in voices.other],
-        seed=job.seed,
-    )
     writers = other_writers(job)
-    writer = AuthorshipClassifier.fit(voices.train_author, [w.text for w in writers], seed=job.seed)
-    writer_cv = grouped_auc(
-        [t for t, _ in voices.author],
-        [f"author:{d}" for _, d in voices.author],
-        [w.text for w in writers],
-        [f"{w.source}:{w.group}" for w in writers],
-        seed=job.seed,
-    )
+    classifier, cv, writer, writer_cv = _classifiers(job, voices, writers)
     answers = list(frame["answer"])
     frame = frame.with_columns(
         pl.Series("p_author", classifier.p_author(answers)),
@@ -143,22 +128,12 @@ def measure(
     truncated = int(frame["truncated"].sum())
     if truncated:
         reporter.info(f"{truncated} answers were longer than the model's window and scored cut")
-    from llm_twin_assets.evaluation.prepare import held_out_note
-
-    test_documents = len({e.document_id for e in job.examples})
-    note = held_out_note(n, test_documents, job.documents or test_documents, job.min_examples)
+    held = _held_out(job)
     results = {
         "author": job.author,
         "evaluation_id": job.evaluation_id,
         "examples": n,
-        "held_out": {
-            "examples": n,
-            "test_documents": test_documents,
-            "documents": job.documents,
-            "needed": job.min_examples,
-            "enough": n >= job.min_examples,
-            "note": note,
-        },
+        "held_out": held,
         "bootstrap": {"resamples": job.resamples, "level": boot.level, "seed": job.seed, "unit": "example"},
         "models": models,
         "differences": differences,
@@ -174,7 +149,7 @@ def measure(
             "other_writers": _sources(writers),
         },
     }
-    reporter.info(note)
+    reporter.info(held["note"])
     reporter.info(
         "authorship classifier (author vs base model): "
         + _auc_text(cv)
@@ -182,6 +157,43 @@ def measure(
         + _auc_text(writer_cv)
     )
     return frame, results
+
+
+def _classifiers(
+    job: EvalJob, voices: Any, writers: list[Any]
+) -> tuple[AuthorshipClassifier, CrossValidated, AuthorshipClassifier, CrossValidated]:
+    """The author against the base model's voice and against other writers: each classifier (fit on
+    the training texts) and its grouped cross-validated AUC."""
+    author_texts, author_groups = [t for t, _ in voices.author], [d for _, d in voices.author]
+    classifier = AuthorshipClassifier.fit(voices.train_author, voices.train_other, seed=job.seed)
+    cv = grouped_auc(
+        author_texts, author_groups, [t for t, _ in voices.other], [d for _, d in voices.other], seed=job.seed
+    )
+    writer = AuthorshipClassifier.fit(voices.train_author, [w.text for w in writers], seed=job.seed)
+    writer_cv = grouped_auc(
+        author_texts,
+        [f"author:{d}" for d in author_groups],
+        [w.text for w in writers],
+        [f"{w.source}:{w.group}" for w in writers],
+        seed=job.seed,
+    )
+    return classifier, cv, writer, writer_cv
+
+
+def _held_out(job: EvalJob) -> dict[str, Any]:
+    """How many held-out examples, from how many test documents, and whether that is enough."""
+    from llm_twin_assets.evaluation.prepare import held_out_note
+
+    n = len(job.examples)
+    test_documents = len({e.document_id for e in job.examples})
+    return {
+        "examples": n,
+        "test_documents": test_documents,
+        "documents": job.documents,
+        "needed": job.min_examples,
+        "enough": n >= job.min_examples,
+        "note": held_out_note(n, test_documents, job.documents or test_documents, job.min_examples),
+    }
 
 
 def _auc_text(cv: CrossValidated) -> str:
