@@ -71,6 +71,7 @@ def test_the_batcher_answers_everyone_and_a_stop_ends_every_row(models: TwinMode
         running = row("Write about bicycles.", 40, **SAMPLED)
         batcher.submit(running)
         wait_until(lambda: running.token_ids, "the first row's first token", 30, 0.005)
+        before_join = len(running.token_ids)
         joining = [
             row("Hi.", 8, temperature=0.7, seed=2**64),
             row("Hi.", 8, temperature=5e-324),
@@ -80,7 +81,12 @@ def test_the_batcher_answers_everyone_and_a_stop_ends_every_row(models: TwinMode
             batcher.submit(request)
         for request in (running, *joining):
             assert request.done.wait(30), "a request was never answered"
-        assert running.error is None and running.token_ids == expected.token_ids
+        # The running row goes on to its end. Token for token it equals its answer alone only up to the
+        # step where "Tea?" joined (a batch of two rounds differently than a batch of one, and this tiny
+        # random model's near-uniform sampling turns that into other tokens; when the join happens
+        # depends on the thread's timing). The test above pins the whole answer at a fixed join step.
+        assert running.error is None and running.finish_reason in {"stop", "length"}
+        assert running.token_ids[:before_join] == expected.token_ids[:before_join]
         assert [r.error is None for r in joining] == [False, False, True]
         # the next request still runs: the thread lives on
         after = row("Tea?", 8)
