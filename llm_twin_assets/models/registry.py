@@ -13,12 +13,15 @@ the CLI import this module without paying for them.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.metadata
 import importlib.util
 import json
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -199,7 +202,31 @@ def _ensure_cache_dir(cache: Path) -> None:
         ) from exc
 
 
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """No progress bars while converting and saving models (transformers' own, and the plain tqdm bar
+    of its GGUF reader, which no setting turns off: it is swapped for a disabled one meanwhile):
+    `llm-twin models prepare` prints one line per model."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is not None:
+        gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        if bar is not None:
+            gguf_utils.tqdm = bar
+
+
 def _convert_gguf(gguf: Path, out: Path) -> None:
+    with _no_progress_bars():
+        _convert_gguf_quietly(gguf, out)
+
+
+def _convert_gguf_quietly(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -252,7 +279,8 @@ def tiny_llama(settings: TwinSettings) -> Path:
         model = LlamaForCausalLM(config)
         staging = Path(tempfile.mkdtemp(prefix=".tiny-", dir=settings.model_cache))
         try:
-            model.save_pretrained(staging)
+            with _no_progress_bars():
+                model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
             (staging / _MARKER).write_text(json.dumps({"key": {"tiny": TINY_LLAMA}}))
             if target.exists():
