@@ -15,7 +15,7 @@ from llm_twin_assets import retrieval
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.serving import Overloaded, ServingError
 from llm_twin_assets.serving.queries import QueryEmbedder
-from llm_twin_assets.serving.schemas import Source, link_of
+from llm_twin_assets.serving.schemas import MatchedUnit, Source, link_of
 from llm_twin_assets.settings import TwinSettings
 
 SEARCH_THREADS = 4
@@ -67,6 +67,7 @@ class ServiceRetrieval:
                 score=h.score,
                 similarity=h.similarity,
                 text=h.text,
+                unit=matched_unit(h),
             )
             for h in hits
         ]
@@ -75,6 +76,17 @@ class ServiceRetrieval:
     def close(self) -> None:
         self.queries.close()
         self._searches.shutdown(wait=False, cancel_futures=True)
+
+
+def matched_unit(hit: retrieval.SearchHit) -> MatchedUnit | None:
+    """The hit's matching unit with offsets into the passage's text (the unit's are the document's)."""
+    unit = hit.unit
+    if unit is None or hit.start is None:
+        return None
+    start, end = unit.start - hit.start, unit.end - hit.start
+    if not 0 <= start < end <= len(hit.text) or hit.text[start:end] != unit.text:
+        return None  # not a span of the text returned (never expected: units are spans of their chunk)
+    return MatchedUnit(text=unit.text, start=start, end=end, similarity=unit.similarity)
 
 
 def set_torch_threads(threads: int) -> None:

@@ -97,6 +97,15 @@ def link_of(url: str) -> str | None:
     return None
 
 
+class MatchedUnit(BaseModel):
+    """The item of a passage that matched the question (a list item, a table row, a sentence group)."""
+
+    text: str
+    start: int = Field(ge=0, description="Where the item starts in the passage's `text` (characters).")
+    end: int = Field(ge=0, description="Where it ends in the passage's `text` (exclusive).")
+    similarity: float | None = Field(description="Its cosine similarity to the question (null: text match).")
+
+
 class Source(BaseModel):
     chunk_id: str
     document_url: str = Field(description="Where the passage was crawled from (data: show it as text).")
@@ -108,6 +117,11 @@ class Source(BaseModel):
     score: float
     similarity: float | None
     text: str
+    unit: MatchedUnit | None = Field(
+        default=None,
+        description="The item of this passage that matched the question, when the passage has items "
+        "(small-to-big retrieval: items are searched, whole passages returned).",
+    )
 
 
 class Usage(BaseModel):

@@ -26,7 +26,15 @@ ADA = {
     "kettles": "I descale my kettle every Sunday with citric acid; the scale flakes off like snow and the tea "
     "tastes of tea again.",
     "bikes": "My bicycle chain gets a drop of oil every two hundred kilometres, wiped back off at once.",
+    # a list: its items are retrieval units, and a source names the item that matched
+    "plants": "The houseplants I keep alive, one line each.\n\n"
+    "- The fern sits in the bathroom, where the steam of the shower keeps it green\n"
+    "- The cactus gets water once a month and not a drop more\n"
+    "- The fig hates draughts and sulks whenever the front door opens\n"
+    "- The pothos trails off the bookshelf towards the window\n"
+    "- The orchid flowers once a year, but only if it is left alone",
 }
+FERN = "- The fern sits in the bathroom, where the steam of the shower keeps it green"
 BOB = {
     # matches the isolation question far better than anything Ada wrote
     "compilers": "A register allocator colours the interference graph; spilling to the stack is what "

@@ -6,7 +6,7 @@ import json
 
 import httpx
 
-from llm_twin_assets_tests.serving.conftest import Service
+from llm_twin_assets_tests.serving.conftest import FERN, Service
 
 
 def sse_events(response: httpx.Response) -> list[dict]:  # type: ignore[type-arg]
@@ -64,6 +64,21 @@ def test_retrieve_and_generate(service: Service) -> None:
     assert base["release"] is None and base["author"] is None
     assert twin["answer"] != base["answer"]  # the adapter really changes the model
     assert twin["usage"]["completion_tokens"] <= 8
+
+
+def test_a_source_marks_the_item_of_its_passage_that_matched(service: Service) -> None:
+    found = httpx.post(
+        f"{service.url}/retrieve",
+        json={"query": "Which of your plants lives in the steamy bathroom?", "author": "ada", "top_k": 3},
+        timeout=60,
+    )
+    assert found.status_code == 200, found.text
+    top, *others = found.json()["sources"]
+    assert top["document_url"] == "https://ada.example/plants"
+    unit = top["unit"]
+    assert unit["text"] == FERN and top["text"][unit["start"] : unit["end"]] == FERN
+    assert 0 < unit["similarity"] <= 1 and len(top["text"]) > len(FERN)  # the whole passage comes back
+    assert all(s["unit"] is None for s in others)  # one-sentence passages have no items
 
 
 def test_a_question_for_one_author_never_cites_another(service: Service) -> None:

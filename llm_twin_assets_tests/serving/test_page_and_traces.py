@@ -12,7 +12,7 @@ from llm_twin_assets.crawling.render import CHROMIUM_ARGS, chromium_path
 from llm_twin_assets.defs.resources import StoreResource
 from llm_twin_assets.defs.serving.assets import serving_report
 from llm_twin_assets.store import traces
-from llm_twin_assets_tests.serving.conftest import Service
+from llm_twin_assets_tests.serving.conftest import FERN, Service
 from llm_twin_assets_tests.test_cli import LLM_TWIN
 
 
@@ -33,11 +33,21 @@ def test_the_chat_page_streams_an_answer_with_its_sources(service: Service) -> N
             answer = page.inner_text(".turn .answer")
             meta = page.inner_text(".turn .meta")
             links = page.eval_on_selector_all(".turn .sources a", "els => els.map(e => e.href)")
+            page.fill("#query", "Which of your plants lives in the steamy bathroom?")
+            page.click("#send")
+            page.wait_for_selector("#turns > .turn:nth-child(2)", state="attached")  # a new turn goes on top
+            page.wait_for_selector("#turns > .turn:first-child[data-done]", timeout=60_000)
+            newest = "#turns > .turn:first-child .sources li:first-child"
+            marked = page.inner_text(f"{newest} mark.unit")
+            around = page.inner_text(f"{newest} .snippet")
         finally:
             browser.close()
     assert answer.strip()
     assert "ada, release" in meta and "tokens" in meta
     assert links and all(link.startswith("https://ada.example/") for link in links)
+    assert (
+        marked == FERN and around.startswith("The houseplants") and FERN in around
+    )  # the item, in its passage
 
 
 def test_llm_twin_ask_prints_the_answer_and_its_sources(service: Service) -> None:
