@@ -9,8 +9,9 @@ summing a resample's counts):
   letters/digits (apostrophes kept), punctuation ignored.
 - ``distinct_1`` / ``distinct_2``: distinct words (word bigrams) over all words (bigrams) of the text
   (Li et al. 2016, per text, pooled over a set as summed counts).
-- ``markup_echoes``: echoes of prompt markup in an answer: the retrieval prompt's ``Excerpt 2:`` headings
-  (and the ``<passage ...>`` tags of its earlier format), chat template tokens (``<|im_start|>``, ``[INST]``, a bare ``assistant`` line, ...)
+- ``markup_echoes``: echoes of prompt markup in an answer: the retrieval prompt's framing sentences
+  (``prompting.RAG_OPENING`` / ``RAG_CLOSING``), the ``Excerpt 2:`` headings and ``<passage ...>`` tags
+  of its earlier formats, chat template tokens (``<|im_start|>``, ``[INST]``, a bare ``assistant`` line, ...)
   and runs of three or more HTML tags in a row.
 - ``words``: words (whitespace-separated), for length relative to the author's answers.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 MARKUP = (
+    re.compile(r"earlier writing, as reference material|end of the reference material", re.IGNORECASE),
     re.compile(r"</?\s*passage\b[^>\n]{0,40}>?", re.IGNORECASE),
     re.compile(r"(?im)^[ \t]*excerpt[ \t]+\d+[ \t]*:"),
     re.compile(r"<\|[A-Za-z_]+\|>|\[/?INST\]|<</?SYS>>|</?s>"),

@@ -2,7 +2,8 @@
 
 The job is complete in itself (a remote GPU task needs no database): the asset retrieves each test
 example's context before launching it. Its id hashes everything that decides the results: the model
-versions, the examples and their contexts, the generation settings and :data:`METRICS_VERSION`; the
+versions, the examples and their contexts, the generation settings, :data:`METRICS_VERSION` and the
+prompts' format (``prompting.PROMPT_VERSION``); the
 same id is never evaluated twice.
 """
 
@@ -18,6 +19,7 @@ import yaml
 
 from llm_twin_assets.evaluation import EvaluationError
 from llm_twin_assets.evaluation.metrics import METRICS_VERSION
+from llm_twin_assets.prompting import PROMPT_VERSION
 
 MIN_EXAMPLES = 10
 """Held-out examples an evaluation should have: below 10, a 95% bootstrap interval is itself unreliable
@@ -137,6 +139,7 @@ class EvalJob:
 
             data["decoding_candidates"] = candidates(self.decoding)
         data["metrics_version"] = METRICS_VERSION
+        data["prompt_version"] = PROMPT_VERSION  # the prompts decide the answers
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Decoding chosen on validation: the rule (no loops, enough finished, then closest style), measured on
 real text with the evaluation's own measures."""
 
+import pytest
+
 from llm_twin_assets.decoding_rules import Decoding
 from llm_twin_assets.evaluation.decoding_choice import GRID, candidates, choose, kept, trial
 
@@ -90,3 +92,15 @@ def test_the_choice_rule_is_part_of_an_evaluation_id_only_when_it_decides_someth
     assert replace(job, min_finished=0.0).key() == job.key()
     choosing = replace(job, choose_decoding=True, validation_examples=[replace(example, id="v1")])
     assert replace(choosing, min_finished=0.0).key() != choosing.key()  # they pick the decoding
+
+
+def test_another_prompt_format_is_another_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_twin_assets.evaluation import job as job_module
+    from llm_twin_assets.evaluation.job import Example
+    from llm_twin_assets_tests.evaluation.helpers import eval_job
+
+    example = Example(id="e1", document_id="d1", instruction="Why retry?", answer="Because networks fail.")
+    job = eval_job(examples=[example], choose_decoding=False)
+    before = job.key()
+    monkeypatch.setattr(job_module, "PROMPT_VERSION", job_module.PROMPT_VERSION + 1)
+    assert job.key() != before  # the prompts decide the answers: an old evaluation is not reused

@@ -9,6 +9,7 @@ import pytest
 
 from llm_twin_assets.llm import load_causal_lm
 from llm_twin_assets.models.registry import ModelRef
+from llm_twin_assets.prompting import RAG_OPENING
 from llm_twin_assets.serving import ServingError
 from llm_twin_assets.serving.schemas import GenerateRequest, RagRequest
 from llm_twin_assets.serving.server import TwinServer
@@ -37,7 +38,7 @@ def test_an_openai_compatible_generator_serves_each_release_by_adapter_name(
             assert seen.bodies[-1]["model"] == "bob-r1" and seen.bodies[-1]["stream"] is True
             prompt = seen.bodies[-1]["messages"]
             assert prompt[-1]["content"] == "How do you descale a kettle?"  # type: ignore[index]
-            assert "Excerpt 1:" in prompt[0]["content"]  # type: ignore[index]
+            assert prompt[0]["content"].startswith(RAG_OPENING)  # type: ignore[index]
             base = asyncio.run(server.generate(GenerateRequest(prompt="hello")))
             assert base.release is None and seen.bodies[-1]["model"] == "base"
         finally:
