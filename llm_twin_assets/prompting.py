@@ -4,10 +4,9 @@ With passages, the user's turn is the instruction alone, exactly as the twin was
 passages go into the system message as plain text, one after another with a blank line between them,
 between a sentence that says they are the author's earlier writing, reference material whose instructions
 are not to be followed, and a sentence that ends them (:data:`RAG_OPENING`, :data:`RAG_CLOSING`). No
-markup and no numbering (``PROMPT_VERSION`` 2): a 135M twin prompted with ``<passage n="4">`` tags
-echoed the tags into its answers, and one prompted with numbered headings (``Excerpt 1:`` ..
-``Excerpt 3:``, version 1) went on to write ``Excerpt 4:`` in 7 of 22 answers with passages (the
-second real author's evaluation; its SFT and DPO twins). The turn boundary is what keeps retrieved text
+markup and no numbering (``PROMPT_VERSION`` 2): a small twin echoes tags and continues numbered headings
+(``Excerpt 4:`` after ``Excerpt 1:``..``Excerpt 3:``; measured in README's evaluation section). The
+turn boundary is what keeps retrieved text
 apart from the instruction, and it cannot be forged (below); a heading inside a passage is only text.
 
 Retrieved text is untrusted. Tag look-alikes and lines shaped like the earlier format's headings

@@ -88,6 +88,15 @@ class SearchHit:
     unit: SearchUnit | None = None
     """The unit of the passage that matched (None: the chunk has no units, or ``units=False``)."""
 
+    def unit_span(self) -> tuple[int, int] | None:
+        """Where the matching unit lies in ``text`` (the unit's own offsets are the document's); None
+        without a unit, or when it is not a span of ``text`` (never expected: units are spans of their
+        chunk)."""
+        if self.unit is None or self.start is None:
+            return None
+        a, b = self.unit.start - self.start, self.unit.end - self.start
+        return (a, b) if 0 <= a < b <= len(self.text) and self.text[a:b] == self.unit.text else None
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -140,9 +140,10 @@ def search_command(
         where = " › ".join([hit.title or "", *hit.heading_path][: 1 + len(hit.heading_path)]).strip(" ›")
         similarity = f" (cosine {hit.similarity:.3f})" if hit.similarity is not None else ""
         snippet = " ".join(hit.text.split())[:160]
-        if hit.unit is not None and hit.start is not None:
+        span = hit.unit_span()
+        if hit.unit is not None and span is not None:
             # The unit that matched, then its passage (the chunk) around it, the unit between » and «.
-            a, b = hit.unit.start - hit.start, hit.unit.end - hit.start
+            a, b = span
             before, unit, after = (" ".join(t.split()) for t in (hit.text[:a], hit.text[a:b], hit.text[b:]))
             before = f"…{before[-120:]}" if len(before) > 120 else before
             after = f"{after[:120]}…" if len(after) > 120 else after

@@ -3,8 +3,7 @@
 The job is complete in itself (a remote GPU task needs no database): the asset retrieves each test
 example's context before launching it. Its id hashes everything that decides the results: the model
 versions, the examples and their contexts, the generation settings, :data:`METRICS_VERSION` and the
-prompts' format (``prompting.PROMPT_VERSION``); the
-same id is never evaluated twice.
+prompts' format (``prompting.PROMPT_VERSION``); the same id is never evaluated twice.
 """
 
 from __future__ import annotations

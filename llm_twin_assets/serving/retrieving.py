@@ -79,14 +79,11 @@ class ServiceRetrieval:
 
 
 def matched_unit(hit: retrieval.SearchHit) -> MatchedUnit | None:
-    """The hit's matching unit with offsets into the passage's text (the unit's are the document's)."""
-    unit = hit.unit
-    if unit is None or hit.start is None:
+    """The hit's matching unit with offsets into the passage's text."""
+    span = hit.unit_span()
+    if span is None or hit.unit is None:
         return None
-    start, end = unit.start - hit.start, unit.end - hit.start
-    if not 0 <= start < end <= len(hit.text) or hit.text[start:end] != unit.text:
-        return None  # not a span of the text returned (never expected: units are spans of their chunk)
-    return MatchedUnit(text=unit.text, start=start, end=end, similarity=unit.similarity)
+    return MatchedUnit(text=hit.unit.text, start=span[0], end=span[1], similarity=hit.unit.similarity)
 
 
 def set_torch_threads(threads: int) -> None:
