@@ -22,6 +22,7 @@ from llm_twin_assets.crawling.feeds import (
     parse_feed,
 )
 from llm_twin_assets.crawling.http import FetchError, Page, PoliteClient
+from llm_twin_assets.crawling.layout import plain_layout
 from llm_twin_assets.crawling.render import Renderer
 from llm_twin_assets.records import CrawledDocument, Kind
 
@@ -65,8 +66,9 @@ class Extracted:
 def extract(html: str, url: str) -> Extracted | None:
     """The page's main content as Markdown text (the page's own text exactly as it shows, with the
     page's structure marked: headings, lists, emphasis, code, tables), and its metadata."""
+    tree = plain_layout(html)  # layout tables unwrapped, listings as code without their line numbers
     doc: Any = trafilatura.bare_extraction(
-        html,
+        html if tree is None else tree,
         url=url,
         with_metadata=True,
         include_formatting=True,

@@ -71,6 +71,7 @@ def _entry_html(entry: Any) -> str:
 # ``&`` (it HTML-unescapes its whole output, so a page that shows ``&amp;`` would lose it) and U+2424
 # (its own paragraph mark, deleted from the output).
 _AS_SHOWN = "\\*_`~[]<>#-+.)|&\u2424"
+_EMPTY_LINE = re.compile(r"(?<=\n)(?=\n)")
 
 
 def _is_code(element: Any) -> bool:
@@ -85,7 +86,8 @@ def markdown_as_shown(body: Any) -> str:
     the page's own text is swapped here for a stand-in the serializer leaves alone (an ideograph the
     page does not use) and swapped back afterwards, so the text reads exactly as the page shows it,
     backslashes the page shows included; only the Markdown for the page's structure (headings,
-    lists, emphasis, code, tables) is added.
+    lists, emphasis, code, tables) is added. The serializer also drops every empty line, those of a code
+    block included; each empty line in code holds one more stand-in through it and reads empty again.
     """
     if body is None:
         return ""
@@ -94,17 +96,23 @@ def markdown_as_shown(body: Any) -> str:
         g.get("alt", "") + g.get("title", "") for g in tree.iter("graphic")
     )
     base = 0x20000  # CJK Extension B: printable (the serializer drops unprintable characters), NFC-stable
-    while any(chr(base + i) in seen for i in range(len(_AS_SHOWN))):
-        base += len(_AS_SHOWN)
+    while any(chr(base + i) in seen for i in range(len(_AS_SHOWN) + 1)):
+        base += len(_AS_SHOWN) + 1
     swap = {ord(ch): chr(base + i) for i, ch in enumerate(_AS_SHOWN)}
+    empty_line = chr(base + len(_AS_SHOWN))
     # Backticks in code stay: the serializer sizes code fences on them (and escapes nothing in code).
     swap_in_code = {k: v for k, v in swap.items() if k != ord("`")}
 
     def protect(element: Any, in_code: bool) -> None:
         in_code = in_code or _is_code(element)
         table = swap_in_code if in_code else swap
+
+        def shown(text: str) -> str:
+            text = text.translate(table)
+            return _EMPTY_LINE.sub(empty_line, text) if in_code else text
+
         if element.text:
-            element.text = element.text.translate(table)
+            element.text = shown(element.text)
         if element.tag == "graphic":  # alt and title become the image's Markdown text
             for name in ("alt", "title"):
                 if element.get(name):
@@ -112,11 +120,11 @@ def markdown_as_shown(body: Any) -> str:
         for child in element:
             protect(child, in_code)
             if child.tail:  # text after the child, inside this element
-                child.tail = child.tail.translate(table)
+                child.tail = shown(child.tail)
 
     protect(tree, False)
     text = xmltotxt(tree, include_formatting=True)
-    return text.translate({ord(v): k for k, v in swap.items()})
+    return text.translate({ord(v): k for k, v in swap.items()} | {ord(empty_line): None})
 
 
 def html_fragment_to_text(fragment: str) -> str:
