@@ -130,25 +130,10 @@ def search_sql(
             conn, vector, author=author, kinds=kinds, k=k, n=n, options=options, dim=dim
         )
     if options.mode in ("hybrid", "text"):
-        ranked.append(
-            (
-                "text",
-                TEXT_RANKING.format(where=where),
-            )
-        )
+        ranked.append(("text", TEXT_RANKING.format(where=where)))
         common = options.max_term_rows
         params += [query, query, common, common, *filter_params, 4 * n, options.min_text_share, n]
-    score = (
-        sql.SQL("max(1.0 - distance)")  # vector alone: the cosine similarity orders it
-        if options.mode == "vector"
-        else sql.SQL(
-            "sum(CASE ranking WHEN 'text' THEN {w} WHEN 'unit' THEN {u} ELSE 1.0 END / ({k} + rank))"
-        ).format(
-            w=sql.Literal(float(options.text_weight)),
-            u=sql.Literal(float(options.unit_weight)),
-            k=sql.Literal(options.rrf_k),
-        )
-    )
+    score = _fused_score(options)
     union = sql.SQL(" UNION ALL ").join(
         sql.SQL("SELECT {name} AS ranking, id, distance, rank FROM ({ranking}) {alias}").format(
             name=sql.Literal(name), ranking=ranking, alias=sql.Identifier(f"r_{name}")
@@ -156,27 +141,7 @@ def search_sql(
         for name, ranking in ranked
     )
     cap = options.max_per_document or MAX_K
-    # The unit of each result's chunk that matched: the closest to the query (text mode: the one that
-    # holds most of its terms); read for the k results only, through the units' chunk index.
-    if not options.units:
-        marked, unit_columns, unit_params = sql.SQL(""), sql.SQL(", NULL, NULL, NULL, NULL, NULL"), []
-    elif options.mode == "text":
-        marked = sql.SQL(
-            " LEFT JOIN LATERAL (SELECT u.id, u.content, u.char_start, u.char_end, NULL::float8 AS distance"
-            "  FROM chunk_units u WHERE u.chunk_id = c.id ORDER BY ts_rank_cd(u.tsv, (SELECT"
-            "  coalesce(string_agg(quote_literal(t.lexeme), ' | '), '')::tsquery"
-            "  FROM unnest(to_tsvector('english', %s)) t)) DESC, u.char_start LIMIT 1) m ON true"
-        )
-        unit_columns = sql.SQL(", m.id, m.content, m.char_start, m.char_end, m.distance")
-        unit_params = [query]
-    else:
-        marked = sql.SQL(
-            " LEFT JOIN LATERAL (SELECT u.id, u.content, u.char_start, u.char_end,"
-            "  u.embedding <=> %s AS distance FROM chunk_units u"
-            "  WHERE u.chunk_id = c.id AND u.embedding IS NOT NULL ORDER BY 5, u.id LIMIT 1) m ON true"
-        )
-        unit_columns = sql.SQL(", m.id, m.content, m.char_start, m.char_end, m.distance")
-        unit_params = [vector]
+    marked, unit_columns, unit_params = _matched_unit(options, query, vector)
     statement = sql.SQL(
         "WITH found AS ({union}),"
         " fused AS (SELECT id, ({score})::float8 AS score, min(distance) AS distance,"
@@ -196,6 +161,56 @@ def search_sql(
     return [*statements, statement], [*params, options.same_document_decay, *unit_params, cap, k]
 
 
+def _fused_score(options: SearchOptions) -> sql.Composable:
+    """A chunk's score over its rankings: reciprocal-rank fusion (text and unit rankings weighted), or
+    the cosine similarity when the vector ranking is the only one."""
+    if options.mode == "vector":
+        return sql.SQL("max(1.0 - distance)")
+    return sql.SQL(
+        "sum(CASE ranking WHEN 'text' THEN {w} WHEN 'unit' THEN {u} ELSE 1.0 END / ({k} + rank))"
+    ).format(
+        w=sql.Literal(float(options.text_weight)),
+        u=sql.Literal(float(options.unit_weight)),
+        k=sql.Literal(options.rrf_k),
+    )
+
+
+def _matched_unit(
+    options: SearchOptions, query: str, vector: Any
+) -> tuple[sql.Composable, sql.Composable, list[object]]:
+    """The join that reads, for each result's chunk, its unit that matched (the closest to the query;
+    text mode: the one holding most of its terms), its columns and its parameters; NULLs without units.
+    Read for the k results only, through the units' chunk index."""
+    if not options.units:
+        return sql.SQL(""), sql.SQL(", NULL, NULL, NULL, NULL, NULL"), []
+    columns = sql.SQL(", m.id, m.content, m.char_start, m.char_end, m.distance")
+    if options.mode == "text":
+        join = sql.SQL(
+            " LEFT JOIN LATERAL (SELECT u.id, u.content, u.char_start, u.char_end, NULL::float8 AS distance"
+            "  FROM chunk_units u WHERE u.chunk_id = c.id ORDER BY ts_rank_cd(u.tsv, (SELECT"
+            "  coalesce(string_agg(quote_literal(t.lexeme), ' | '), '')::tsquery"
+            "  FROM unnest(to_tsvector('english', %s)) t)) DESC, u.char_start LIMIT 1) m ON true"
+        )
+        return join, columns, [query]
+    join = sql.SQL(
+        " LEFT JOIN LATERAL (SELECT u.id, u.content, u.char_start, u.char_end,"
+        "  u.embedding <=> %s AS distance FROM chunk_units u"
+        "  WHERE u.chunk_id = c.id AND u.embedding IS NOT NULL ORDER BY 5, u.id LIMIT 1) m ON true"
+    )
+    return join, columns, [vector]
+
+
+_CHUNK_RANKING = sql.SQL("SELECT id, distance, ROW_NUMBER() OVER (ORDER BY distance, id) AS rank FROM ({}) v")
+_UNIT_RANKING = sql.SQL(
+    "SELECT chunk_id AS id, min(distance) AS distance,"
+    " ROW_NUMBER() OVER (ORDER BY min(distance), chunk_id) AS rank FROM ({}) u GROUP BY chunk_id"
+)
+_CHUNK_OR_UNIT_RANKING = sql.SQL(
+    "SELECT id, min(distance) AS distance, ROW_NUMBER() OVER (ORDER BY min(distance), id) AS rank FROM ("
+    " SELECT id, distance FROM ({chunks}) v UNION ALL SELECT chunk_id, distance FROM ({units}) u) b GROUP BY id"
+)
+
+
 def _vector_rankings(
     conn: psycopg.Connection,
     vector: Any,
@@ -209,68 +224,30 @@ def _vector_rankings(
 ) -> tuple[list[tuple[str, sql.Composable]], list[sql.Composed | sql.SQL], list[object]]:
     """The vector side of a search: its rankings ('vector', and 'unit' with ``unit_fusion="rank"``), the
     statements to run before the query (index settings) and the parameters, in the query's order."""
-    ranked: list[tuple[str, sql.Composable]] = []
-    statements: list[sql.Composed | sql.SQL] = []
-    params: list[object] = []
-    vector_statements, vector_params = nearest_sql(
+    vector_statements, params = nearest_sql(
         conn, vector, k=n, author=author, kinds=kinds, columns="id", dim=dim
     )
-    statements += vector_statements[:-1]
-    chunk_ranking = vector_statements[-1]
-    params += vector_params
-    if options.units:
-        unit_statements, unit_params = nearest_sql(
-            conn,
-            vector,
-            k=max(k, options.unit_candidates),
-            author=author,
-            kinds=kinds,
-            table="chunk_units",
-            columns="id, chunk_id",
-            dim=dim,
-        )
-        statements += unit_statements[:-1]
-        params += unit_params
-        if options.unit_fusion == "max":  # the vector ranking: each chunk at its best (it or a unit)
-            ranked.append(
-                (
-                    "vector",
-                    sql.SQL(
-                        "SELECT id, min(distance) AS distance,"
-                        " ROW_NUMBER() OVER (ORDER BY min(distance), id) AS rank FROM ("
-                        " SELECT id, distance FROM ({chunks}) v"
-                        " UNION ALL SELECT chunk_id, distance FROM ({units}) u) b GROUP BY id"
-                    ).format(chunks=chunk_ranking, units=unit_statements[-1]),
-                )
-            )
-        else:
-            ranked.append(
-                (
-                    "vector",
-                    sql.SQL(
-                        "SELECT id, distance, ROW_NUMBER() OVER (ORDER BY distance, id) AS rank FROM ({}) v"
-                    ).format(chunk_ranking),
-                )
-            )
-            ranked.append(
-                (
-                    "unit",
-                    sql.SQL(
-                        "SELECT chunk_id AS id, min(distance) AS distance,"
-                        " ROW_NUMBER() OVER (ORDER BY min(distance), chunk_id) AS rank"
-                        " FROM ({}) u GROUP BY chunk_id"
-                    ).format(unit_statements[-1]),
-                )
-            )
+    statements, chunks = vector_statements[:-1], vector_statements[-1]
+    if not options.units:
+        only: list[tuple[str, sql.Composable]] = [("vector", _CHUNK_RANKING.format(chunks))]
+        return only, statements, params
+    unit_statements, unit_params = nearest_sql(
+        conn,
+        vector,
+        k=max(k, options.unit_candidates),
+        author=author,
+        kinds=kinds,
+        table="chunk_units",
+        columns="id, chunk_id",
+        dim=dim,
+    )
+    statements, params = [*statements, *unit_statements[:-1]], [*params, *unit_params]
+    units = unit_statements[-1]
+    ranked: list[tuple[str, sql.Composable]]
+    if options.unit_fusion == "max":  # the vector ranking: each chunk at its best (it or a unit)
+        ranked = [("vector", _CHUNK_OR_UNIT_RANKING.format(chunks=chunks, units=units))]
     else:
-        ranked.append(
-            (
-                "vector",
-                sql.SQL(
-                    "SELECT id, distance, ROW_NUMBER() OVER (ORDER BY distance, id) AS rank FROM ({}) v"
-                ).format(chunk_ranking),
-            )
-        )
+        ranked = [("vector", _CHUNK_RANKING.format(chunks)), ("unit", _UNIT_RANKING.format(units))]
     return ranked, statements, params
 
 
