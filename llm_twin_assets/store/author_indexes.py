@@ -118,38 +118,45 @@ def ensure_author_index(
             raise StoreError(f"cannot index author {author!r}: the name {name} is taken by another relation")
         if state == "invalid":  # left by a build that failed; IF NOT EXISTS would keep it forever
             conn.execute(drop)
-        try:
-            conn.execute(
-                sql.SQL(
-                    "CREATE INDEX CONCURRENTLY {name} ON {table}"
-                    " USING hnsw ((embedding::halfvec({dim})) halfvec_cosine_ops) WITH ({options})"
-                    " WHERE author = {author}"
-                ).format(
-                    name=sql.Identifier(name),
-                    table=sql.Identifier(table),
-                    dim=sql.Literal(dim),
-                    options=sql.SQL(HNSW_OPTIONS),
-                    author=sql.Literal(author),
-                )
-            )
-        except psycopg.Error as exc:
-            log.warning("building the HNSW index of author %s failed: %s", author, exc)
-            if _index_state(conn, name, table) == "invalid":
-                with contextlib.suppress(psycopg.Error):  # else the next call drops it
-                    conn.execute(drop)
-            raise StoreError(f"could not build the HNSW index of author {author!r}: {exc}") from exc
+        _build(conn, name, table, author, dim)
         log.info("built HNSW index %s for author %s (%d chunks)", name, author, count[0])
-        # The path is chosen from the planner's statistics: until they count this author's rows, a
-        # new author's searches would stay on the exact path. Only the filter columns: fast.
-        try:
-            conn.execute(sql.SQL("ANALYZE {} (author, kind)").format(sql.Identifier(table)))
-        except psycopg.Error as exc:  # autovacuum will; the index is built either way
-            log.warning("could not refresh the statistics of %s: %s", table, exc)
         return name
     finally:
         restore = previous_timeout[0] if previous_timeout else "0"
         conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(restore)))
         conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (name,))
+
+
+def _build(conn: psycopg.Connection, name: str, table: str, author: str, dim: int) -> None:
+    """Build ``author``'s index concurrently (on failure: drop what was left, raise StoreError), then
+    refresh the filter columns' statistics."""
+    drop = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name))
+    try:
+        conn.execute(
+            sql.SQL(
+                "CREATE INDEX CONCURRENTLY {name} ON {table}"
+                " USING hnsw ((embedding::halfvec({dim})) halfvec_cosine_ops) WITH ({options})"
+                " WHERE author = {author}"
+            ).format(
+                name=sql.Identifier(name),
+                table=sql.Identifier(table),
+                dim=sql.Literal(dim),
+                options=sql.SQL(HNSW_OPTIONS),
+                author=sql.Literal(author),
+            )
+        )
+    except psycopg.Error as exc:
+        log.warning("building the HNSW index of author %s failed: %s", author, exc)
+        if _index_state(conn, name, table) == "invalid":
+            with contextlib.suppress(psycopg.Error):  # else the next call drops it
+                conn.execute(drop)
+        raise StoreError(f"could not build the HNSW index of author {author!r}: {exc}") from exc
+    # The path is chosen from the planner's statistics: until they count this author's rows, a
+    # new author's searches would stay on the exact path. Only the filter columns: fast.
+    try:
+        conn.execute(sql.SQL("ANALYZE {} (author, kind)").format(sql.Identifier(table)))
+    except psycopg.Error as exc:  # autovacuum will; the index is built either way
+        log.warning("could not refresh the statistics of %s: %s", table, exc)
 
 
 def ensure_author_indexes(
