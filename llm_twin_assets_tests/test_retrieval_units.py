@@ -203,14 +203,26 @@ def test_units_go_into_the_tombstone_with_their_chunk_and_come_back_without_embe
         with conn.transaction():
             tombstones.bury(conn, "maya", [doc], "unlisted")
         buried = conn.execute("SELECT count(*) FROM removed_chunk_units").fetchone()
+        # One unit's vector is of another dimension (say, the store's embedder changed since): it is
+        # left behind, and only that unit is embedded again.
+        [(odd,)] = conn.execute(
+            "UPDATE removed_chunk_units SET embedding = '[1,2,3]' WHERE id = (SELECT min(id) FROM"
+            " removed_chunk_units) RETURNING id"
+        ).fetchall()
+        conn.commit()
     assert units_of(db) == {} and buried == (len(units),)
     with db.connect() as conn, conn.transaction():
         restored = tombstones.restore(conn, "maya", [doc])
-    assert restored.units == restored.unit_vectors == len(units)
-    assert units_of(db) == units
+    assert (restored.units, restored.unit_vectors) == (len(units), len(units) - 1)
+    assert units_of(db) == {**units, odd: (*units[odd][:-1], False)}
+    with db.connect() as conn:
+        assert conn.execute("SELECT embedding_model FROM chunk_units WHERE id = %s", (odd,)).fetchone() == (
+            None,
+        )
     back = run("maya")
     assert back.success and all(c.passed for c in back.get_asset_check_evaluations())
     assert (meta(back, "chunk_embeddings")["embedded"], meta(back, "chunk_embeddings")["units_embedded"]) == (
         0,
-        0,
+        1,
     )
+    assert units_of(db) == units

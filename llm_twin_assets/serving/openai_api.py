@@ -23,7 +23,7 @@ from llm_twin_assets.serving.schemas import (
     TEMPERATURE_HELP,
     check_temperature,
 )
-from llm_twin_assets.serving.server import Event
+from llm_twin_assets.serving.server import Call, Event, TwinServer
 from llm_twin_assets.serving.web import (
     GONE,
     MAX_STOP,
@@ -157,25 +157,7 @@ def openai_app(server_of: ServerOf) -> Starlette:
             problem = chat.unsupported()
             if problem:
                 raise _Refused(problem)
-            messages = [
-                {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-                for m in chat.messages
-            ]
-            if sum(len(m["content"]) for m in messages) > 8 * MAX_QUERY_CHARS:
-                raise ServingError(
-                    f"messages: the conversation is longer than {8 * MAX_QUERY_CHARS:,} characters"
-                )
-            max_tokens, tokens_field = chat.tokens()
-            call = await server.prepare_chat(
-                chat.model,
-                messages,
-                max_tokens,
-                chat.temperature,
-                chat.seed,
-                chat.top_k,
-                stop=chat.stops(),
-                tokens_field=tokens_field,
-            )
+            call = await _prepare(server, chat)
         except _Refused as exc:
             server.trace_refusal("/v1/chat/completions", exc.status, str(exc))
             return error_response(exc)
@@ -192,28 +174,7 @@ def openai_app(server_of: ServerOf) -> Starlette:
             return Response(status_code=GONE)
         except ServingError as exc:
             return error_response(exc)
-        return JSONResponse(
-            {
-                "id": ident,
-                "object": "chat.completion",
-                "created": created,
-                "model": chat.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {
-                            "role": "assistant",
-                            "content": done["answer"],
-                            "sources": sources,
-                        },
-                        "finish_reason": _finish(done["usage"]["finish_reason"]),
-                    }
-                ],
-                "usage": _usage(done["usage"]),
-                "sources": sources,
-                "release": done["release"],
-            }
-        )
+        return JSONResponse(_completion(ident, created, chat.model, done, sources))
 
     return Starlette(
         routes=[
@@ -221,6 +182,45 @@ def openai_app(server_of: ServerOf) -> Starlette:
             Route("/chat/completions", chat_completions, methods=["POST"]),
         ]
     )
+
+
+async def _prepare(server: TwinServer, chat: ChatRequest) -> Call:
+    """The server's call for a chat request that passed its schema (developer messages read as system)."""
+    messages = [
+        {"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in chat.messages
+    ]
+    if sum(len(m["content"]) for m in messages) > 8 * MAX_QUERY_CHARS:
+        raise ServingError(f"messages: the conversation is longer than {8 * MAX_QUERY_CHARS:,} characters")
+    max_tokens, tokens_field = chat.tokens()
+    return await server.prepare_chat(
+        chat.model,
+        messages,
+        max_tokens,
+        chat.temperature,
+        chat.seed,
+        chat.top_k,
+        stop=chat.stops(),
+        tokens_field=tokens_field,
+    )
+
+
+def _completion(
+    ident: str, created: int, model: str, done: dict[str, Any], sources: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A finished answer as OpenAI's ``chat.completion`` (the sources and the release added)."""
+    message = {"role": "assistant", "content": done["answer"], "sources": sources}
+    return {
+        "id": ident,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": _finish(done["usage"]["finish_reason"])}
+        ],
+        "usage": _usage(done["usage"]),
+        "sources": sources,
+        "release": done["release"],
+    }
 
 
 async def _chunks(

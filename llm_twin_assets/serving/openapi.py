@@ -47,13 +47,36 @@ def _error_responses() -> dict[str, Any]:
 def complete_openapi(spec: dict[str, Any], settings: Any) -> dict[str, Any]:
     """BentoML's OpenAPI document with the enforced caps, the error body as it is, the event streams,
     and the routes it does not know: /v1/chat/completions, /v1/models and the page at /."""
-    caps = {
-        "top_k": settings.serve_max_top_k,
-        "max_new_tokens": settings.serve_max_new_tokens,
-        "max_tokens": settings.serve_max_new_tokens,
-        "max_completion_tokens": settings.serve_max_new_tokens,
-    }
-    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    _add_schemas(spec.setdefault("components", {}).setdefault("schemas", {}))
+    _cap_fields(
+        spec,
+        {
+            "top_k": settings.serve_max_top_k,
+            "max_new_tokens": settings.serve_max_new_tokens,
+            "max_tokens": settings.serve_max_new_tokens,
+            "max_completion_tokens": settings.serve_max_new_tokens,
+        },
+    )
+    paths = spec.setdefault("paths", {})
+    client_errors = {k: v for k, v in _error_responses().items() if k != "500"}
+    for route in ("/rag", "/generate", "/retrieve", "/rag_stream", "/generate_stream"):
+        post = paths.get(route, {}).get("post")
+        if post:
+            post["responses"].update(client_errors)
+            if route in ("/rag", "/generate"):  # they answer with an event stream when asked to
+                content = post["responses"].setdefault("200", {}).setdefault("content", {})
+                content["text/event-stream"] = _stream()
+    paths.update(_routes_outside_bentoml())
+    return spec
+
+
+def _stream() -> dict[str, Any]:
+    """An event stream's content entry (a fresh one each time: the document is the caller's to change)."""
+    return {"schema": {"type": "string", "description": "Server-sent events: data: {JSON}\\n\\n"}}
+
+
+def _add_schemas(schemas: dict[str, Any]) -> None:
+    """The error body (under BentoML's error names too) and the chat request with its parts."""
     schemas["Error"] = ERROR_SCHEMA
     for name in ("InvalidArgument", "NotFound", "InternalServerError"):
         schemas[name] = {**ERROR_SCHEMA, "title": name}
@@ -62,75 +85,55 @@ def complete_openapi(spec: dict[str, Any], settings: Any) -> dict[str, Any]:
         schemas.setdefault(name, definition)
     schemas["ChatRequest"] = chat_schema
 
-    def cap(node: Any) -> None:
-        if isinstance(node, dict):
-            props = node.get("properties")
-            if isinstance(props, dict):
-                for field, limit in caps.items():
-                    if isinstance(props.get(field), dict):
-                        _set_maximum(props[field], limit)
-            for child in node.values():
-                cap(child)
-        elif isinstance(node, list):
-            for child in node:
-                cap(child)
 
-    cap(spec)
-    paths = spec.setdefault("paths", {})
-    stream = {"schema": {"type": "string", "description": "Server-sent events: data: {JSON}\\n\\n"}}
-    for route in ("/rag", "/generate"):
-        post = paths.get(route, {}).get("post")
-        if post:
-            post["responses"].setdefault("200", {}).setdefault("content", {})["text/event-stream"] = stream
-            post["responses"].update({k: v for k, v in _error_responses().items() if k not in ("500",)})
-    for route in ("/retrieve", "/rag_stream", "/generate_stream"):
-        post = paths.get(route, {}).get("post")
-        if post:
-            post["responses"].update({k: v for k, v in _error_responses().items() if k not in ("500",)})
-    paths["/v1/chat/completions"] = {
-        "post": {
-            "tags": ["OpenAI-compatible"],
-            "summary": "Chat with an author's released twin (model: the author's slug)",
-            "description": "OpenAI's chat completions. The answer's passages: `sources` in the message "
-            "and at the top level (streaming: in the first chunk).",
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}},
+def _cap_fields(node: Any, caps: dict[str, int]) -> None:
+    """Every property named in ``caps``, anywhere in the document, gets its enforced maximum."""
+    if isinstance(node, dict):
+        props = node.get("properties")
+        if isinstance(props, dict):
+            for field, limit in caps.items():
+                if isinstance(props.get(field), dict):
+                    _set_maximum(props[field], limit)
+        for child in node.values():
+            _cap_fields(child, caps)
+    elif isinstance(node, list):
+        for child in node:
+            _cap_fields(child, caps)
+
+
+def _routes_outside_bentoml() -> dict[str, Any]:
+    """/v1/chat/completions, /v1/models and the chat page, which BentoML's document does not know."""
+    json_object = {"application/json": {"schema": {"type": "object"}}}
+    chat = {
+        "tags": ["OpenAI-compatible"],
+        "summary": "Chat with an author's released twin (model: the author's slug)",
+        "description": "OpenAI's chat completions. The answer's passages: `sources` in the message "
+        "and at the top level (streaming: in the first chunk).",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}},
+        },
+        "responses": {
+            "200": {
+                "description": "A chat.completion, or with stream: chat.completion.chunk events then [DONE]",
+                "content": {**json_object, "text/event-stream": _stream()},
             },
-            "responses": {
-                "200": {
-                    "description": "A chat.completion, or with stream: chat.completion.chunk events then [DONE]",
-                    "content": {
-                        "application/json": {"schema": {"type": "object"}},
-                        "text/event-stream": stream,
-                    },
-                },
-                **_error_responses(),
-            },
-        }
+            **_error_responses(),
+        },
     }
-    paths["/v1/models"] = {
-        "get": {
-            "tags": ["OpenAI-compatible"],
-            "summary": "The released twins (one model per author)",
-            "responses": {
-                "200": {
-                    "description": "OpenAI's model list",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                }
-            },
-        }
+    models = {
+        "tags": ["OpenAI-compatible"],
+        "summary": "The released twins (one model per author)",
+        "responses": {"200": {"description": "OpenAI's model list", "content": json_object}},
     }
-    paths["/"] = {
-        "get": {
-            "tags": ["Page"],
-            "summary": "The chat page",
-            "responses": {
-                "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
-            },
-        }
+    page = {
+        "tags": ["Page"],
+        "summary": "The chat page",
+        "responses": {
+            "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}
+        },
     }
-    return spec
+    return {"/v1/chat/completions": {"post": chat}, "/v1/models": {"get": models}, "/": {"get": page}}
 
 
 def _set_maximum(prop: dict[str, Any], limit: int) -> None:

@@ -138,56 +138,68 @@ def restore(conn: psycopg.Connection, author: str, ids: Collection[str] | None =
         ).format(cols=cleaned),
         (back,),
     ).fetchall()
-    dim_row = conn.execute(
-        "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
-    ).fetchone()
-    dim = int(dim_row[0]) if dim_row and dim_row[0] and dim_row[0] > 0 else None
-    chunk_cols = _columns(conn, "chunks")
-    select = sql.SQL(", ").join(
-        sql.SQL("CASE WHEN %(dim)s::int IS NULL OR vector_dims(embedding) = %(dim)s THEN embedding END")
-        if c == "embedding"
-        else sql.SQL(
-            "CASE WHEN %(dim)s::int IS NULL OR vector_dims(embedding) = %(dim)s THEN embedding_model END"
-        )
-        if c == "embedding_model"
-        else sql.Identifier(c)
-        for c in chunk_cols
-    )
-    chunks = conn.execute(
-        sql.SQL(
-            "INSERT INTO chunks ({cols}) SELECT {select} FROM removed_chunks WHERE document_id = ANY(%(ids)s)"
-            " RETURNING embedding IS NOT NULL"
-        ).format(cols=_names(chunk_cols), select=select),
-        {"dim": dim, "ids": [r[0] for r in kept]},
-    ).fetchall()
-    result.chunks = len(chunks)
-    result.vectors = sum(1 for (has,) in chunks if has)
+    dim, documents = _store_dimension(conn), [r[0] for r in kept]
+    result.chunks, result.vectors = _restore_embedded(conn, "chunks", documents, dim)
     # The chunks' retrieval units come back with them, vectors included (of the store's dimension); a
     # chunk that comes back without its units, or whose units_key is not current, gets them made again
     # by the next chunk_embeddings run (only the units are embedded, not the chunk).
-    unit_cols = _columns(conn, "chunk_units")
-    unit_select = sql.SQL(", ").join(
-        sql.SQL("CASE WHEN %(dim)s::int IS NULL OR vector_dims(embedding) = %(dim)s THEN {} END").format(
-            sql.Identifier(c)
-        )
-        if c in ("embedding", "embedding_model")
-        else sql.Identifier(c)
-        for c in unit_cols
+    result.units, result.unit_vectors = _restore_embedded(
+        conn,
+        "chunk_units",
+        documents,
+        dim,
+        sql.SQL(" AND EXISTS (SELECT 1 FROM chunks c WHERE c.id = r.chunk_id)"),
     )
-    units = conn.execute(
-        sql.SQL(
-            "INSERT INTO chunk_units ({cols}) SELECT {select} FROM removed_chunk_units u"
-            " WHERE u.document_id = ANY(%(ids)s) AND EXISTS (SELECT 1 FROM chunks c WHERE c.id = u.chunk_id)"
-            " RETURNING embedding IS NOT NULL"
-        ).format(cols=_names(unit_cols), select=unit_select),
-        {"dim": dim, "ids": [r[0] for r in kept]},
-    ).fetchall()
-    result.units = len(units)
-    result.unit_vectors = sum(1 for (has,) in units if has)
     conn.execute("DELETE FROM removed_raw_documents WHERE id = ANY(%s)", (wanted,))
     urls: dict[str, str] = dict(found)
     result.documents = {i: urls[i] for i in back}
     return result
+
+
+def _store_dimension(conn: psycopg.Connection) -> int | None:
+    """The dimension the store's chunk vectors are declared with (None: not declared)."""
+    row = conn.execute(
+        "SELECT atttypmod FROM pg_attribute WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+    ).fetchone()
+    return int(row[0]) if row and row[0] and row[0] > 0 else None
+
+
+_NO_CONDITION = sql.SQL("")
+
+
+def _restore_embedded(
+    conn: psycopg.Connection,
+    table: str,
+    documents: list[str],
+    dim: int | None,
+    condition: sql.SQL = _NO_CONDITION,
+) -> tuple[int, int]:
+    """Move the rows of ``documents`` from ``removed_<table>`` (as ``r``, also meeting ``condition``)
+    back into ``table``, each vector (and its model) only when of the store's dimension; the rows moved
+    and those with a vector."""
+    columns = _columns(conn, table)
+    select = sql.SQL(", ").join(
+        sql.SQL("CASE WHEN %(dim)s::int IS NULL OR vector_dims(r.embedding) = %(dim)s THEN r.{} END").format(
+            sql.Identifier(c)
+        )
+        if c in ("embedding", "embedding_model")
+        else sql.SQL("r.{}").format(sql.Identifier(c))
+        for c in columns
+    )
+    rows = conn.execute(
+        sql.SQL(
+            "INSERT INTO {table} ({cols}) SELECT {select} FROM {removed} r"
+            " WHERE r.document_id = ANY(%(ids)s){condition} RETURNING embedding IS NOT NULL"
+        ).format(
+            condition=condition,
+            table=sql.Identifier(table),
+            cols=_names(columns),
+            select=select,
+            removed=sql.Identifier(f"removed_{table}"),
+        ),
+        {"dim": dim, "ids": documents},
+    ).fetchall()
+    return len(rows), sum(1 for (has,) in rows if has)
 
 
 def purge(conn: psycopg.Connection, days: float, author: str | None = None) -> int:
