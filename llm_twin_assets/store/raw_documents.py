@@ -40,7 +40,7 @@ from psycopg.types.json import Jsonb
 
 from llm_twin_assets.records import CrawledDocument, CrawlOutcome, content_hash, document_id
 from llm_twin_assets.store.tombstones import buried, bury, purge, restore
-from llm_twin_assets.store.upsert import bulk_upsert
+from llm_twin_assets.store.upsert import UpsertResult, bulk_upsert
 
 COLUMNS = ("id", "author", "url", "kind", "title", "content", "content_hash", "source_link", "metadata")
 # What makes a stored row out of date. Crawl details in metadata (attempts, redirects) change on every
@@ -170,6 +170,58 @@ def removals_withheld(links: Collection[str], outcome: CrawlOutcome) -> tuple[st
     return why, len(failed), total
 
 
+def _count_stored(
+    summary: IngestSummary, kinds: dict[str, str], result: UpsertResult, earlier: set[str], restored: set[str]
+) -> None:
+    """Each found document counted once in the summary: new (``earlier``: stored by this crawl before
+    this upsert), restored, changed or unchanged."""
+    for row_id in [*earlier, *result.inserted]:
+        summary.new[kinds[row_id]] += 1
+    for row_id in restored:
+        summary.restored[kinds[row_id]] += 1
+    for row_id in result.updated:
+        if row_id not in earlier:  # a fuller version of a document this crawl stored is still new
+            summary.changed[kinds[row_id]] += 1
+    written = set(result.inserted) | set(result.updated) | earlier | restored
+    for row_id, kind in kinds.items():
+        if row_id not in written:
+            summary.unchanged[kind] += 1
+
+
+def _remove_gone(
+    conn: psycopg.Connection,
+    slug: str,
+    found: list[str],
+    links: list[str],
+    outcome: CrawlOutcome,
+    summary: IngestSummary,
+    remove_after_gone: int,
+) -> None:
+    """The removal policy: documents no link lists any more become tombstones at once; those whose
+    source said gone (or a complete listing left out) become tombstones after ``remove_after_gone``
+    crawls in a row."""
+    unlisted = conn.execute(
+        "SELECT id FROM raw_documents WHERE author = %s AND NOT (id = ANY(%s))"
+        " AND (source_link IS NULL OR NOT (source_link = ANY(%s)))",
+        (slug, found, links),
+    ).fetchall()
+    for gone_kind in bury(conn, slug, [r[0] for r in unlisted], "unlisted").values():
+        summary.removed[gone_kind] += 1
+        summary.removal_reasons["unlisted"] += 1
+    gone_links = sorted({f.link for f in outcome.failures if f.gone})
+    struck = conn.execute(
+        "UPDATE raw_documents SET gone_crawls = gone_crawls + 1, gone_since = coalesce(gone_since, now())"
+        f" WHERE author = %s AND NOT (id = ANY(%s)) AND NOT {_LISTED_BY_FEED}"
+        " AND (source_link = ANY(%s) OR source_link = ANY(%s)) RETURNING id, gone_crawls",
+        (slug, found, gone_links, sorted(outcome.complete_links)),
+    ).fetchall()
+    removed = bury(conn, slug, [i for i, n in struck if n >= remove_after_gone], "gone")
+    for gone_kind in removed.values():
+        summary.removed[gone_kind] += 1
+        summary.removal_reasons["gone"] += 1
+    summary.gone_pending = len(struck) - len(removed)
+
+
 def store_crawl(
     conn: psycopg.Connection,
     slug: str,
@@ -210,20 +262,7 @@ def store_crawl(
         restored = set(restore(conn, slug, buried(conn, slug, list(kinds))).documents)
         restored |= set(restored_earlier) & set(kinds)
         result = bulk_upsert(conn, "raw_documents", COLUMNS, rows, compare=COMPARED, on_update=ON_UPDATE)
-        earlier = set(stored_earlier) & set(kinds)
-        for row_id in earlier:
-            summary.new[kinds[row_id]] += 1
-        for row_id in result.inserted:
-            summary.new[kinds[row_id]] += 1
-        for row_id in restored:
-            summary.restored[kinds[row_id]] += 1
-        for row_id in result.updated:
-            if row_id not in earlier:  # a fuller version of a document this crawl stored is still new
-                summary.changed[kinds[row_id]] += 1
-        written = set(result.inserted) | set(result.updated) | earlier | restored
-        for row_id, kind in kinds.items():
-            if row_id not in written:
-                summary.unchanged[kind] += 1
+        _count_stored(summary, kinds, result, set(stored_earlier) & set(kinds), restored)
         found = list(kinds)
         conn.execute(  # found again: whatever the source said before no longer holds
             "UPDATE raw_documents SET gone_crawls = 0, gone_since = NULL"
@@ -232,26 +271,7 @@ def store_crawl(
         )
         if summary.removals_withheld is not None:
             return summary
-        unlisted = conn.execute(
-            "SELECT id FROM raw_documents WHERE author = %s AND NOT (id = ANY(%s))"
-            " AND (source_link IS NULL OR NOT (source_link = ANY(%s)))",
-            (slug, found, links),
-        ).fetchall()
-        for gone_kind in bury(conn, slug, [r[0] for r in unlisted], "unlisted").values():
-            summary.removed[gone_kind] += 1
-            summary.removal_reasons["unlisted"] += 1
-        gone_links = sorted({f.link for f in outcome.failures if f.gone})
-        struck = conn.execute(
-            "UPDATE raw_documents SET gone_crawls = gone_crawls + 1, gone_since = coalesce(gone_since, now())"
-            f" WHERE author = %s AND NOT (id = ANY(%s)) AND NOT {_LISTED_BY_FEED}"
-            " AND (source_link = ANY(%s) OR source_link = ANY(%s)) RETURNING id, gone_crawls",
-            (slug, found, gone_links, sorted(outcome.complete_links)),
-        ).fetchall()
-        removed = bury(conn, slug, [i for i, n in struck if n >= remove_after_gone], "gone")
-        for gone_kind in removed.values():
-            summary.removed[gone_kind] += 1
-            summary.removal_reasons["gone"] += 1
-        summary.gone_pending = len(struck) - len(removed)
+        _remove_gone(conn, slug, found, links, outcome, summary, remove_after_gone)
         if tombstone_days is not None:
             summary.purged = purge(conn, tombstone_days, slug)
     return summary
