@@ -113,6 +113,29 @@ def validation_examples(twin: Any, splits: dict[str, Any]) -> tuple[list[Example
     return examples, len({e.document_id for e in examples})
 
 
+def _test_examples(
+    search: Search, author: str, rows: list[dict[str, Any]], options: JobOptions
+) -> tuple[list[Example], list[int | None]]:
+    """The test rows as examples, each with its retrieved context (passages of its own document left
+    out: the answer is not handed over), and the rank at which search found its own document."""
+    examples, ranks = [], []
+    for row in rows:
+        hits = list(search(row["instruction"], author, RANKED))
+        ranks.append(next((i for i, h in enumerate(hits, 1) if h.document_id == row["document_id"]), None))
+        context = [h for h in hits if h.document_id != row["document_id"]][: options.rag_k]
+        examples.append(
+            Example(
+                id=row["id"],
+                document_id=row["document_id"],
+                instruction=row["instruction"],
+                answer=row["answer"],
+                context=[h.text for h in context],
+                context_ids=[h.chunk_id for h in context],
+            )
+        )
+    return examples, ranks
+
+
 def build_job(
     store: ArtifactStore,
     search: Search,
@@ -146,22 +169,9 @@ def build_job(
         )
     authored = [f.filter(f["source"] == "author") if "source" in f.columns else f for f in splits.values()]
     documents = len({d for f in authored for d in f["document_id"]})
-    rows = test.sort("id").to_dicts()[: options.max_examples]
-    examples, ranks = [], []
-    for row in rows:
-        hits = list(search(row["instruction"], author, RANKED))
-        ranks.append(next((i for i, h in enumerate(hits, 1) if h.document_id == row["document_id"]), None))
-        context = [h for h in hits if h.document_id != row["document_id"]][: options.rag_k]
-        examples.append(
-            Example(
-                id=row["id"],
-                document_id=row["document_id"],
-                instruction=row["instruction"],
-                answer=row["answer"],
-                context=[h.text for h in context],
-                context_ids=[h.chunk_id for h in context],
-            )
-        )
+    examples, ranks = _test_examples(
+        search, author, test.sort("id").to_dicts()[: options.max_examples], options
+    )
     validation, validation_documents = validation_examples(twin, splits)
     job = EvalJob(
         author=author,
