@@ -78,25 +78,14 @@ def _evaluate(job: EvalJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     import polars as pl
     import torch
 
-    from llm_twin_assets.training.adapters import LineageError, adapter_folder, check_lineage, get_adapter
-
     device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
     if job.threads:
         torch.set_num_threads(job.threads)
     store = open_store(job.artifacts_url, Path(job.artifacts_url))
-    try:
-        sft = get_adapter(store, job.author, "sft", job.sft_version)
-        dpo = get_adapter(store, job.author, "dpo", job.dpo_version)
-        check_lineage(sft, dpo)
-    except LineageError:
-        raise
-    except Exception as exc:  # a version that no longer exists
-        raise EvaluationError(f"cannot evaluate {job.author!r}'s twin: {exc}") from exc
-    cache = out / "inputs"
-    folders = {"sft": adapter_folder(store, sft, cache), "dpo": adapter_folder(store, dpo, cache)}
+    folders = _twin_folders(job, store, out / "inputs")
     reporter.info(
-        f"evaluating {job.author}'s twin (sft {sft.version}, dpo {dpo.version}) on {len(job.examples)} "
-        f"held-out examples, {device}"
+        f"evaluating {job.author}'s twin (sft {job.sft_version}, dpo {job.dpo_version}) on "
+        f"{len(job.examples)} held-out examples, {device}"
     )
     rows: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
@@ -109,36 +98,7 @@ def _evaluate(job: EvalJob, out: Path, reporter: Reporter) -> dict[str, Any]:
             budget = generation_budget(lm, job)
             reporter.info(f"generation budget: {budget['max_new_tokens']} new tokens ({budget['rule']})")
         for variant in VARIANTS:
-            prompts = [messages_for(e, variant) for e in job.examples]
-            start = time.perf_counter()
-            answers = _generate(lm, prompts, job, budget["max_new_tokens"], decoding)
-            generated = time.perf_counter() - start
-            start = time.perf_counter()
-            from llm_twin_assets.evaluation.perplexity import score_answers
-
-            scored = score_answers(lm, prompts, [e.answer for e in job.examples])
-            scoring = time.perf_counter() - start
-            timings[f"{model}_{variant}_generate_examples_per_s"] = round(len(prompts) / generated, 3)
-            timings[f"{model}_{variant}_perplexity_examples_per_s"] = round(len(prompts) / scoring, 3)
-            for example, reply, score in zip(job.examples, answers, scored, strict=True):
-                rows.append(
-                    {
-                        "example_id": example.id,
-                        "document_id": example.document_id,
-                        "instruction": example.instruction,
-                        "author_answer": example.answer,
-                        "model": model,
-                        "variant": variant,
-                        "answer": reply.text,
-                        "finished": reply.finished,
-                        "nll": score.nll,
-                        "tokens": score.tokens,
-                        "truncated": score.truncated,
-                    }
-                )
-            reporter.info(
-                f"{model} {variant}: {len(prompts)} answers in {generated:.1f}s, perplexity pass {scoring:.1f}s"
-            )
+            rows += _answer(lm, model, variant, job, budget["max_new_tokens"], decoding, timings, reporter)
         del lm
         gc.collect()
         if device == "cuda":
@@ -156,6 +116,65 @@ def _evaluate(job: EvalJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     store.put(examples_key(job.author, job.evaluation_id), buffer.getvalue())
     write_json(store, results_key(job.author, job.evaluation_id), results)  # last: the evaluation is whole
     return results
+
+
+def _twin_folders(job: EvalJob, store: ArtifactStore, cache: Path) -> dict[str, Path]:
+    """The twin's two adapters (their lineage checked), each in a local folder under ``cache``."""
+    from llm_twin_assets.training.adapters import LineageError, adapter_folder, check_lineage, get_adapter
+
+    try:
+        sft = get_adapter(store, job.author, "sft", job.sft_version)
+        dpo = get_adapter(store, job.author, "dpo", job.dpo_version)
+        check_lineage(sft, dpo)
+    except LineageError:
+        raise
+    except Exception as exc:  # a version that no longer exists
+        raise EvaluationError(f"cannot evaluate {job.author!r}'s twin: {exc}") from exc
+    return {"sft": adapter_folder(store, sft, cache), "dpo": adapter_folder(store, dpo, cache)}
+
+
+def _answer(
+    lm: LoadedLM,
+    model: str,
+    variant: str,
+    job: EvalJob,
+    max_new_tokens: int,
+    decoding: Decoding,
+    timings: dict[str, float],
+    reporter: Reporter,
+) -> list[dict[str, Any]]:
+    """One model's answers to the examples in one variant (prompt), each with the perplexity of the
+    author's own answer under that prompt; the speeds go into ``timings``."""
+    from llm_twin_assets.evaluation.perplexity import score_answers
+
+    prompts = [messages_for(e, variant) for e in job.examples]
+    start = time.perf_counter()
+    answers = _generate(lm, prompts, job, max_new_tokens, decoding)
+    generated = time.perf_counter() - start
+    start = time.perf_counter()
+    scored = score_answers(lm, prompts, [e.answer for e in job.examples])
+    scoring = time.perf_counter() - start
+    timings[f"{model}_{variant}_generate_examples_per_s"] = round(len(prompts) / generated, 3)
+    timings[f"{model}_{variant}_perplexity_examples_per_s"] = round(len(prompts) / scoring, 3)
+    reporter.info(
+        f"{model} {variant}: {len(prompts)} answers in {generated:.1f}s, perplexity pass {scoring:.1f}s"
+    )
+    return [
+        {
+            "example_id": example.id,
+            "document_id": example.document_id,
+            "instruction": example.instruction,
+            "author_answer": example.answer,
+            "model": model,
+            "variant": variant,
+            "answer": reply.text,
+            "finished": reply.finished,
+            "nll": score.nll,
+            "tokens": score.tokens,
+            "truncated": score.truncated,
+        }
+        for example, reply, score in zip(job.examples, answers, scored, strict=True)
+    ]
 
 
 def _load(model: str, folders: dict[str, Path], device: str) -> LoadedLM:
