@@ -46,15 +46,31 @@ def make_trainer(
     trained on), the profile's arguments; one progress line per logged step (appended to ``losses``)."""
     from datasets import Dataset
     from peft import PeftModel
-    from transformers.trainer_callback import PrinterCallback, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback
 
-    hyper = job.hyper
     model = base_model(model_dir, job, speedups)
     if start_from is not None and job.stage == "dpo":
         model = PeftModel.from_pretrained(model, str(start_from)).merge_and_unload()
     elif start_from is not None:
         model = PeftModel.from_pretrained(model, str(start_from), is_trainable=True)
-    lora = hyper.lora_config()
+    data: dict[str, Any] = {
+        "train_dataset": Dataset.from_list(rows),
+        "eval_dataset": Dataset.from_list(validation_rows) if validation_rows else None,
+        "processing_class": tokenizer,
+        "peft_config": None if isinstance(model, PeftModel) else job.hyper.lora_config(),
+        "callbacks": _callbacks(job, bool(validation_rows), losses, reporter),
+    }
+    common = training_arguments(job, out, device, memory, speedups, validating=bool(validation_rows))
+    trainer = _stage_trainer(job, model, common, speedups, data)
+    trainer.remove_callback(PrinterCallback)  # its raw log dicts; Progress reports one line per step
+    return trainer
+
+
+def _callbacks(
+    job: TrainJob, validating: bool, losses: list[dict[str, float]], reporter: Reporter
+) -> list[Any]:
+    """One progress line per logged step (appended to ``losses``), and early stopping when validating."""
+    from transformers.trainer_callback import TrainerCallback
 
     class Progress(TrainerCallback):
         def on_log(
@@ -64,23 +80,23 @@ def make_trainer(
                 losses.append({"step": state.global_step, "loss": float(logs["loss"])})
                 reporter.info(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
-    common = training_arguments(job, out, device, memory, speedups, validating=bool(validation_rows))
     callbacks: list[Any] = [Progress()]
-    if validation_rows and hyper.early_stopping_patience > 0:
+    if validating and job.hyper.early_stopping_patience > 0:
         from transformers import EarlyStoppingCallback
 
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=hyper.early_stopping_patience))
-    data: dict[str, Any] = {
-        "train_dataset": Dataset.from_list(rows),
-        "eval_dataset": Dataset.from_list(validation_rows) if validation_rows else None,
-        "processing_class": tokenizer,
-        "peft_config": None if isinstance(model, PeftModel) else lora,
-        "callbacks": callbacks,
-    }
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=job.hyper.early_stopping_patience))
+    return callbacks
+
+
+def _stage_trainer(
+    job: TrainJob, model: Any, common: dict[str, Any], speedups: Any, data: dict[str, Any]
+) -> Any:
+    """TRL's trainer for the stage: SFT on the completions only, or DPO (with RPO's NLL term when set)."""
+    hyper = job.hyper
     if job.stage == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        trainer: Any = SFTTrainer(
+        return SFTTrainer(
             model=model,
             args=SFTConfig(
                 **common,
@@ -90,24 +106,19 @@ def make_trainer(
             ),
             **data,
         )
-    else:
-        from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig, DPOTrainer
 
-        # RPO: the DPO loss plus an NLL term on the author's answers, which keeps the policy from
-        # collapsing when the pairs are few (TRL 1.x names it loss_type ["sigmoid", "sft"]).
-        rpo: dict[str, Any] = (
-            {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, hyper.rpo_alpha]}
-            if hyper.rpo_alpha
-            else {}
-        )
-        trainer = DPOTrainer(
-            model=model,
-            ref_model=None,  # the adapter-disabled model: the merged SFT policy
-            args=DPOConfig(**common, beta=hyper.beta, **rpo),
-            **data,
-        )
-    trainer.remove_callback(PrinterCallback)  # its raw log dicts; Progress reports one line per step
-    return trainer
+    # RPO: the DPO loss plus an NLL term on the author's answers, which keeps the policy from
+    # collapsing when the pairs are few (TRL 1.x names it loss_type ["sigmoid", "sft"]).
+    rpo: dict[str, Any] = (
+        {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, hyper.rpo_alpha]} if hyper.rpo_alpha else {}
+    )
+    return DPOTrainer(
+        model=model,
+        ref_model=None,  # the adapter-disabled model: the merged SFT policy
+        args=DPOConfig(**common, beta=hyper.beta, **rpo),
+        **data,
+    )
 
 
 def base_model(model_dir: Path, job: TrainJob, speedups: Any) -> Any:
