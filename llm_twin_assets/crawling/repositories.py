@@ -12,6 +12,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from llm_twin_assets.crawling.documents import link_identity
@@ -224,6 +225,50 @@ def walk(root: Path, options: RepoOptions) -> tuple[list[tuple[str, str]], dict[
     return kept, skipped
 
 
+def _local_repository(
+    url: str, real: Path, into: Path, guard: NetworkGuard, options: RepoOptions
+) -> tuple[Path, str | None]:
+    """The folder to walk for a local repository (a clone of it into ``into``, or a plain folder
+    itself) and its commit (None for a plain folder)."""
+    if not real.is_dir():
+        raise LocalPathRefused(url, "a local repository is a folder (a work tree or a bare repository)")
+    if not is_git_repository(real):
+        return real, None  # a plain folder given as a repository: walk it in place
+    borrowed = borrowed_objects(real)
+    if borrowed is not None:
+        raise LocalPathRefused(url, f"{borrowed}; only self-contained repositories are read")
+    clone(real.as_uri(), into, url, guard, options.clone_timeout_s)
+    return into, head_commit(into, url)
+
+
+def _one_document(
+    files: list[tuple[str, str]], options: RepoOptions, skipped: dict[str, int]
+) -> tuple[str, list[dict[str, Any]]]:
+    """The files as one text, each under its ``FILE_MARK`` header, up to the repository's budget (the
+    files past it counted in ``skipped``), and the index of where each file's text lies in it."""
+    sections: list[str] = []
+    index: list[dict[str, Any]] = []
+    total, offset = 0, 0
+    for path, text in files:
+        if total + len(text) > options.max_total_bytes:
+            skipped["over repository budget"] = skipped.get("over repository budget", 0) + 1
+            continue
+        body = text.rstrip()
+        header = f"{FILE_MARK} {path}\n"
+        sections.append(f"{header}{body}\n\n")
+        index.append(
+            {
+                "path": path,
+                "bytes": len(text.encode()),
+                "start": offset + len(header),
+                "end": offset + len(header) + len(body),
+            }
+        )
+        offset += len(sections[-1])
+        total += len(text)
+    return "".join(sections).rstrip() + "\n", index
+
+
 def crawl_repository(
     url: str,
     source_link: str,
@@ -248,20 +293,8 @@ def crawl_repository(
                     url, "local repositories are read only from allowed folders; none given"
                 )
             real = roots.check(local)  # LocalPathRefused / LocalPathMissing name the path
-            if not real.is_dir():
-                raise LocalPathRefused(
-                    url, "a local repository is a folder (a work tree or a bare repository)"
-                )
             canonical = real.as_uri()
-            if is_git_repository(real):
-                borrowed = borrowed_objects(real)
-                if borrowed is not None:
-                    raise LocalPathRefused(url, f"{borrowed}; only self-contained repositories are read")
-                clone(real.as_uri(), Path(tmp) / "repo", url, guard, options.clone_timeout_s)
-                root = Path(tmp) / "repo"
-                commit = head_commit(root, url)
-            else:
-                root, commit = real, None  # a plain folder given as a repository: walk it in place
+            root, commit = _local_repository(url, real, Path(tmp) / "repo", guard, options)
         else:
             addresses = clone(url, Path(tmp) / "repo", url, guard, options.clone_timeout_s)
             root = Path(tmp) / "repo"
@@ -269,30 +302,13 @@ def crawl_repository(
         files, skipped = walk(root, options)
     if not files:
         raise RepositoryError(f"{url}: no README, docs or code files to keep (skipped: {skipped})")
-    sections, index, total, offset = [], [], 0, 0
-    for path, text in files:
-        if total + len(text) > options.max_total_bytes:
-            skipped["over repository budget"] = skipped.get("over repository budget", 0) + 1
-            continue
-        body = text.rstrip()
-        header = f"{FILE_MARK} {path}\n"
-        sections.append(f"{header}{body}\n\n")
-        index.append(
-            {
-                "path": path,
-                "bytes": len(text.encode()),
-                "start": offset + len(header),
-                "end": offset + len(header) + len(body),
-            }
-        )
-        offset += len(sections[-1])
-        total += len(text)
+    content, index = _one_document(files, options, skipped)
     parts = urlsplit(url)
     name = parts.path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or parts.hostname or url
     return CrawledDocument(
         url=canonical,
         kind="repository",
-        content="".join(sections).rstrip() + "\n",
+        content=content,
         source_link=source_link,
         title=name,
         metadata={
