@@ -104,18 +104,7 @@ async def crawl_article(
             url, f"binary or non-text content ({page.content_type or 'unknown type'}), not an article"
         )
     if page.content_type in TEXT_TYPES:
-        text = page.text.strip()
-        if not text:
-            raise FetchError(url, "empty text file")
-        return [
-            CrawledDocument(
-                url=canonical_url(page.url),
-                kind=kind,
-                content=text,
-                source_link=url,
-                metadata={"via": "text", "status": page.status},
-            )
-        ]
+        return [_text_file(url, kind, page)]
     if is_interstitial(page):
         return [await _from_feed(url, kind, client, page, "anti-bot interstitial")]
 
@@ -136,25 +125,41 @@ async def crawl_article(
             url,
             f"no readable main content ({size} characters after {'rendering' if rendered else 'extraction'})",
         )
+    return [_page_document(url, kind, page, found, rendered)]
+
+
+def _text_file(url: str, kind: Kind, page: Page) -> CrawledDocument:
+    """A plain-text or Markdown file, as it is."""
+    text = page.text.strip()
+    if not text:
+        raise FetchError(url, "empty text file")
+    return CrawledDocument(
+        url=canonical_url(page.url),
+        kind=kind,
+        content=text,
+        source_link=url,
+        metadata={"via": "text", "status": page.status},
+    )
+
+
+def _page_document(url: str, kind: Kind, page: Page, found: Extracted, rendered: bool) -> CrawledDocument:
     # A page may name its canonical URL, but only on its own site: never trust it to claim another's.
     canonical = found.url if found.url and same_site(found.url, page.url) else page.url
-    return [
-        CrawledDocument(
-            url=canonical_url(canonical),
-            kind=kind,
-            content=found.text,
-            source_link=url,
-            title=found.title,
-            published_at=found.date,
-            metadata={
-                "via": "render" if rendered else "html",
-                "status": page.status,
-                "fetched_url": page.url,
-                "redirects": page.redirects,
-                "attempts": page.attempts,
-            },
-        )
-    ]
+    return CrawledDocument(
+        url=canonical_url(canonical),
+        kind=kind,
+        content=found.text,
+        source_link=url,
+        title=found.title,
+        published_at=found.date,
+        metadata={
+            "via": "render" if rendered else "html",
+            "status": page.status,
+            "fetched_url": page.url,
+            "redirects": page.redirects,
+            "attempts": page.attempts,
+        },
+    )
 
 
 def _needs_rendering(found: Extracted | None, options: ArticleOptions) -> bool:
