@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from llm_twin_assets.cli.tombstones import register as register_tombstones
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets.kinds import kinds_help
 from llm_twin_assets.settings import get_settings
+
+if TYPE_CHECKING:  # Dagster is loaded by the commands that run assets, not at start-up
+    from llm_twin_assets.defs.runner import Step
 
 # Deprecation notices from the model libraries are for us, not for the person at the prompt.
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|trl)\.")
@@ -62,10 +65,9 @@ def materialize(
     op_config = _read_run_config(config)
     instance = dagster_instance()
     refuse_while_running(instance, author)
-    graph = defs.resolve_asset_graph()
-    unknown = sorted(set(op_config) - {k.path[-1] for k in graph.get_all_asset_keys()})
-    if unknown:
-        raise TwinError(f"--config {config}: no asset named {', '.join(unknown)}")
+    _check_run_config(
+        op_config, config, {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    )
     if op_config:
         given = "; ".join(
             f"{asset}: {', '.join(sorted((op_config[asset] or {}).get('config') or {}))}"
@@ -92,28 +94,40 @@ def materialize(
         on_start=lambda asset: typer.echo(f"-> {asset} [{author}] ..."),
     )
     for step in steps:
-        if not step.success:
-            typer.secho(
-                f"   FAILED {step.asset} after {step.seconds:.1f} s: {step.failure}",
-                fg=typer.colors.RED,
-                err=True,
-            )
+        _print_step(step)
+        if not step.success or step.blocked:
             raise typer.Exit(1)
-        shown = ", ".join(
-            f"{k}={v}"
-            for k, v in step.metadata.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_run_config(op_config: dict[str, Any], config: Path | None, assets: set[str]) -> None:
+    unknown = sorted(set(op_config) - assets)
+    if unknown:
+        raise TwinError(f"--config {config}: no asset named {', '.join(unknown)}")
+
+
+def _print_step(step: Step) -> None:
+    """One line per step: its numbers and its checks' verdicts (a failed check's reason below it), or
+    why it failed."""
+    if not step.success:
+        typer.secho(
+            f"   FAILED {step.asset} after {step.seconds:.1f} s: {step.failure}",
+            fg=typer.colors.RED,
+            err=True,
         )
-        verdicts = ", ".join(f"{c.check_name}={'ok' if c.passed else 'FAILED'}" for c in step.checks)
-        typer.echo(
-            f"   done {step.asset} in {step.seconds:.1f} s: {shown}"
-            + (f" | checks: {verdicts}" if verdicts else "")
-        )
-        for check in step.checks:
-            if not check.passed and check.description:
-                typer.secho(f"   {check.check_name}: {check.description}", fg=typer.colors.RED, err=True)
-        if step.blocked:
-            raise typer.Exit(1)
+        return
+    shown = ", ".join(
+        f"{k}={v}"
+        for k, v in step.metadata.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    )
+    verdicts = ", ".join(f"{c.check_name}={'ok' if c.passed else 'FAILED'}" for c in step.checks)
+    typer.echo(
+        f"   done {step.asset} in {step.seconds:.1f} s: {shown}"
+        + (f" | checks: {verdicts}" if verdicts else "")
+    )
+    for check in step.checks:
+        if not check.passed and check.description:
+            typer.secho(f"   {check.check_name}: {check.description}", fg=typer.colors.RED, err=True)
 
 
 @app.command("search")
