@@ -90,7 +90,6 @@ def measure(
     job: EvalJob, frame: pl.DataFrame, store: ArtifactStore, reporter: Reporter
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Add per-answer measures to ``frame`` and return it with the results (metrics per model)."""
-    import polars as pl
 
     voices = training_texts(store, job)
     held_out = [e.answer for e in job.examples]
@@ -98,14 +97,7 @@ def measure(
     boot = Bootstrap.draw(n, job.resamples, job.seed)
     writers = other_writers(job)
     classifier, cv, writer, writer_cv = _classifiers(job, voices, writers)
-    answers = list(frame["answer"])
-    frame = frame.with_columns(
-        pl.Series("p_author", classifier.p_author(answers)),
-        pl.Series("p_writer", writer.p_author(answers)),
-        pl.Series("content_similarity", _content_similarity(job, answers, list(frame["author_answer"]))),
-        pl.Series("repeated_4gram_share", [degeneration_counts(a).repeated_4gram_share for a in answers]),
-        pl.Series("markup_echoes", [degeneration_counts(a).markup_echoes for a in answers]),
-    )
+    frame = _per_answer(job, frame, classifier, writer)
     if job.judge is not None:
         frame = _judged(job, frame, reporter)
     models, differences = summarize(
@@ -157,6 +149,24 @@ def measure(
         + _auc_text(writer_cv)
     )
     return frame, results
+
+
+def _per_answer(
+    job: EvalJob, frame: pl.DataFrame, classifier: AuthorshipClassifier, writer: AuthorshipClassifier
+) -> pl.DataFrame:
+    """The measures of each answer: likeness (against the base, against other writers), content
+    similarity to the author's answer, repeated 4-grams and prompt-markup echoes."""
+    import polars as pl
+
+    answers = list(frame["answer"])
+    counts = [degeneration_counts(a) for a in answers]
+    return frame.with_columns(
+        pl.Series("p_author", classifier.p_author(answers)),
+        pl.Series("p_writer", writer.p_author(answers)),
+        pl.Series("content_similarity", _content_similarity(job, answers, list(frame["author_answer"]))),
+        pl.Series("repeated_4gram_share", [c.repeated_4gram_share for c in counts]),
+        pl.Series("markup_echoes", [c.markup_echoes for c in counts]),
+    )
 
 
 def _classifiers(
