@@ -2,7 +2,8 @@
 
 Every check is decided on the 95% bootstrap interval (over the held-out examples, paired across
 models), never on a point estimate alone: a comparison passes only when its whole interval clears the
-margin, so a handful of lucky examples cannot pass a twin. The checks (all without retrieval):
+margin, so a handful of lucky examples cannot pass a twin. The checks, on the twin's answers without
+retrieval:
 
 - ``examples``: at least ``min_examples`` held-out examples (fewer cannot give intervals that decide);
 - ``perplexity``: the twin's perplexity gain over the base (1 - twin/base) is at least
@@ -18,7 +19,14 @@ margin, so a handful of lucky examples cannot pass a twin. The checks (all witho
 - ``repetition``: twin - author repeated word 4-gram share at most ``max_repeat_excess`` at the upper end
   (a looping twin fails here);
 - ``finished``: the twin's share of answers that end within the budget is at least ``min_finished`` at
-  the interval's lower end.
+  the interval's lower end;
+
+and on the answer path the service takes by default (``twin+rag``: the author's passages retrieved into
+the prompt), what a reader would see go wrong there:
+
+- ``rag_style_vs_base``: twin+rag - base+rag style distance at most ``-style_margin`` (upper end);
+- ``rag_repetition``: twin+rag - author repeated 4-gram share at most ``max_repeat_excess`` (upper end);
+- ``rag_finished``: twin+rag's finished share at least ``min_finished`` (lower end).
 
 It always decides: each failed check names its reason and the amount it missed by. Defaults (and how
 they were chosen) in README.
@@ -38,6 +46,9 @@ CHECKS = (
     "style_to_author",
     "repetition",
     "finished",
+    "rag_style_vs_base",
+    "rag_repetition",
+    "rag_finished",
 )
 """The checks, in the order they are made and shown."""
 
@@ -150,6 +161,21 @@ class _Checks:
             self.reasons.append(f"{detail}: missed by {fmt.format(missed)}")
 
 
+@dataclass(frozen=True)
+class _Path:
+    """An answer path the gate checks: the twin's and the base model's rows, the checks' name prefix and
+    how its details begin."""
+
+    twin: str
+    base: str
+    prefix: str
+    says: str
+
+
+PLAIN = _Path("twin", "base", "", "")
+WITH_RETRIEVAL = _Path("twin+rag", "base+rag", "rag_", "with retrieval: ")
+
+
 def decide(results: dict[str, Any], settings: GateSettings | None = None) -> GateDecision:
     """The gate's decision on an evaluation's results: every check of :data:`CHECKS`, in order."""
     settings = settings or GateSettings()
@@ -157,18 +183,25 @@ def decide(results: dict[str, Any], settings: GateSettings | None = None) -> Gat
     _examples(c, results, settings)
     _perplexity(c, results, settings)
     _likeness(c, results, settings)
-    _style(c, results, settings)
-    _repetition(c, results, settings)
-    twin = results["models"]["twin"]
+    _style(c, results, settings, PLAIN)
+    _repetition(c, results, settings, PLAIN)
+    _finished(c, results, settings, PLAIN)
+    _style(c, results, settings, WITH_RETRIEVAL)
+    _repetition(c, results, settings, WITH_RETRIEVAL)
+    _finished(c, results, settings, WITH_RETRIEVAL)
+    return GateDecision(not c.reasons, c.checks, c.reasons, asdict(settings))
+
+
+def _finished(c: _Checks, results: dict[str, Any], settings: GateSettings, path: _Path) -> None:
+    twin = results["models"].get(path.twin, {})
     c.bound(
-        "finished",
-        "finished within the budget",
-        twin["metrics"].get("finished"),
+        f"{path.prefix}finished",
+        f"{path.says}finished within the budget",
+        twin.get("metrics", {}).get("finished"),
         twin.get("intervals", {}).get("finished"),
         at_least=settings.min_finished,
         fmt="{:.0%}",
     )
-    return GateDecision(not c.reasons, c.checks, c.reasons, asdict(settings))
 
 
 def _vs_base(results: dict[str, Any]) -> dict[str, Any]:
@@ -247,45 +280,49 @@ def _likeness(c: _Checks, results: dict[str, Any], settings: GateSettings) -> No
         )
 
 
-def _style(c: _Checks, results: dict[str, Any], settings: GateSettings) -> None:
-    """Not worse than the base model's style, and close enough to the author's."""
-    twin = results["models"]["twin"]
-    b, t = results["models"]["base"]["metrics"], twin["metrics"]
-    style = _vs_base(results).get("style_distance", {})
+def _style(c: _Checks, results: dict[str, Any], settings: GateSettings, path: _Path) -> None:
+    """Not worse than the base model's style (on the same path), and, without retrieval, close enough to
+    the author's."""
+    twin = results["models"].get(path.twin, {})
+    b, t = results["models"].get(path.base, {}).get("metrics", {}), twin.get("metrics", {})
+    style = results.get("differences", {}).get(f"{path.twin}-{path.base}", {}).get("style_distance", {})
+    name = f"{path.prefix}style_vs_base"
     if b.get("style_distance") is None and t.get("style_distance") is not None:
-        c.checks["style_vs_base"] = {
+        c.checks[name] = {
             "passed": True,
             "twin": t["style_distance"],
             "base": None,
             "missed_by": 0.0,
-            "detail": "style vs base: the base model's answers have no words to measure; the twin's do",
+            "detail": f"{path.says}style vs base: the base model's answers have no words to measure; the twin's do",
         }
     else:
         c.bound(
-            "style_vs_base",
-            f"style distance {_num(t.get('style_distance'))} vs base {_num(b.get('style_distance'))}: twin - base",
+            name,
+            f"{path.says}style distance {_num(t.get('style_distance'))} vs base "
+            f"{_num(b.get('style_distance'))}: twin - base",
             style.get("value"),
             style.get("interval"),
             at_most=0.0 - settings.style_margin if settings.style_margin else 0.0,
             twin=t.get("style_distance"),
             base=b.get("style_distance"),
         )
-    c.bound(
-        "style_to_author",
-        "style distance of the twin to the author",
-        t.get("style_distance"),
-        twin.get("intervals", {}).get("style_distance"),
-        at_most=settings.max_style_distance,
-    )
+    if path is PLAIN:
+        c.bound(
+            "style_to_author",
+            "style distance of the twin to the author",
+            t.get("style_distance"),
+            twin.get("intervals", {}).get("style_distance"),
+            at_most=settings.max_style_distance,
+        )
 
 
-def _repetition(c: _Checks, results: dict[str, Any], settings: GateSettings) -> None:
-    t = results["models"]["twin"]["metrics"]
+def _repetition(c: _Checks, results: dict[str, Any], settings: GateSettings, path: _Path) -> None:
+    t = results["models"].get(path.twin, {}).get("metrics", {})
     author = results["models"].get("author", {}).get("metrics", {})
-    repeats = results.get("differences", {}).get("twin-author", {}).get("repeated_4gram_share", {})
+    repeats = results.get("differences", {}).get(f"{path.twin}-author", {}).get("repeated_4gram_share", {})
     c.bound(
-        "repetition",
-        f"repeated 4-gram share {_num(t.get('repeated_4gram_share'), '{:.1%}')} vs the author's "
+        f"{path.prefix}repetition",
+        f"{path.says}repeated 4-gram share {_num(t.get('repeated_4gram_share'), '{:.1%}')} vs the author's "
         f"{_num(author.get('repeated_4gram_share'), '{:.1%}')}: twin - author",
         repeats.get("value"),
         repeats.get("interval"),

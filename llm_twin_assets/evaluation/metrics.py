@@ -18,15 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-METRICS_VERSION = "3"
+METRICS_VERSION = "4"
 """Part of every evaluation's id: bump when a metric is added or its code changes what it measures;
 older evaluations are then not reused. 2: bootstrap intervals, grouped cross-validated classifier AUC,
 likeness against other writers, degeneration metrics, a generation budget derived from the author's
 answer lengths, pooled style profiles (and the type/token ratio of long texts as a ratio).
-3: decoding chosen on the validation split before the test split is generated."""
+3: decoding chosen on the validation split before the test split is generated. 4: the served answer path
+(``twin+rag``) compared with intervals too: against ``base+rag`` and against the author."""
 
 Table = Literal["voice", "degeneration", "retrieval"]
-Pair = Literal["twin-base", "twin-author"]
+Pair = Literal["twin-base", "twin-author", "twin+rag-base+rag", "twin+rag-author"]
+"""``left-right``: two rows of the summary (a model, ``+rag`` for its answers with retrieval, or the
+author's held-out answers). ``twin+rag`` is what the service answers with by default."""
+WITH_RAG: tuple[Pair, ...] = ("twin-base", "twin+rag-base+rag")
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,8 @@ class Metric:
     """The measures frame's column whose mean (over the answers that have a value) is the metric; None:
     computed by name in ``summary``."""
     compared: tuple[Pair, ...] = ()
-    """The paired differences measured with an interval (twin - base, twin - author)."""
+    """The paired differences measured with an interval (twin - base, twin - author, and the same with
+    retrieval)."""
     gain: bool = False
     """The twin - base difference is a relative gain, 1 - twin/base (perplexity), not a subtraction."""
     charted: bool = False
@@ -80,19 +85,19 @@ class Metric:
 REGISTRY: tuple[Metric, ...] = (
     Metric(
         "perplexity", "perplexity", False, "{:.2f}", "voice",
-        compared=("twin-base",), gain=True, charted=True, rag_effect=True, gated_by="perplexity",
+        compared=WITH_RAG, gain=True, charted=True, rag_effect=True, gated_by="perplexity",
     ),
     Metric(
         "author_likeness", "likeness", True, "{:.3f}", "voice", per_answer="p_author",
-        compared=("twin-base",), charted=True, rag_effect=True, gated_by="author_likeness",
+        compared=WITH_RAG, charted=True, rag_effect=True, gated_by="author_likeness",
     ),
     Metric(
         "writer_likeness", "vs writers", True, "{:.3f}", "voice", per_answer="p_writer",
-        compared=("twin-base",), gated_by="writer_likeness", phrase="likeness vs writers",
+        compared=WITH_RAG, gated_by="writer_likeness", phrase="likeness vs writers",
     ),
     Metric(
         "style_distance", "style dist", False, "{:.3f}", "voice",
-        compared=("twin-base",), charted=True, rag_effect=True, gated_by="style_vs_base",
+        compared=WITH_RAG, charted=True, rag_effect=True, gated_by="style_vs_base",
         phrase="style distance",
     ),
     Metric(
@@ -109,7 +114,7 @@ REGISTRY: tuple[Metric, ...] = (
     Metric("length_ratio", "length ×", None, "{:.2f}", "degeneration"),
     Metric(
         "repeated_4gram_share", "repeats 4g", False, "{:.1%}", "degeneration",
-        compared=("twin-author",), rag_effect=True, gated_by="repetition",
+        compared=("twin-author", "twin+rag-author"), rag_effect=True, gated_by="repetition",
         phrase="repeated 4-grams",
     ),
     Metric("distinct_1", "distinct-1", None, "{:.2f}", "degeneration"),

@@ -26,7 +26,9 @@ def test_names_are_unique_and_every_gated_metric_names_a_gate_check() -> None:
     assert "repeats 4g ↓" in header and "words" in header
     assert DIFFERENCES == {
         "twin-base": ("perplexity_gain", "author_likeness", "writer_likeness", "style_distance"),
+        "twin+rag-base+rag": ("perplexity_gain", "author_likeness", "writer_likeness", "style_distance"),
         "twin-author": ("repeated_4gram_share",),
+        "twin+rag-author": ("repeated_4gram_share",),
     }
 
 

@@ -112,7 +112,7 @@ def results(
         return {"value": value, "interval": [value - spread, value + spread]}
 
     common = {"writer_likeness": 0.0, "style_distance": 0.5, "repeated_4gram_share": 0.0, "finished": 0.95}
-    return {
+    made = {
         "examples": 12,
         "models": {
             "base": {
@@ -141,10 +141,16 @@ def results(
                 "style_distance": diff(-0.2),
             },
             "twin-author": {"repeated_4gram_share": diff(0.0)},
+            # with retrieval: the same style and repeats (the checks that decide on this path pass)
+            "twin+rag-base+rag": {"style_distance": diff(-0.2)},
+            "twin+rag-author": {"repeated_4gram_share": diff(0.0)},
         },
         "classifier": {"held_out_auc": auc},
         "writer_classifier": {"held_out_auc": 0.99},
     }
+    made["models"]["base+rag"] = made["models"]["base"]
+    made["models"]["twin+rag"] = made["models"]["twin"]
+    return made
 
 
 def test_the_gate_passes_a_twin_that_beats_its_base_by_the_margins() -> None:

@@ -149,14 +149,22 @@ def test_the_generation_budget_follows_the_authors_answer_lengths(tiny_model_pat
 N = 12
 
 
-def _frame(models: dict[str, dict[str, Any]]) -> pl.DataFrame:
+def _frame(models: dict[str, dict[str, Any]], rag: dict[str, dict[str, Any]] | None = None) -> pl.DataFrame:
+    """Each model's answers without retrieval, then with it (``rag``'s spec, else the same answers)."""
+    rows = []
+    for variant, specs in (("plain", models), ("rag", {**models, **(rag or {})})):
+        rows += _rows(specs, variant)
+    return pl.DataFrame(rows)
+
+
+def _rows(models: dict[str, dict[str, Any]], variant: str) -> list[dict[str, Any]]:
     rows = []
     for model, spec in models.items():
         for i in range(N):
             rows.append(
                 {
                     "model": model,
-                    "variant": "plain",
+                    "variant": variant,
                     "answer": spec["answers"][i],
                     "nll": spec["nll"] * (1 + 0.1 * ((i % 3) - 1)),
                     "tokens": 20,
@@ -166,15 +174,17 @@ def _frame(models: dict[str, dict[str, Any]]) -> pl.DataFrame:
                     "content_similarity": 0.5,
                 }
             )
-    return pl.DataFrame(rows)
+    return rows
 
 
-def _results(twin: dict[str, Any], base: dict[str, Any], n: int = N) -> dict[str, Any]:
+def _results(
+    twin: dict[str, Any], base: dict[str, Any], n: int = N, twin_with_rag: dict[str, Any] | None = None
+) -> dict[str, Any]:
     author, other = voices(11, 20)
     held_out, _ = voices(12, N)
     boot = Bootstrap.draw(N, 1000, seed=0)
     models, differences = summarize(
-        _frame({"base": base, "twin": twin}),
+        _frame({"base": base, "twin": twin}, {"twin": twin_with_rag} if twin_with_rag else None),
         held_out,
         author,
         author + other,
@@ -221,6 +231,9 @@ def test_the_gate_passes_a_twin_that_sounds_like_the_author_on_every_check() -> 
         "style_to_author",
         "repetition",
         "finished",
+        "rag_style_vs_base",
+        "rag_repetition",
+        "rag_finished",
     }
     twin = results["models"]["twin"]
     for metric in ("perplexity", "author_likeness", "finished", "repeated_4gram_share", "length_ratio"):
@@ -251,6 +264,31 @@ def test_the_gate_fails_a_looping_twin_and_says_by_how_much() -> None:
     )
     assert "finished within the budget 0% (95% CI [0%, 0%]; needs lower end >= 70%): missed by 70%" in reasons
     assert decision.checks["perplexity"]["passed"]  # a better perplexity does not buy a pass
+
+
+def test_the_gate_fails_a_twin_that_loops_only_when_it_answers_with_retrieval() -> None:
+    # The path the service takes by default is gated too: sound without retrieval is not enough.
+    twin_answers, _ = voices(14, N)
+    looping = _spec([f"{LOOP} {LOOP} {LOOP}"] * N, nll=30.0, like=0.9, finished=False)
+    results = _results(_spec(twin_answers, nll=40.0, like=0.85), _base(), twin_with_rag=looping)
+    decision = decide(results, GateSettings())
+    assert not decision.passed
+    failed = {name for name, check in decision.checks.items() if not check["passed"]}
+    assert failed == {"rag_repetition", "rag_finished"}
+    share = counts(f"{LOOP} {LOOP} {LOOP}").repeated_4gram_share
+    served = results["differences"]["twin+rag-author"]["repeated_4gram_share"]
+    assert decision.checks["rag_repetition"]["value"] == pytest.approx(served["value"])
+    assert served["value"] == pytest.approx(
+        share - results["models"]["author"]["metrics"]["repeated_4gram_share"]
+    )
+    assert decision.checks["rag_finished"]["missed_by"] == pytest.approx(0.7)
+    assert any(r.startswith("with retrieval: repeated 4-gram share 64.3%") for r in decision.reasons)
+    # The served path's differences are measured with intervals like the plain path's, and shown.
+    assert set(results["differences"]) == {"twin-base", "twin-author", "twin+rag-base+rag", "twin+rag-author"}
+    assert results["differences"]["twin+rag-base+rag"]["style_distance"]["interval"] is not None
+    assert "twin+rag − base+rag (95% CI): perplexity gain" in text_table(
+        results["models"], results["differences"]
+    )
 
 
 def test_the_gate_fails_a_twin_whose_style_is_worse_than_the_bases() -> None:
