@@ -21,8 +21,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from llm_twin_assets.artifacts import LocalArtifactStore, S3ArtifactStore
 from llm_twin_assets.defs.gpu import GPU_STEP_TAGS
-from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.defs.serving.assets import serving_report
 from llm_twin_assets.defs.training.assets import sft_adapter
 from llm_twin_assets.store.database import Database
@@ -173,12 +173,10 @@ class LocalEcs:
 
         def launch() -> None:
             with dg.DagsterInstance.ephemeral() as instance:
-                register_authors(instance, ["ada"])
-                dg.materialize(
+                materialize_for_author(
                     [sft_adapter],
-                    partition_key="ada",
+                    "ada",
                     instance=instance,
-                    raise_on_error=False,
                     resources={
                         "store": StoreResource(),
                         "models": ModelsResource(device="cpu"),

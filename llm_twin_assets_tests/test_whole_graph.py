@@ -7,7 +7,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import (
     ArtifactsResource,
     AuthorsResource,
@@ -16,6 +15,7 @@ from llm_twin_assets.defs.resources import (
     TeacherResource,
     TrainerResource,
 )
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.store import releases
 from llm_twin_assets.store.database import Database
 
@@ -93,15 +93,14 @@ def test_links_to_a_released_twin_in_one_run(
     drafts(authors / "noor-drafts")
     (authors / "noor.yaml").write_text("name: Noor Haddad\nlinks:\n  - ./noor-drafts\n")
     with dg.DagsterInstance.ephemeral() as instance:
-        register_authors(instance, ["noor"])
         per_author = [
             a
             for a in defs.assets or []
             if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None
         ]  # the serving group (traces, report) is not per author
-        result = dg.materialize(
+        result = materialize_for_author(
             [*per_author, *(defs.asset_checks or [])],
-            partition_key="noor",
+            "noor",
             instance=instance,
             resources={
                 "store": StoreResource(),
@@ -112,7 +111,6 @@ def test_links_to_a_released_twin_in_one_run(
                 "trainer": TrainerResource(),
             },
             run_config={"ops": RUN_CONFIG},
-            raise_on_error=False,
         )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}

@@ -11,7 +11,6 @@ from llm_twin_assets.datasets.loading import load_dataset
 from llm_twin_assets.datasets.versions import latest, read_splits
 from llm_twin_assets.defs.datasets.assets import instruct_dataset, preference_dataset
 from llm_twin_assets.defs.features.assets import cleaned_documents
-from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TeacherResource
 from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.store.database import Database
@@ -195,18 +194,16 @@ def test_the_openai_backend_builds_the_dataset_over_http(db: Database, tmp_path:
         teacher = TeacherResource(backend="openai", model="smollm2", base_url=url)
         config = {"instruct_dataset": SMALL["instruct_dataset"]}
         with dg.DagsterInstance.ephemeral() as instance:  # entered: no stale defs state
-            register_authors(instance, ["ada"])
-            result = dg.materialize(
+            result = materialize_for_author(
                 [cleaned_documents, instruct_dataset],
-                partition_key="ada",
-                instance=instance,
-                resources={
+                "ada",
+                {
                     "store": StoreResource(),
                     "teacher": teacher,
                     "artifacts": ArtifactsResource(url=str(tmp_path)),
                 },
+                instance=instance,
                 run_config={"ops": config},
-                raise_on_error=False,
             )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     assert all(e.passed for e in result.get_asset_check_evaluations())

@@ -19,8 +19,8 @@ import dagster as dg
 
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.ingest.checks import raw_documents_have_content, raw_documents_unique_content
-from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.store.database import Database
 from llm_twin_assets_tests.ingest.site import article, write_links
 from llm_twin_assets_tests.servers import serve_http
@@ -35,23 +35,19 @@ CRAWL = """
 import json
 import sys
 
-import dagster as dg
 from llm_twin_assets.defs.ingest.assets import raw_documents
 from llm_twin_assets.defs.resources import AuthorsResource, StoreResource
-from llm_twin_assets.defs.partitions import register_authors
+from llm_twin_assets.defs.runner import materialize_for_author
 
-with dg.DagsterInstance.ephemeral() as instance:
-    register_authors(instance, ["maya"])
-    dg.materialize(
-        [raw_documents],
-        partition_key="maya",
-        instance=instance,
-        resources={
-            "store": StoreResource(),
-            "authors": AuthorsResource(authors_dir=sys.argv[1], allow_private_networks=True),
-        },
-        run_config=json.loads(sys.argv[2]),
-    )
+materialize_for_author(
+    [raw_documents],
+    "maya",
+    {
+        "store": StoreResource(),
+        "authors": AuthorsResource(authors_dir=sys.argv[1], allow_private_networks=True),
+    },
+    run_config=json.loads(sys.argv[2]),
+)
 """
 
 
@@ -176,17 +172,15 @@ def test_a_crawl_killed_halfway_keeps_what_it_found_and_the_next_run_finishes_it
 
         site.release.set()  # the next run meets no held page
         with dg.DagsterInstance.ephemeral() as instance:
-            register_authors(instance, ["maya"])
-            second = dg.materialize(
+            second = materialize_for_author(
                 [raw_documents, raw_documents_have_content, raw_documents_unique_content],
-                partition_key="maya",
-                instance=instance,
-                resources={
+                "maya",
+                {
                     "store": StoreResource(),
                     "authors": AuthorsResource(authors_dir=str(authors), allow_private_networks=True),
                 },
+                instance=instance,
                 run_config=CONFIG,
-                raise_on_error=False,
             )
     assert second.success
     assert all(c.passed for c in second.get_asset_check_evaluations())

@@ -20,9 +20,8 @@ import pytest
 from llm_twin_assets.defs.failures import DATABASE_RETRIES
 from llm_twin_assets.defs.features.assets import cleaned_documents
 from llm_twin_assets.defs.features.definitions import FEATURE_ASSETS, FEATURE_CHECKS
-from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import ModelsResource, StoreResource
-from llm_twin_assets.defs.runner import failure_reason
+from llm_twin_assets.defs.runner import failure_reason, materialize_for_author
 from llm_twin_assets.settings import TwinSettings
 from llm_twin_assets.store import embedded
 from llm_twin_assets.store.database import Database
@@ -51,13 +50,8 @@ def seed(db: Database, author: str) -> None:
 def materialize(
     author: str, instance: dg.DagsterInstance, assets: list[object] = ASSETS
 ) -> dg.ExecuteInProcessResult:
-    register_authors(instance, [author])
-    return dg.materialize(
-        assets,  # type: ignore[arg-type]
-        partition_key=author,
-        instance=instance,
-        resources={"store": StoreResource(), "models": ModelsResource(device="cpu")},
-        raise_on_error=False,
+    return materialize_for_author(
+        assets, author, {"store": StoreResource(), "models": ModelsResource(device="cpu")}, instance=instance
     )
 
 
@@ -227,13 +221,8 @@ def test_a_wrong_database_user_fails_at_once_not_retried(db: Database) -> None:
     url = db.url.replace("postgres:@", "nobody:secret@", 1)
     assert url != db.url
     with dg.DagsterInstance.ephemeral() as instance:
-        register_authors(instance, ["maya"])
-        result = dg.materialize(
-            [cleaned_documents],
-            partition_key="maya",
-            instance=instance,
-            resources={"store": StoreResource(database_url=url)},
-            raise_on_error=False,
+        result = materialize_for_author(
+            [cleaned_documents], "maya", {"store": StoreResource(database_url=url)}, instance=instance
         )
     assert not result.success
     assert not any(e.is_step_up_for_retry for e in result.all_events)

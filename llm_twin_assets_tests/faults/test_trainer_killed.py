@@ -23,8 +23,8 @@ import psutil
 import pytest
 
 from llm_twin_assets.artifacts import LocalArtifactStore
-from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TrainerResource
+from llm_twin_assets.defs.runner import materialize_for_author
 from llm_twin_assets.defs.training.assets import sft_adapter
 from llm_twin_assets.store.database import Database
 from llm_twin_assets.training.adapters import latest_adapter
@@ -127,19 +127,17 @@ def test_a_killed_trainer_is_retried_by_dagster_and_resumes_from_its_checkpoint(
     monkeypatch.setenv("LLM_TWIN_HOME", str(tmp_path / "home"))  # a work folder no other test trained in
     instruct, _ = publish_small(tmp_path / "artifacts")
     with dg.DagsterInstance.ephemeral() as instance:
-        register_authors(instance, ["ada"])
-        result = dg.materialize(
+        result = materialize_for_author(
             [sft_adapter],
-            partition_key="ada",
-            instance=instance,
-            resources={
+            "ada",
+            {
                 "store": StoreResource(database_url=database.url),  # the session's (no build settings)
                 "models": ModelsResource(device="cpu"),
                 "artifacts": ArtifactsResource(url=str(tmp_path / "artifacts")),
                 "trainer": TrainerResource(forward_output=False),
             },
+            instance=instance,
             run_config={"ops": {"sft_adapter": {"config": {"profile": "tiny", "max_steps": STEPS}}}},
-            raise_on_error=False,
         )
         logs = [entry.user_message for entry in instance.all_logs(result.run_id)]
 
