@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -60,6 +61,39 @@ def author_show(
     asset's effective settings with where each value comes from, and a change not yet recorded."""
     import json
 
+    report = _settings_report(slug)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"{slug} ({report['name']}): {report['links']} links in {report['links_file']}")
+    if report["links_file_problem"]:
+        typer.secho(
+            f"links file refused (no run will start): {report['links_file_problem']}", fg=typer.colors.RED
+        )
+    found = report["recorded"]
+    if found is None:
+        typer.echo("build settings: not recorded yet (the next sensor run records the links file's)")
+    else:
+        at = datetime.fromisoformat(found["recorded_at"])
+        typer.echo(f"build settings: recorded {at:%Y-%m-%d %H:%M:%S} (digest {found['digest']})")
+    if report["pending_change"]:
+        typer.secho(
+            "the links file's build settings differ from the recorded ones: the sensor records them on its "
+            "next tick (or: llm-twin materialize --author " + slug + " --select build_settings)",
+            fg=typer.colors.YELLOW,
+        )
+    for asset, fields in report["effective"].items():
+        shown = ", ".join(
+            f"{name}={json.dumps(item['value'])}" + ("" if item["source"] == "default" else " (author)")
+            for name, item in fields.items()
+            if item["value"] is not None or item["source"] != "default"
+        )
+        typer.echo(f"  {asset}: {shown}")
+
+
+def _settings_report(slug: str) -> dict[str, Any]:
+    """What ``author show`` reports (its JSON): the links file, the recorded settings, the effective
+    settings per asset with each value's source, and whether the file holds a change not yet recorded."""
     from llm_twin_assets.authors import load_author
     from llm_twin_assets.defs.build_settings import check_author, config_classes
     from llm_twin_assets.store.build_settings import recorded, settings_digest
@@ -82,8 +116,7 @@ def author_show(
         }
         for asset, cls in config_classes().items()
     }
-    pending = in_file is not None and (found is None or settings_digest(in_file) != found.digest)
-    report = {
+    return {
         "author": slug,
         "name": links.author.name,
         "links_file": str(links.path),
@@ -93,29 +126,6 @@ def author_show(
         if found is None
         else {"digest": found.digest, "recorded_at": found.recorded_at.isoformat(timespec="seconds")},
         "settings": current,
-        "pending_change": pending,
+        "pending_change": in_file is not None and (found is None or settings_digest(in_file) != found.digest),
         "effective": effective,
     }
-    if as_json:
-        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
-        return
-    typer.echo(f"{slug} ({links.author.name}): {len(links.author.links)} links in {links.path}")
-    if problem:
-        typer.secho(f"links file refused (no run will start): {problem}", fg=typer.colors.RED)
-    if found is None:
-        typer.echo("build settings: not recorded yet (the next sensor run records the links file's)")
-    else:
-        typer.echo(f"build settings: recorded {found.recorded_at:%Y-%m-%d %H:%M:%S} (digest {found.digest})")
-    if pending:
-        typer.secho(
-            "the links file's build settings differ from the recorded ones: the sensor records them on its "
-            "next tick (or: llm-twin materialize --author " + slug + " --select build_settings)",
-            fg=typer.colors.YELLOW,
-        )
-    for asset, fields in effective.items():
-        shown = ", ".join(
-            f"{name}={json.dumps(item['value'])}" + ("" if item["source"] == "default" else " (author)")
-            for name, item in fields.items()
-            if item["value"] is not None or item["source"] != "default"
-        )
-        typer.echo(f"  {asset}: {shown}")
