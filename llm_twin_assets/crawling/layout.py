@@ -8,6 +8,8 @@ line numbers run into the code (``| 1 #!/bin/bash 2 # Listing the planets. … |
 
 ``plain_layout`` parses the page once and, before extraction:
 
+- drops the navigation that marks itself (``role="navigation"``, DocBook's ``navheader``/``navfooter``,
+  a table whose summary says navigation: "Prev | Chapter 24. Functions | Next" is not the page's text);
 - reads runs of white space outside preformatted text and code as one space, as a browser does (the
   extractor otherwise keeps a paragraph's source line breaks and indentation);
 - replaces each *layout* table by its cells' contents, in reading order (empty cells, icon cells and
@@ -38,6 +40,7 @@ _NUMBER = re.compile(r"^[0-9]{1,6}$")
 _DATA_MARKERS = ".//caption|.//th|.//thead|.//tfoot"
 _NOTE_LABEL = re.compile(r"^(\[\d{1,4}\]|\*{1,4}|[\u2020\u2021])$")  # [1], *, †, ‡
 _LINKED_NOTE_LABEL = re.compile(r"^\d{1,4}[.)]?$")  # 1, 1. or 1): a note's label only as a link back
+_NAVIGATION_CLASSES = frozenset({"navheader", "navfooter"})
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 _SPACES = re.compile(r"[ \t\n\r\f]+")  # HTML's white space (a no-break space is not one)
 _PRESERVED = frozenset({"pre", "code", "textarea", "xmp", "listing", "plaintext", "script", "style"})
@@ -50,6 +53,8 @@ def plain_layout(html: str) -> HtmlElement | None:
         tree = lxml_html.document_fromstring(_XML_DECLARATION.sub("", html, count=1))
     except (ValueError, lxml_html.etree.ParserError):
         return None
+    for navigation in _navigation(tree):
+        navigation.drop_tree()
     _collapse_whitespace(tree)
     for pre in list(tree.iter("pre")):
         _drop_line_numbers(pre)
@@ -59,6 +64,23 @@ def plain_layout(html: str) -> HtmlElement | None:
         if table.getparent() is not None and (is_layout_table(table) or is_notes_table(table)):
             _unwrap(table)
     return tree
+
+
+def _navigation(tree: HtmlElement) -> list[HtmlElement]:
+    """The page's navigation that marks itself as such (``role="navigation"``, DocBook's ``navheader`` /
+    ``navfooter``, a table whose summary says navigation): never the page's text."""
+    found = []
+    for element in tree.iter():
+        if not isinstance(element.tag, str):
+            continue
+        classes = {name.lower() for name in (element.get("class") or "").split()}
+        if (
+            (element.get("role") or "").lower() == "navigation"
+            or classes & _NAVIGATION_CLASSES
+            or (element.tag == "table" and "navigation" in (element.get("summary") or "").lower())
+        ):
+            found.append(element)
+    return found  # one inside another: dropping both is dropping the outer one
 
 
 def _collapse_whitespace(root: HtmlElement) -> None:

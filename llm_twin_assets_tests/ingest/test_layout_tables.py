@@ -4,13 +4,18 @@ paragraph's source line breaks read as spaces."""
 
 from __future__ import annotations
 
+from lxml import html as lxml_html
+
 from llm_twin_assets.crawling.articles import extract
 from llm_twin_assets.crawling.feeds import html_fragment_to_text
 from llm_twin_assets.crawling.layout import plain_layout
 
 PROSE = "<p>" + "The guide explains each construct before it shows one in a script of its own. " * 4 + "</p>"
 # Shaped like DocBook's HTML stylesheets (the Advanced Bash-Scripting Guide as Debian ships it).
-DOCBOOK = f"""<HTML><HEAD><TITLE>Loops and Branches</TITLE></HEAD><BODY><DIV CLASS="CHAPTER">
+DOCBOOK = f"""<HTML><HEAD><TITLE>Loops and Branches</TITLE></HEAD><BODY><DIV CLASS="NAVHEADER"><TABLE
+SUMMARY="Header navigation table" WIDTH="100%"><TR><TH COLSPAN="3">Advanced Bash-Scripting Guide</TH></TR>
+<TR><TD><A HREF="x.html">Prev</A></TD><TD>Chapter 11. Loops</TD><TD><A HREF="y.html">Next</A></TD></TR>
+</TABLE></DIV><DIV CLASS="CHAPTER">
 <H1>Loops</H1>
 <TABLE BORDER="0" WIDTH="100%" CELLSPACING="0" CELLPADDING="0" CLASS="EPIGRAPH"><TR>
 <TD WIDTH="45%">&nbsp;</TD><TD WIDTH="45%" ALIGN="LEFT" VALIGN="TOP"><I><P><I>What needs this
@@ -74,6 +79,10 @@ def test_a_docbook_page_reads_as_its_reader_sees_it() -> None:
         "| -ne | is not equal to |",
     ]
     assert found.text.count("Each pass takes the next word") == 1
+    assert "Prev" not in found.text and "Chapter 11. Loops" not in found.text  # the page's navigation
+    plain = plain_layout(DOCBOOK)  # dropped before extraction, whatever the extractor would keep
+    assert plain is not None and "Chapter 11. Loops" not in plain.text_content()
+    assert "Chapter 11. Loops" in (lxml_html.document_fromstring(DOCBOOK).text_content())
     # Footnotes laid out as a table: each note led by its label, its listing a code block.
     assert "[1] More commonly seen as *she-bang*." in found.text
     assert "[2] This allows some cute tricks.\n\n```\n#!/bin/rm\n# Self-deleting script.\n```" in found.text
