@@ -11,7 +11,8 @@ at least 10 examples; uncapped, the two datasets of a 20-page author take about 
 Then the lever table runs there:
 
     .venv/bin/python bench/second_author.py            # crawl, features, datasets (about 10 minutes)
-    LLM_TWIN_HOME=.llm_twin_bench/abs .venv/bin/python bench/twin_quality.py --author mendel
+    LLM_TWIN_HOME=.llm_twin_bench/abs LLM_TWIN_AUTHORS_DIR=.llm_twin_bench/abs/authors \
+        .venv/bin/python bench/twin_quality.py --author mendel
 
 The dataset step's timings (instruct and preference, the pairs kept per instruction) are printed and saved
 in ``bench/results/second-author-datasets.json``.
