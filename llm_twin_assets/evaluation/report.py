@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from llm_twin_assets.evaluation.metrics import REGISTRY, Table, shown_in
+from llm_twin_assets.evaluation.metrics import differences as metric_pairs
 
 if TYPE_CHECKING:
     import polars as pl
@@ -51,7 +52,10 @@ def comparison_rows(
 def differences_lines(differences: dict[str, dict[str, dict[str, Any]]] | None) -> list[str]:
     """One line per pair (``twin - base``, ``twin - author``): each difference with its 95% interval."""
     lines = []
-    for pair, found in (differences or {}).items():
+    pairs: list[str] = list(
+        metric_pairs()
+    )  # a stored (jsonb) map comes back reordered: shown in the registry's order
+    for pair, found in sorted((differences or {}).items(), key=lambda kv: _index(pairs, kv[0])):
         cells = []
         known = {m.difference_name: m for m in REGISTRY}
         order = {name: i for i, name in enumerate(known)}  # a stored (jsonb) map comes back reordered
@@ -64,6 +68,10 @@ def differences_lines(differences: dict[str, dict[str, dict[str, Any]]] | None) 
         if cells:
             lines.append(f"{pair.replace('-', ' − ')} (95% CI): " + ", ".join(cells))
     return lines
+
+
+def _index(order: list[str], name: str) -> int:
+    return order.index(name) if name in order else len(order)
 
 
 def rag_effect_line(models: dict[str, dict[str, Any]]) -> str:
