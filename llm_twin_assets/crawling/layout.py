@@ -105,9 +105,13 @@ def _rows(table: HtmlElement) -> list[HtmlElement]:
 
 
 def _owner(element: HtmlElement) -> HtmlElement | None:
-    for ancestor in element.iterancestors("table"):
-        return ancestor
-    return None
+    return next(element.iterancestors("table"), None)
+
+
+def _shown_cells(table: HtmlElement) -> list[list[HtmlElement]]:
+    """The table's own rows, each as its cells that show words; rows that show none left out."""
+    rows = [[cell for cell in _cells(row) if not _empty(cell)] for row in _rows(table)]
+    return [row for row in rows if row]
 
 
 def _cells(row: HtmlElement) -> list[HtmlElement]:
@@ -119,9 +123,7 @@ def is_layout_table(table: HtmlElement) -> bool:
         return True
     if table.find(".//table") is not None:
         return True
-    rows = _rows(table)
-    kept = [[cell for cell in _cells(row) if not _empty(cell)] for row in rows]
-    kept = [row for row in kept if row]
+    kept = _shown_cells(table)
     if len(kept) <= 1 and any(cell.find(".//pre") is not None for row in kept for cell in row):
         return True  # a listing laid out in a table, however it is marked
     if table.get("summary") or table.xpath(_DATA_MARKERS):
@@ -147,8 +149,7 @@ def is_notes_table(table: HtmlElement) -> bool:
     rows that link nowhere (a ranking) is data."""
     if table.xpath(_DATA_MARKERS):
         return False
-    rows = [[cell for cell in _cells(row) if not _empty(cell)] for row in _rows(table)]
-    rows = [row for row in rows if row]
+    rows = _shown_cells(table)
     return bool(rows) and all(len(row) == 2 and _is_note_label(row[0]) for row in rows)
 
 
@@ -167,8 +168,7 @@ def _unwrap(table: HtmlElement) -> None:
     block per note, its label leading its text, in a table of notes)."""
     notes = is_notes_table(table)
     blocks = lxml_html.Element("div")
-    for row in _rows(table):
-        cells = [cell for cell in _cells(row) if not _empty(cell)]
+    for cells in _shown_cells(table):
         if notes and len(cells) == 2:
             label, cells = cells[0].text_content().strip(), cells[1:]
         else:
