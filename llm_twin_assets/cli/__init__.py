@@ -64,7 +64,11 @@ def materialize(
     links = load_author(get_settings(), author)  # a clear error before anything runs
     op_config = _read_run_config(config)
     instance = dagster_instance()
-    refuse_while_running(instance, author)
+    for run in refuse_while_running(instance, author):
+        typer.secho(
+            f"run {run.run_id} of {author} was left started by a process that ended (killed?): marked failed",
+            fg=typer.colors.YELLOW,
+        )
     _check_run_config(
         op_config, config, {k.path[-1] for k in defs.resolve_asset_graph().get_all_asset_keys()}
     )

@@ -5,9 +5,12 @@ graph's order, with its checks, and stops at the first failure or failed blockin
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -17,6 +20,17 @@ from llm_twin_assets.errors import TwinError
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 """Run config that keeps Dagster's own console log to warnings (a CLI prints one line per step)."""
+
+OWNER_TAG = "llm_twin/owner"
+"""Tag on each in-process run: ``host/pid/start`` of the process running it (see :func:`process_owner`)."""
+
+BUSY = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def materialize_for_author(
@@ -44,31 +58,73 @@ def materialize_for_author(
         resources=dict(resources),
         run_config=dict(run_config or {}),
         raise_on_error=False,
+        tags={OWNER_TAG: process_owner(os.getpid())},
     )
 
 
-def refuse_while_running(instance: dg.DagsterInstance, author: str) -> None:
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), ``""`` where /proc cannot tell
+    but the process exists, None when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None if os.path.isdir("/proc") else ("" if _exists(pid) else None)
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22: starttime (the name may hold spaces)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_owner(pid: int) -> str:
+    """``host/pid/start``: names one process on one machine, even after its pid is reused."""
+    return f"{socket.gethostname()}/{pid}/{_start_time(pid) or ''}"
+
+
+def owner_gone(run: dg.DagsterRun) -> bool:
+    """The in-process run's process ended without finishing it (killed, the machine restarted): tagged by a
+    process of this machine that no longer runs. A run of another machine, or untagged, is never judged."""
+    host, _, rest = run.tags.get(OWNER_TAG, "").partition("/")
+    pid, _, start = rest.partition("/")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    now = _start_time(int(pid))
+    if now is None:
+        return True
+    return bool(now and start) and now != start  # its pid now names another process
+
+
+def refuse_while_running(instance: dg.DagsterInstance, author: str) -> list[dg.DagsterRun]:
     """One run per author at a time, for in-process runs too: the run queue holds back the daemon's runs
-    while ours is going (its partition tag counts), and we do not start while one of theirs is."""
-    busy = instance.get_run_records(
-        filters=dg.RunsFilter(
-            statuses=[
-                dg.DagsterRunStatus.QUEUED,
-                dg.DagsterRunStatus.NOT_STARTED,
-                dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED,
-                dg.DagsterRunStatus.CANCELING,
-            ],
-            tags={"dagster/partition": author},
-        ),
-        limit=1,
-    )
+    while ours is going (its partition tag counts), and we do not start while one of theirs is. An
+    in-process run whose process is gone (:func:`owner_gone`: a CLI killed mid-run) would hold the author
+    forever: it is marked failed, and returned so the caller can say so."""
+    runs = [
+        record.dagster_run
+        for record in instance.get_run_records(
+            filters=dg.RunsFilter(statuses=BUSY, tags={"dagster/partition": author}), limit=20
+        )
+    ]
+    abandoned = [run for run in runs if owner_gone(run)]
+    for run in abandoned:
+        pid = run.tags[OWNER_TAG].split("/")[1]
+        instance.report_run_failed(run, f"its process (pid {pid}) ended without finishing the run")
+    busy = [run for run in runs if run not in abandoned]
     if busy:
-        run = busy[0].dagster_run
+        run = busy[0]
         raise TwinError(
             f"a run for author {author!r} is {run.status.value.lower()} (run {run.run_id}, job "
             f"{run.job_name}): one run per author at a time; wait for it or cancel it in the Dagster UI"
         )
+    return abandoned
 
 
 def select_assets(definitions: dg.Definitions, select: str) -> list[dg.AssetKey]:
