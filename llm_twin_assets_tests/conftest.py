@@ -87,25 +87,45 @@ def fresh_home(prefix: str) -> Path:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """The suite leaves no process behind: an embedded PostgreSQL still running on a data home this
-    session made is stopped here, and named as a failure."""
+    session made, or any other process still running for one (a Dagster code server, a service: found by
+    its ``DAGSTER_HOME``/``LLM_TWIN_HOME``), is stopped here and named as a failure."""
+    roots = list(TEST_HOMES)
+    with contextlib.suppress(Exception):
+        roots.append(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    left = _stop_leftovers(roots)
+    if left:
+        print(f"\nerror: the suite left processes running (now stopped): {left}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _stop_leftovers(roots: list[Path]) -> list[str]:
+    """Stop what still runs on a test home under ``roots``; name each: a PostgreSQL by its data folder,
+    any other process by its command line. PostgreSQL gets its fast shutdown (SIGINT), the rest SIGKILL."""
     import signal
 
     import psutil
 
-    roots = list(TEST_HOMES)
-    with contextlib.suppress(Exception):
-        roots.append(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    def under_roots(path: str) -> bool:
+        return bool(path) and any(Path(path).is_relative_to(r) for r in roots)
+
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
     left = []
-    for proc in psutil.process_iter(attrs=("name", "cmdline")):
+    for proc in psutil.process_iter(attrs=("pid", "name", "cmdline")):
+        if proc.info["pid"] in mine:
+            continue
         cmd = proc.info["cmdline"] or []
-        data = cmd[cmd.index("-D") + 1] if "-D" in cmd[:-1] else ""
-        if proc.info["name"] == "postgres" and data and any(Path(data).is_relative_to(r) for r in roots):
-            left.append(data)
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
-    if left:
-        print(f"\nerror: the suite left embedded PostgreSQL servers running (now stopped): {left}")
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        with contextlib.suppress(psutil.Error):
+            if proc.info["name"] == "postgres":
+                data = cmd[cmd.index("-D") + 1] if "-D" in cmd[:-1] else ""
+                if under_roots(data):
+                    left.append(data)
+                    proc.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+                continue
+            env = proc.environ()
+            if under_roots(env.get("DAGSTER_HOME", "")) or under_roots(env.get("LLM_TWIN_HOME", "")):
+                left.append(" ".join(cmd)[:200])
+                proc.kill()
+    return left
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llm_twin_assets_tests.servers import free_port, wait_for_dagster
+from llm_twin_assets_tests.servers import free_port, stop_process_group, wait_for_dagster
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = """{ assetNodes { assetKey { path } groupName }
@@ -26,6 +26,7 @@ def test_the_ui_loads_the_asset_graph_sensor_and_schedule(tmp_path: Path) -> Non
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: the code server it starts stops with it
     )
     try:
         wait_for_dagster(proc, port)
@@ -33,8 +34,7 @@ def test_the_ui_loads_the_asset_graph_sensor_and_schedule(tmp_path: Path) -> Non
             "data"
         ]
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop_process_group(proc, grace_s=30)
     assets = {tuple(n["assetKey"]["path"]): n for n in data["assetNodes"]}
     assert assets[("raw_documents",)]["groupName"] == "ingest"
     [repo] = data["repositoriesOrError"]["nodes"]
