@@ -100,7 +100,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def _stop_leftovers(roots: list[Path]) -> list[str]:
     """Stop what still runs on a test home under ``roots``; name each: a PostgreSQL by its data folder,
-    any other process by its command line. PostgreSQL gets its fast shutdown (SIGINT), the rest SIGKILL."""
+    any other process by its command line. PostgreSQL gets its fast shutdown (SIGINT); the rest get
+    5 seconds to end on their own (Dagster's orphan watcher ends a killed run's log tails within about
+    one), then SIGKILL."""
     import signal
 
     import psutil
@@ -109,7 +111,7 @@ def _stop_leftovers(roots: list[Path]) -> list[str]:
         return bool(path) and any(Path(path).is_relative_to(r) for r in roots)
 
     mine = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
-    left = []
+    left, others = [], []
     for proc in psutil.process_iter(attrs=("pid", "name", "cmdline")):
         if proc.info["pid"] in mine:
             continue
@@ -123,8 +125,12 @@ def _stop_leftovers(roots: list[Path]) -> list[str]:
                 continue
             env = proc.environ()
             if under_roots(env.get("DAGSTER_HOME", "")) or under_roots(env.get("LLM_TWIN_HOME", "")):
-                left.append(" ".join(cmd)[:200])
-                proc.kill()
+                others.append(proc)
+    _, alive = psutil.wait_procs(others, timeout=5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            left.append(" ".join(proc.info["cmdline"] or [])[:200])
+            proc.kill()
     return left
 
 
