@@ -14,24 +14,26 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from llm_twin_assets.defs.instance import ensure_instance_config
 from llm_twin_assets.defs.runner import OWNER_TAG, owner_gone, process_owner, refuse_while_running
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets_tests.waiting import exited, wait_until
 
-# A run of one slow asset for author "ada", in-process, on the instance at $DAGSTER_HOME.
-SLOW_RUN = textwrap.dedent(
+# One asset of the `gpu` pool for an author, run in-process on the instance at $DAGSTER_HOME (its pool
+# limit: 1, as `make install` writes it); it sleeps as many seconds as its first argument says.
+GPU_RUN = textwrap.dedent(
     """
-    import time
+    import sys, time
     import dagster as dg
     from llm_twin_assets.defs.partitions import authors_partitions
     from llm_twin_assets.defs.runner import materialize_for_author
 
-    @dg.asset(partitions_def=authors_partitions)
-    def slow() -> None:
-        time.sleep(120)
+    @dg.asset(partitions_def=authors_partitions, pool="gpu")
+    def train() -> None:
+        time.sleep(float(sys.argv[1]))
 
     with dg.DagsterInstance.get() as instance:
-        materialize_for_author([slow], "ada", {}, instance=instance)
+        assert materialize_for_author([train], sys.argv[2], {}, instance=instance).success
     """
 )
 
@@ -107,34 +109,42 @@ def test_a_reused_pid_is_not_mistaken_for_the_run_s_process() -> None:
 
 @pytest.mark.slow
 def test_a_killed_in_process_run_is_released_for_the_next_one(tmp_path: Path) -> None:
-    """A real in-process run (the CLI's runner) killed with SIGKILL mid-step: the next run of that author
-    finds it started, sees its process gone, marks it failed and goes ahead."""
+    """A real in-process run (the CLI's runner) killed with SIGKILL while its step holds the `gpu` pool's one
+    slot: the next run of that author finds it started, sees its process gone, marks it failed, frees the
+    slot, and a training step of any author runs again (before, it waited for that slot forever)."""
+    ensure_instance_config(tmp_path)
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN], env=env, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", GPU_RUN, "120", "ada"], env=env, stderr=subprocess.DEVNULL)
     try:
         with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
 
-            def started() -> list[dg.DagsterRun]:
+            def holding_the_slot() -> list[str]:
                 return [
-                    r.dagster_run
-                    for r in instance.get_run_records(
-                        filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
-                    )
+                    s.run_id for s in instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
                 ]
 
-            [run] = wait_until(started, "the slow run to start", timeout_s=120, dead=exited(proc))
-            assert run.tags[OWNER_TAG] == process_owner(proc.pid)
+            [run_id] = wait_until(
+                holding_the_slot, "the run to hold the gpu slot", timeout_s=120, dead=exited(proc)
+            )
+            run = instance.get_run_by_id(run_id)
+            assert run is not None and run.tags[OWNER_TAG] == process_owner(proc.pid)
             with pytest.raises(TwinError, match="one run per author"):
                 refuse_while_running(instance, "ada")
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
+            assert holding_the_slot() == [run_id]  # nothing else gives it back
             [released] = refuse_while_running(instance, "ada")
-            assert released.run_id == run.run_id
-            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+            assert released.run_id == run_id
+            assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
+            assert holding_the_slot() == []
         # Dagster's own watcher ends the compute-log tails the killed run left (it polls every second)
         wait_until(
             lambda: not _running_on(tmp_path), "the killed run's helper processes to end", timeout_s=30
         )
+        after = subprocess.run(
+            [sys.executable, "-c", GPU_RUN, "0", "bob"], env=env, capture_output=True, timeout=120
+        )
+        assert after.returncode == 0, after.stderr[-3000:]
     finally:
         proc.kill()
         proc.wait()

@@ -6,13 +6,15 @@
   ``llm-twin materialize`` runs in-process, outside the queue: it refuses to start while a run for that
   author is queued or going, and its own run (tagged with the partition) holds the queue back.
 - The ``gpu`` pool (the training steps) takes one step at a time on this machine.
+- Run monitoring (the daemon of ``make dagster``): a run whose process died is failed, and the pool slot
+  of a run that ended is freed (``llm-twin materialize`` frees those itself before it starts).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-INSTANCE_YAML = """\
+_QUEUE_AND_POOLS = """\
 # Written by llm-twin (`llm-twin instance init`); edit freely, it is not overwritten once changed.
 telemetry:
   enabled: false
@@ -29,8 +31,17 @@ concurrency:
   pools:
     default_limit: 1  # the `gpu` pool: one training step at a time on this machine
 """
+_RUN_MONITORING = """\
+run_monitoring:
+  # `make dagster` (its daemon): a run whose process died is marked failed, and a pool slot held by a
+  # run that ended is freed (else every later training step would wait for it)
+  enabled: true
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 30
+"""
+INSTANCE_YAML = _QUEUE_AND_POOLS + _RUN_MONITORING
 # What earlier versions wrote; replaced by the current file.
-_PREVIOUS = ("telemetry:\n  enabled: false\n",)
+_PREVIOUS = ("telemetry:\n  enabled: false\n", _QUEUE_AND_POOLS)
 
 
 def ensure_instance_config(dagster_home: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
 from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.errors import TwinError
@@ -117,6 +118,7 @@ def refuse_while_running(instance: dg.DagsterInstance, author: str) -> list[dg.D
     for run in abandoned:
         pid = run.tags[OWNER_TAG].split("/")[1]
         instance.report_run_failed(run, f"its process (pid {pid}) ended without finishing the run")
+    free_slots_of_ended_runs(instance)
     busy = [run for run in runs if run not in abandoned]
     if busy:
         run = busy[0]
@@ -125,6 +127,26 @@ def refuse_while_running(instance: dg.DagsterInstance, author: str) -> list[dg.D
             f"{run.job_name}): one run per author at a time; wait for it or cancel it in the Dagster UI"
         )
     return abandoned
+
+
+def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> int:
+    """Pool slots (the ``gpu`` pool) still held or awaited by runs that have ended, freed; returns how many
+    runs held some. A run killed
+    mid-step keeps its slot, and every later step of that pool would wait for it forever; the daemon frees
+    such slots (``run_monitoring.free_slots_after_run_end_seconds``), but an in-process run cannot wait for
+    a daemon that may not be running."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return 0
+    run_ids = storage.get_concurrency_run_ids()
+    if not run_ids:
+        return 0
+    ended = instance.get_run_records(
+        filters=dg.RunsFilter(run_ids=list(run_ids), statuses=list(FINISHED_STATUSES))
+    )
+    for record in ended:
+        storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
+    return len(ended)
 
 
 def select_assets(definitions: dg.Definitions, select: str) -> list[dg.AssetKey]:
