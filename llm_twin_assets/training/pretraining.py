@@ -114,13 +114,19 @@ def pretrain(
         "tokens": int(trainer.state.num_input_tokens_seen),
         "seconds": round(seconds, 2),
     }
-    partial = out / "pretrained.partial"
-    for leftover in (partial, folder):  # left by a run killed while saving (no DONE in either)
-        if leftover.exists():
-            shutil.rmtree(leftover)
-    trainer.model.save_pretrained(partial)
-    (partial / DONE).write_text(json.dumps(done, indent=2))
-    partial.rename(folder)
+    _save_whole(trainer.model, folder, done)
     curve = f"loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "no loss logged"
     reporter.info(f"continued pre-training: {done['steps']} steps, {curve} in {seconds:.0f} s")
     return folder, done
+
+
+def _save_whole(model: Any, folder: Path, done: dict[str, Any]) -> None:
+    """The adapter and its ``DONE`` record saved next to ``folder``, then renamed into place: a run killed
+    while saving leaves no folder that looks finished (and its leftovers are cleared on the next try)."""
+    partial = folder.with_name(folder.name + ".partial")
+    for leftover in (partial, folder):  # left by a run killed while saving (no DONE in either)
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    model.save_pretrained(partial)
+    (partial / DONE).write_text(json.dumps(done, indent=2))
+    partial.rename(folder)

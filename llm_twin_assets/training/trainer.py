@@ -138,7 +138,6 @@ def _inputs(job: TrainJob, reporter: Reporter) -> _Inputs:
 def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     """Prepare (device, base model, rows, memory plan), build the TRL trainer, resume, train, save the
     adapter and its metrics, publish it when the job names a version."""
-    import torch
 
     i = _inputs(job, reporter)
     start_from, pretraining = i.sft_dir, None
@@ -170,20 +169,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         reporter,
     )
     last, mirror = _resume_point(job, out, trainer, reporter)
-    if i.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    initial: dict[str, float] = {}
-    if i.validation_rows:  # step 0 (before any checkpoint is loaded): the bar the stage must beat
-        initial = trainer.evaluate()
-        reporter.info(f"validation loss at step 0: {initial['eval_loss']:.4f}")
-    trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - start
-    report = (
-        _validation_report(trainer, initial, len(i.validation_rows), i.split.documents, reporter)
-        if i.validation_rows
-        else None
-    )
+    seconds, report = _fit(trainer, i, last, reporter)
     # The whole curve, from the trainer's state: a run resumed from a checkpoint (even its last one, when
     # the process died after training but before publishing) keeps the losses logged before it.
     history = [
@@ -210,6 +196,27 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         f"done: {metrics['steps']} steps, final loss {metrics['final_loss']:.4f}, {metrics['tokens_per_s']} tokens/s"
     )
     return metrics
+
+
+def _fit(
+    trainer: Any, i: _Inputs, last: str | None, reporter: Reporter
+) -> tuple[float, ValidationReport | None]:
+    """Train (from checkpoint ``last`` when resuming): the seconds it took, and the validation report
+    (loss at step 0, the bar the stage must beat, against the best checkpoint) when there are rows for it."""
+    import torch
+
+    if i.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    initial: dict[str, float] = {}
+    if i.validation_rows:  # step 0, before any checkpoint is loaded
+        initial = trainer.evaluate()
+        reporter.info(f"validation loss at step 0: {initial['eval_loss']:.4f}")
+    trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - start
+    if not i.validation_rows:
+        return seconds, None
+    return seconds, _validation_report(trainer, initial, len(i.validation_rows), i.split.documents, reporter)
 
 
 def _save(job: TrainJob, out: Path, trainer: Any, i: _Inputs, metrics: dict[str, Any], mirror: Any) -> None:
