@@ -112,12 +112,6 @@ def promote(store: ArtifactStore, version: DatasetVersion) -> None:
     DATASETS.promote(store, version.author, version.name, version.version)
 
 
-def latest_or_none(store: ArtifactStore, author: str, name: str) -> DatasetVersion | None:
-    """The promoted version, or ``None`` before the first one."""
-    version = DATASETS.latest_version(store, author, name)
-    return get_version(store, author, name, version) if version else None
-
-
 def latest(store: ArtifactStore, author: str, name: str) -> DatasetVersion:
     return get_version(store, author, name, DATASETS.require_latest(store, author, name))
 
