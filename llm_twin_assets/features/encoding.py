@@ -6,10 +6,8 @@ Backends (``LLM_TWIN_EMBEDDING_BACKEND``):
   cached in the machine-wide model cache (``LLM_TWIN_MODEL_CACHE``), keyed by the model folder.
 - ``torch``: sentence-transformers itself; on CUDA in fp16.
 - ``auto``: ``torch`` on CUDA; on CPU ``openvino`` when it is installed, the CPU gives it bf16 (AMX or
-  AVX512-BF16: 2.5x the plain path, measured) and the export works; else ``torch``, with the reason
-  logged (a clean fallback, never a failure). Without bf16, OpenVINO runs fp32 and was measured no
-  faster than torch (0.80-1.07x of plain ``encode()`` across runs, torch 0.92-1.19x, on a 2-core
-  AVX512-VNNI Xeon where plain ``encode()`` already runs at ~55-60% of the fp32 GEMM ceiling).
+  AVX512-BF16) and the export works; else ``torch``, with the reason logged (a clean fallback, never a
+  failure). Without bf16, OpenVINO runs fp32 and is no faster than torch (figures: ``bench/README.md``).
 
 Either way texts are sorted by length and batched (length bucketing: little padding; on the CPU's
 torch path sentence-transformers does it over the whole input), and torch's thread count is set

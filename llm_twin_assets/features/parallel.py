@@ -8,9 +8,9 @@ starting the workers and sending the chunks back costs about half a second. Wher
 cannot start (a program read from standard input cannot be re-imported by ``spawn``), the work runs
 here, logged.
 
-Cleaning stays in one process: it is fast already (2,600 to 3,100 documents/s here, mostly polars'
-native string expressions, run on polars' own thread pool), and splitting it over processes was
-measured slower at every size tried (0.55x to 0.78x of one process for 2,500 to 30,000 documents).
+Cleaning stays in one process: it is fast already (mostly polars' native string expressions, run on
+polars' own thread pool), and splitting it over processes was slower at every size tried (figures:
+``bench/README.md``).
 """
 
 from __future__ import annotations

@@ -21,10 +21,8 @@ exactly, which is as fast for them."""
 MAX_AUTHOR_INDEXES = 100
 """At most this many authors' indexes per table. Each partial index costs every search's planning (the
 planner tests each predicate) and every write (each row is tested against each predicate), whatever its
-size. Measured (``bench/author_indexes.py``, 1,000 authors x 60 rows, 2 cores): planning of an
-author-filtered search 0.05 / 0.08 / 0.31 / 5.7 ms and bulk inserts 55,000 / 49,800 / 15,900 / 1,680
-rows/s with 0 / 10 / 100 / 1,000 indexes (beside the shared HNSW index's own ~600 vectors/s). Past the
-cap an author is searched exactly or on the shared index, as before their index existed; the largest
+size: at 1,000 indexes planning takes 100x and bulk inserts a 30th of what they do at none
+(``bench/author_indexes.py``; figures in ``bench/README.md``). Past the cap an author is searched exactly or on the shared index, as before their index existed; the largest
 authors get one first (:func:`ensure_author_indexes`)."""
 HNSW_OPTIONS = "m = 16, ef_construction = 128"
 """The shared index's build options (sql/001_core.sql), used for the authors' indexes too."""

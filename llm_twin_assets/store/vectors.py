@@ -10,9 +10,8 @@ Three paths, chosen per search from the planner's estimate of the rows the filte
   that author's rows only (:func:`ensure_author_index`), so the walk never has to cross other
   authors' regions of the space. Without it, a question about a subject the author does not write
   about starts among other authors' chunks, and the filtered walk of the shared index scans
-  thousands of tuples to reach the author's: at 100k chunks recall@10 0.79-0.94 at 15-25 ms for an
-  author with 30% of the rows, 0.44-0.50 at 70-80 ms for one with 4% (exact: 1.8 ms); see
-  ``bench/vector_search.py``.
+  thousands of tuples to reach the author's: slower and with lower recall than exact search (the
+  figures: ``bench/README.md``, "Vector search").
 * **the shared HNSW index** otherwise (no filter, a kind filter, an author without an index yet), with
   pgvector 0.8 iterative scans: the walk goes on until enough rows pass the filter.
 
@@ -38,32 +37,27 @@ from llm_twin_assets.errors import TwinError
 log = logging.getLogger(__name__)
 
 DEFAULT_EF_SEARCH = 100
-"""HNSW candidate list (``hnsw.ef_search``). 100 rather than 64: at 100k chunks, 64 left an author's
-index at recall@10 0.976 for questions off the author's subjects; 100 reaches 0.99 for +0.1 ms."""
+"""HNSW candidate list (``hnsw.ef_search``): 100 rather than pgvector's 64, for recall off the author's
+subjects at a tenth of a millisecond (``bench/README.md``)."""
 RERANK_FACTOR = 2
 """The index orders candidates by half-precision distance; k * RERANK_FACTOR of them are re-ranked
-with the full-precision vectors, which recovers the neighbours half precision puts just out of reach.
-More candidates (4x, 10x) bought no recall that a larger ef_search did not buy for less."""
+with the full-precision vectors, which recovers the neighbours half precision puts just out of reach
+(more bought nothing a larger ef_search does not buy for less: ``bench/README.md``)."""
 ITERATIVE_SCAN = "relaxed_order"
 """``strict_order`` drops tuples that arrive out of order: on filtered walks it lost most of the true
-neighbours (recall@10 0.12-0.30 off-topic); the re-rank restores the order ``relaxed_order`` loses."""
+neighbours (``bench/README.md``); the re-rank restores the order ``relaxed_order`` loses."""
 
 EXACT_BELOW_ROWS = 2_000
 """A filter expected to keep fewer rows than this is answered exactly, even for an author with their own
-index. Measured on 2 cores at 100k chunks (``bench/vector_search.py``, the crossover rows: authors of
-250-8,000 chunks with their own index, on- and off-topic questions, p50 of nearest()): exact 0.17-0.18
-ms at 250 rows, 0.25 at 500, 0.37 at 1,000, 0.65-0.85 at 2,000, 1.3-1.4 at 4,000, 3.3-3.7 at 8,000;
-the author's index 0.60-0.91 ms up to 2,000 rows, 0.76-0.78 at 4,000, 0.81-0.83 at 8,000. They cross
-at ~2,000 rows (the exploration before the bench: 0.72-0.76 against 0.75-0.78 there); below, exact is
-faster and always right."""
+index: exact search and the author's index cross at about 2,000 rows (``bench/vector_search.py``; the
+figures in ``bench/README.md``); below, exact is faster and always right."""
 SHARED_EXACT_BELOW_ROWS = 5_000
 SHARED_EXACT_REFERENCE_ROWS = 100_000
 """A filter the shared index must walk (a kind filter, an author without an index yet) is answered
 exactly below SHARED_EXACT_BELOW_ROWS * sqrt(table rows / SHARED_EXACT_REFERENCE_ROWS) rows: 5% of
-100k chunks. Measured at 100k chunks (kind filters keeping 1%, 2%, 5%, 10% of the rows, p50 of
-nearest()): the filtered walk 15.3, 8.4, 4.5, 2.9 ms; exact 0.5, 1.0, 5.2, 11.2 ms: they cross at ~5%.
-Exact grows with the rows kept (s * N), the walk, which reads about ef_search / s tuples, with 1 / s;
-so the crossover moves as 1 / sqrt(N) with the table's size N."""
+100k chunks, where the filtered walk and exact search cross (``bench/README.md``). Exact grows with the
+rows kept (s * N), the walk, which reads about ef_search / s tuples, with 1 / s; so the crossover moves
+as 1 / sqrt(N) with the table's size N."""
 
 
 @dataclass(frozen=True)
