@@ -148,3 +148,20 @@ def test_a_killed_in_process_run_is_released_for_the_next_one(tmp_path: Path) ->
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_instance_file_gains_run_monitoring_and_a_users_own_file_is_left_alone(tmp_path: Path) -> None:
+    from llm_twin_assets.defs import instance as instance_config
+
+    older = tmp_path / "older"
+    older.mkdir()
+    (older / "dagster.yaml").write_text(instance_config._QUEUE_AND_POOLS)  # what the last version wrote
+    ensure_instance_config(older)
+    with dg.DagsterInstance.from_config(str(older)) as upgraded:
+        assert upgraded.run_monitoring_enabled
+        assert upgraded.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
+    ensure_instance_config(own)
+    assert (own / "dagster.yaml").read_text() == "telemetry:\n  enabled: true\n"
