@@ -1,7 +1,7 @@
 """instruct_dataset and preference_dataset: versioned Parquet in the artifact store, per author."""
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import polars as pl
@@ -13,6 +13,9 @@ from llm_twin_assets.defs.datasets import checks
 from llm_twin_assets.defs.features.assets import cleaned_documents
 from llm_twin_assets.defs.resources import ArtifactsResource, ModelsResource, StoreResource, TeacherResource
 from llm_twin_assets.versioned import DATASETS
+
+if TYPE_CHECKING:
+    from llm_twin_assets.datasets.building import InstructOptions
 
 
 class InstructDatasetConfig(dg.Config):
@@ -55,6 +58,29 @@ class InstructDatasetConfig(dg.Config):
             base_url=self.teacher_base_url or default.base_url,
             api_key_env=self.teacher_api_key_env or default.api_key_env,
             device=default.device,
+        )
+
+    def instruct_options(self, teacher: TeacherResource) -> "InstructOptions":
+        """The dataset builder's options from this config; style ``auto``: ``topic`` for the bundled local
+        teacher (too small to write instructions), ``instruction`` for any other."""
+        from llm_twin_assets.datasets.building import InstructOptions
+        from llm_twin_assets.datasets.filters import InstructionRules
+        from llm_twin_assets.datasets.passages import PassageOptions
+
+        style = self.style
+        if style == "auto":
+            settings = teacher.settings()
+            bundled = settings.teacher_backend == "local" and settings.teacher_model == "bundled"
+            style = "topic" if bundled else "instruction"
+        return InstructOptions(
+            passages=PassageOptions(window_words=self.window_words, min_words=self.min_answer_words),
+            rules=InstructionRules(),
+            style=style,
+            max_new_tokens=self.max_new_tokens,
+            max_passages=self.max_passages,
+            min_examples=self.min_examples,
+            test_ratio=self.test_ratio,
+            seed=self.seed,
         )
 
 
@@ -148,30 +174,15 @@ def instruct_dataset(
     teacher: TeacherResource,
     artifacts: ArtifactsResource,
 ) -> dg.MaterializeResult:
-    from llm_twin_assets.datasets.building import InstructOptions, read_general_mix
-    from llm_twin_assets.datasets.filters import InstructionRules
-    from llm_twin_assets.datasets.passages import PassageOptions
+    from llm_twin_assets.datasets.building import read_general_mix
     from llm_twin_assets.datasets.stages import instruct_stage
 
     author = context.partition_key
     start = time.perf_counter()
     config, build_meta = with_author_settings(context, config, store.database())
     teacher = config.teacher_resource(teacher)
-    settings = teacher.settings()
-    style = config.style
-    if style == "auto":
-        bundled = settings.teacher_backend == "local" and settings.teacher_model == "bundled"
-        style = "topic" if bundled else "instruction"
-    options = InstructOptions(
-        passages=PassageOptions(window_words=config.window_words, min_words=config.min_answer_words),
-        rules=InstructionRules(),
-        style=style,
-        max_new_tokens=config.max_new_tokens,
-        max_passages=config.max_passages,
-        min_examples=config.min_examples,
-        test_ratio=config.test_ratio,
-        seed=config.seed,
-    )
+    options = config.instruct_options(teacher)
+    style = options.style
     general = (
         read_general_mix(config.general_mix_path, config.general_mix_rows, config.seed)
         if config.general_mix_path and config.general_mix_rows > 0
