@@ -81,9 +81,9 @@ demo: install
 test: install models
 	$(BIN)/pytest -n 2 --dist loadfile
 
-# The loop you run most: every test not marked slow (no model trained, no Dagster run in a subprocess).
+# The loop you run most: pure, database and small-model tests; nothing slow, no server or subprocess.
 test-fast: install models
-	$(BIN)/pytest -n 2 --dist loadfile -m "not slow" --durations=5
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not process" --durations=5
 
 lint: install
 	$(BIN)/ruff check llm_twin_assets llm_twin_assets_tests bench bentos
