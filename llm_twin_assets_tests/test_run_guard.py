@@ -14,8 +14,15 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from llm_twin_assets.definitions import defs
 from llm_twin_assets.defs.instance import ensure_instance_config
-from llm_twin_assets.defs.runner import OWNER_TAG, owner_gone, process_owner, refuse_while_running
+from llm_twin_assets.defs.runner import (
+    OWNER_TAG,
+    owner_gone,
+    pool_holders,
+    process_owner,
+    refuse_while_running,
+)
 from llm_twin_assets.errors import TwinError
 from llm_twin_assets_tests.waiting import exited, wait_until
 
@@ -130,6 +137,10 @@ def test_a_killed_in_process_run_is_released_for_the_next_one(tmp_path: Path) ->
             assert run is not None and run.tags[OWNER_TAG] == process_owner(proc.pid)
             with pytest.raises(TwinError, match="one run per author"):
                 refuse_while_running(instance, "ada")
+            # another author's training step would wait: the CLI says for whom
+            [waiting] = pool_holders(instance, defs, "sft_adapter")
+            assert f"held by run {run_id} (author ada, step train)" in waiting
+            assert pool_holders(instance, defs, "chunks") == []  # no pool: never waits
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             assert holding_the_slot() == [run_id]  # nothing else gives it back
@@ -137,6 +148,7 @@ def test_a_killed_in_process_run_is_released_for_the_next_one(tmp_path: Path) ->
             assert released.run_id == run_id
             assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE  # type: ignore[union-attr]
             assert holding_the_slot() == []
+            assert pool_holders(instance, defs, "sft_adapter") == []
         # Dagster's own watcher ends the compute-log tails the killed run left (it polls every second)
         wait_until(
             lambda: not _running_on(tmp_path), "the killed run's helper processes to end", timeout_s=30

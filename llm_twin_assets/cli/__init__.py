@@ -59,7 +59,7 @@ def materialize(
     training and evaluation steps' own logs go to their train.log / eval.log (printed with --verbose)."""
     from llm_twin_assets.authors import load_author
     from llm_twin_assets.definitions import defs
-    from llm_twin_assets.defs.runner import refuse_while_running, run_in_order, select_assets
+    from llm_twin_assets.defs.runner import pool_holders, refuse_while_running, run_in_order, select_assets
 
     links = load_author(get_settings(), author)  # a clear error before anything runs
     op_config = _read_run_config(config)
@@ -95,12 +95,18 @@ def materialize(
         instance,
         resources=resources,
         op_config=op_config,
-        on_start=lambda asset: typer.echo(f"-> {asset} [{author}] ..."),
+        on_start=lambda asset: _print_start(asset, author, pool_holders(instance, defs, asset)),
     )
     for step in steps:
         _print_step(step)
         if not step.success or step.blocked:
             raise typer.Exit(1)
+
+
+def _print_start(asset: str, author: str, waiting: list[str]) -> None:
+    typer.echo(f"-> {asset} [{author}] ...")
+    for line in waiting:
+        typer.secho(f"   {line}", fg=typer.colors.YELLOW)
 
 
 def _check_run_config(op_config: dict[str, Any], config: Path | None, assets: set[str]) -> None:

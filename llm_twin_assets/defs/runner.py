@@ -149,6 +149,26 @@ def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> int:
     return len(ended)
 
 
+def pool_holders(instance: dg.DagsterInstance, definitions: dg.Definitions, asset: str) -> list[str]:
+    """When the pool ``asset``'s step runs in (the ``gpu`` pool: training, evaluation) has no free slot: a
+    line per slot, naming the run that holds it, its author and its step; else nothing. The step waits
+    for a slot silently otherwise."""
+    key = dg.AssetKey.from_user_string(asset)
+    pool = definitions.resolve_asset_graph().assets_def_for_key(key).op.pool
+    storage = instance.event_log_storage
+    if not pool or not storage.supports_global_concurrency_limits:
+        return []
+    info = storage.get_concurrency_info(pool)
+    if info.slot_count == 0 or len(info.claimed_slots) < info.slot_count:
+        return []
+    held = []
+    for slot in info.claimed_slots:
+        run = instance.get_run_by_id(slot.run_id)
+        author = run.tags.get("dagster/partition", "?") if run else "?"
+        held.append(f"run {slot.run_id} (author {author}, step {slot.step_key})")
+    return [f"waiting for a slot of the {pool!r} pool ({info.slot_count} in all), held by {h}" for h in held]
+
+
 def select_assets(definitions: dg.Definitions, select: str) -> list[dg.AssetKey]:
     """The assets a selection string names (comma-separated parts unioned, as ``dagster asset
     materialize --select a,b`` does), in the graph's order; a bad or empty selection is a named error."""
