@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
 from llm_twin_assets.defs.partitions import register_authors
 from llm_twin_assets.errors import TwinError
@@ -25,6 +24,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 OWNER_TAG = "llm_twin/owner"
 """Tag on each in-process run: ``host/pid/start`` of the process running it (see :func:`process_owner`)."""
 
+ENDED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 BUSY = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -142,7 +142,7 @@ def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> int:
     if not run_ids:
         return 0
     ended = instance.get_run_records(
-        filters=dg.RunsFilter(run_ids=list(run_ids), statuses=list(FINISHED_STATUSES))
+        filters=dg.RunsFilter(run_ids=list(run_ids), statuses=ENDED)
     )
     for record in ended:
         storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
