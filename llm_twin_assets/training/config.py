@@ -61,7 +61,8 @@ class Hyper:
     """Share of the training split's documents held out as a validation split (by document, seeded; the
     dataset's test split is never touched). With one: the validation loss is measured every
     ``save_steps`` and at step 0, the best checkpoint is the adapter kept, and a stage that never beat its
-    step-0 validation loss is marked ``validation.improved: false`` (a DPO so marked is not promoted)."""
+    step-0 validation loss is marked ``validation.improved: false`` (an SFT so marked keeps the weights it
+    started from: continued pre-training's, or the untrained adapter's; a DPO so marked is not promoted)."""
     early_stopping_patience: int = 0
     """With a validation split: stop after this many evaluations without a better validation loss (0 = never)."""
     rpo_alpha: float = 0.0

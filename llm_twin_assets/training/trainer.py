@@ -169,7 +169,7 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
         reporter,
     )
     last, mirror = _resume_point(job, out, trainer, reporter)
-    seconds, report = _fit(trainer, i, last, reporter)
+    seconds, report = _fit(trainer, i, last, reporter, keep_start=job.stage == "sft")
     # The whole curve, from the trainer's state: a run resumed from a checkpoint (even its last one, when
     # the process died after training but before publishing) keeps the losses logged before it.
     history = [
@@ -199,24 +199,37 @@ def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
 
 
 def _fit(
-    trainer: Any, i: _Inputs, last: str | None, reporter: Reporter
+    trainer: Any, i: _Inputs, last: str | None, reporter: Reporter, *, keep_start: bool = False
 ) -> tuple[float, ValidationReport | None]:
     """Train (from checkpoint ``last`` when resuming): the seconds it took, and the validation report
-    (loss at step 0, the bar the stage must beat, against the best checkpoint) when there are rows for it."""
+    (loss at step 0, the bar the stage must beat, against the best checkpoint) when there are rows for it.
+    With ``keep_start`` (SFT), step 0 is a candidate too: when no checkpoint beats it on validation, the
+    weights the stage started from (continued pre-training's, or the untrained adapter's) are kept."""
     import torch
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
     if i.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     initial: dict[str, float] = {}
+    start_weights = None
     if i.validation_rows:  # step 0, before any checkpoint is loaded
         initial = trainer.evaluate()
         reporter.info(f"validation loss at step 0: {initial['eval_loss']:.4f}")
+        if keep_start:
+            start_weights = {
+                k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(trainer.model).items()
+            }
     trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - start
     if not i.validation_rows:
         return seconds, None
-    return seconds, _validation_report(trainer, initial, len(i.validation_rows), i.split.documents, reporter)
+    report = _validation_report(trainer, initial, len(i.validation_rows), i.split.documents, reporter)
+    if start_weights is not None and not report.as_dict()["improved"]:
+        set_peft_model_state_dict(trainer.model, start_weights)
+        report.kept_start = True
+        reporter.info("validation: no checkpoint beat step 0; the weights the stage started from are kept")
+    return seconds, report
 
 
 def _save(job: TrainJob, out: Path, trainer: Any, i: _Inputs, metrics: dict[str, Any], mirror: Any) -> None:

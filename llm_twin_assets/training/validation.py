@@ -1,6 +1,7 @@
 """A validation split for training, carved out of the training split by document: the stage measures
 its validation loss at step 0 and every ``save_steps``, keeps the best checkpoint, stops early when asked,
-and says whether it ever improved on where it started (a DPO that did not is not promoted).
+and says whether it ever improved on where it started (an SFT that did not keeps the weights it started
+from; a DPO that did not is not promoted).
 
 The dataset's test split is never read here: it is for the evaluation, once.
 """
@@ -60,6 +61,8 @@ class ValidationReport:
     documents: list[str]
     curve: list[dict[str, float]] = field(default_factory=list)
     """``{"step", "loss", ...}`` per evaluation, step 0 first; DPO adds reward margins and chosen log-probs."""
+    kept_start: bool = False
+    """The stage kept the weights it started from (SFT: no checkpoint beat step 0 on validation)."""
 
     def as_dict(self) -> dict[str, Any]:
         finite = [p for p in self.curve if math.isfinite(p["loss"])]
@@ -74,6 +77,7 @@ class ValidationReport:
             "best_loss": best["loss"] if best else None,
             "best_step": int(best["step"]) if best else None,
             "improved": improved,
+            "kept": "step 0" if self.kept_start else ("best checkpoint" if best else None),
             "curve": self.curve,
         }
 

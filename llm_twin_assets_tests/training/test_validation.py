@@ -11,6 +11,7 @@ import pytest
 from llm_twin_assets.training.config import TrainingConfigError, hyper_for
 from llm_twin_assets.training.validation import ValidationReport, split_by_document
 from llm_twin_assets_tests.training.test_entry_points import jobs, run
+from llm_twin_assets_tests.training.test_pretraining import with_corpus
 
 
 def rows(documents: int, per_document: int = 2) -> list[dict[str, object]]:
@@ -74,10 +75,21 @@ def test_sft_keeps_its_best_checkpoint_and_a_dpo_that_never_improves_is_not_prom
     assert validation["improved"] is (best["loss"] < curve[0]["loss"])
     assert "validation: best loss" in done.stderr
     kept = load_file(str(tmp_path / "sft" / "adapter" / "adapter_model.safetensors"))
-    at_best = load_file(
-        str(tmp_path / "sft" / "checkpoints" / f"checkpoint-{best['step']:.0f}" / "adapter_model.safetensors")
-    )
-    assert kept.keys() == at_best.keys() and all((kept[k] == at_best[k]).all() for k in kept)
+    if validation["improved"]:
+        assert validation["kept"] == "best checkpoint"
+        at_best = load_file(
+            str(
+                tmp_path
+                / "sft"
+                / "checkpoints"
+                / f"checkpoint-{best['step']:.0f}"
+                / "adapter_model.safetensors"
+            )
+        )
+        assert kept.keys() == at_best.keys() and all((kept[k] == at_best[k]).all() for k in kept)
+    else:  # no checkpoint beat step 0: the untrained adapter (LoRA's B starts at zero) is what is kept
+        assert validation["kept"] == "step 0"
+        assert all(not v.any() for k, v in kept.items() if "lora_B" in k)
 
     # DPO with a learning rate of 0 (RPO on): it cannot beat step 0, so its blocking check fails.
     dpo = replace(dpo, hyper=replace(dpo.hyper, validation_ratio=0.34, learning_rate=0.0, rpo_alpha=1.0))
@@ -90,3 +102,35 @@ def test_sft_keeps_its_best_checkpoint_and_a_dpo_that_never_improves_is_not_prom
     assert verdict.passed is False and verdict.metadata["best_loss"] >= verdict.metadata["initial_loss"]  # type: ignore[operator]
     verdict = _validation_verdict(SimpleNamespace(manifest={"metrics": {"validation": {"reason": "x"}}}))
     assert verdict.passed is True and verdict.metadata == {"note": "no validation split: x"}
+
+
+@pytest.mark.slow
+def test_an_sft_that_never_beats_step_0_keeps_the_weights_it_started_from(
+    tmp_path: Path, tiny_model_path: Path
+) -> None:
+    """Continued pre-training, then an SFT whose learning rate (50) wrecks what it learned (its validation loss
+    only rises): the adapter kept is the one continued pre-training made, not SFT's best checkpoint."""
+    from safetensors.torch import load_file
+
+    sft, _ = jobs(tmp_path, tiny_model_path)
+    version = with_corpus(tmp_path / "artifacts", sft.dataset_version)
+    hyper = replace(
+        sft.hyper,
+        pretrain_epochs=3.0,
+        pretrain_learning_rate=2e-2,
+        learning_rate=50.0,
+        validation_ratio=0.34,
+        max_steps=4,
+        save_steps=2,
+    )
+    done = run("sft", replace(sft, dataset_version=version, hyper=hyper, adapter_version=""), tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    validation = json.loads((tmp_path / "sft" / "metrics.json").read_text())["validation"]
+    assert validation["improved"] is False and validation["kept"] == "step 0", validation
+    assert "the weights the stage started from are kept" in done.stderr
+    kept = load_file(str(tmp_path / "sft" / "adapter" / "adapter_model.safetensors"))
+    pretrained = load_file(str(tmp_path / "sft" / "pretrained" / "adapter_model.safetensors"))
+    trained = load_file(str(tmp_path / "sft" / "checkpoints" / "checkpoint-4" / "adapter_model.safetensors"))
+    assert kept.keys() == pretrained.keys()
+    assert all((kept[k] == pretrained[k]).all() for k in kept)
+    assert not all((trained[k] == pretrained[k]).all() for k in trained)  # SFT did move the weights
