@@ -204,6 +204,11 @@ def _metadata(
         "reused": reused,
         "wall_seconds": round(seconds, 2),
         **{k: metrics[k] for k in shown if k in metrics},
+        **{
+            f"validation_{k}": v
+            for k, v in (metrics.get("validation") or {}).items()
+            if k in ("initial_loss", "best_loss", "improved", "kept") and v is not None
+        },
     }
 
 
