@@ -11,8 +11,25 @@ import pytest
 from llm_twin_assets.artifacts import LocalArtifactStore
 from llm_twin_assets.datasets.building import CORPUS_SCHEMA, row_id
 from llm_twin_assets.datasets.versions import get_version, publish, read_splits
-from llm_twin_assets.training.config import TrainingConfigError, hyper_for
+from llm_twin_assets.training.config import TrainingConfigError, TrainJob, hyper_for
 from llm_twin_assets_tests.training.test_entry_points import jobs, run
+
+
+def pretraining_sft_job(tmp_path: Path, tiny_model_path: Path, sft_learning_rate: float) -> TrainJob:
+    """An SFT job on the tiny model: 3 epochs of continued pre-training on a dataset version with a
+    corpus, a validation split of one document, then 4 SFT steps at ``sft_learning_rate``; not published."""
+    sft, _ = jobs(tmp_path, tiny_model_path)
+    version = with_corpus(tmp_path / "artifacts", sft.dataset_version)
+    hyper = replace(
+        sft.hyper,
+        pretrain_epochs=3.0,
+        pretrain_learning_rate=2e-2,
+        learning_rate=sft_learning_rate,
+        validation_ratio=0.34,
+        max_steps=4,
+        save_steps=2,
+    )
+    return replace(sft, dataset_version=version, hyper=hyper, adapter_version="")
 
 
 def with_corpus(artifacts: Path, version: str) -> str:
@@ -51,19 +68,9 @@ def test_sft_starts_from_the_adapter_pretrained_on_the_corpus_without_the_valida
 ) -> None:
     from safetensors.torch import load_file
 
-    sft, _ = jobs(tmp_path, tiny_model_path)
-    version = with_corpus(tmp_path / "artifacts", sft.dataset_version)
     # SFT's own learning rate is 0: the adapter it publishes is the pre-trained one, bit for bit.
-    hyper = replace(
-        sft.hyper,
-        pretrain_epochs=3.0,
-        pretrain_learning_rate=2e-2,
-        learning_rate=0.0,
-        validation_ratio=0.34,
-        max_steps=4,
-        save_steps=2,
-    )
-    job = replace(sft, dataset_version=version, hyper=hyper, adapter_version="")
+    job = pretraining_sft_job(tmp_path, tiny_model_path, sft_learning_rate=0.0)
+    version = job.dataset_version
     done = run("sft", job, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((tmp_path / "sft" / "metrics.json").read_text())

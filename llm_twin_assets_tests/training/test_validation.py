@@ -11,7 +11,7 @@ import pytest
 from llm_twin_assets.training.config import TrainingConfigError, hyper_for
 from llm_twin_assets.training.validation import ValidationReport, split_by_document
 from llm_twin_assets_tests.training.test_entry_points import jobs, run
-from llm_twin_assets_tests.training.test_pretraining import with_corpus
+from llm_twin_assets_tests.training.test_pretraining import pretraining_sft_job
 
 
 def rows(documents: int, per_document: int = 2) -> list[dict[str, object]]:
@@ -112,18 +112,7 @@ def test_an_sft_that_never_beats_step_0_keeps_the_weights_it_started_from(
     only rises): the adapter kept is the one continued pre-training made, not SFT's best checkpoint."""
     from safetensors.torch import load_file
 
-    sft, _ = jobs(tmp_path, tiny_model_path)
-    version = with_corpus(tmp_path / "artifacts", sft.dataset_version)
-    hyper = replace(
-        sft.hyper,
-        pretrain_epochs=3.0,
-        pretrain_learning_rate=2e-2,
-        learning_rate=50.0,
-        validation_ratio=0.34,
-        max_steps=4,
-        save_steps=2,
-    )
-    done = run("sft", replace(sft, dataset_version=version, hyper=hyper, adapter_version=""), tmp_path)
+    done = run("sft", pretraining_sft_job(tmp_path, tiny_model_path, sft_learning_rate=50.0), tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     validation = json.loads((tmp_path / "sft" / "metrics.json").read_text())["validation"]
     assert validation["improved"] is False and validation["kept"] == "step 0", validation
