@@ -141,9 +141,7 @@ def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> int:
     run_ids = storage.get_concurrency_run_ids()
     if not run_ids:
         return 0
-    ended = instance.get_run_records(
-        filters=dg.RunsFilter(run_ids=list(run_ids), statuses=ENDED)
-    )
+    ended = instance.get_run_records(filters=dg.RunsFilter(run_ids=list(run_ids), statuses=ENDED))
     for record in ended:
         storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
     return len(ended)
