@@ -131,10 +131,9 @@ def refuse_while_running(instance: dg.DagsterInstance, author: str) -> list[dg.D
 
 def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> int:
     """Pool slots (the ``gpu`` pool) still held or awaited by runs that have ended, freed; returns how many
-    runs held some. A run killed
-    mid-step keeps its slot, and every later step of that pool would wait for it forever; the daemon frees
-    such slots (``run_monitoring.free_slots_after_run_end_seconds``), but an in-process run cannot wait for
-    a daemon that may not be running."""
+    runs held some. A run killed mid-step keeps its slot, and every later step of that pool would wait for
+    it forever; the daemon frees such slots (``run_monitoring.free_slots_after_run_end_seconds``), but an
+    in-process run cannot wait for a daemon that may not be running."""
     storage = instance.event_log_storage
     if not storage.supports_global_concurrency_limits:
         return 0
