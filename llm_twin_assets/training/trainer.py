@@ -138,7 +138,6 @@ def _inputs(job: TrainJob, reporter: Reporter) -> _Inputs:
 def _train(job: TrainJob, out: Path, reporter: Reporter) -> dict[str, Any]:
     """Prepare (device, base model, rows, memory plan), build the TRL trainer, resume, train, save the
     adapter and its metrics, publish it when the job names a version."""
-
     i = _inputs(job, reporter)
     start_from, pretraining = i.sft_dir, None
     if job.stage == "sft" and job.hyper.pretrain_epochs > 0:
